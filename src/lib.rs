@@ -1,0 +1,10 @@
+//! slawatch: watches Vietnamese administrative-procedure dossiers, tasks and
+//! petitions against their legal deadlines in working time.
+//!
+//! The pure core is [`calendar`] (working days and hours) and [`sla`] (deadlines,
+//! states, outcomes, flags, the Decision 766 ratio, traces); it does no I/O and never
+//! reads the clock. [`config`] and [`cli`] are the edges.
+
+pub mod calendar;
+pub mod sla;
+pub mod timefmt;

@@ -1,0 +1,5 @@
+//! Deadlines and the SLA engine (SPEC §4): durations, the case model, evaluation,
+//! the Decision 766 ratio and explain traces. Pure: no I/O, no clock; `now` is an
+//! argument.
+
+pub mod duration;
