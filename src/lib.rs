@@ -6,5 +6,6 @@
 //! reads the clock. [`config`] and [`cli`] are the edges.
 
 pub mod calendar;
+pub mod catalogue;
 pub mod sla;
 pub mod timefmt;

@@ -28,6 +28,7 @@ use hours::{OfficeHours, Session};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 /// First year the tables cover.
 pub const FIRST_YEAR: i32 = 1901;
@@ -235,7 +236,7 @@ impl Offsets {
 #[derive(Clone, Debug)]
 pub struct Calendar {
     zone: Tz,
-    version: CalendarVersion,
+    version: Arc<CalendarVersion>,
     /// Days since 1970-01-01 of the first covered day.
     first_day: i64,
     kinds: Vec<DayKind>,
@@ -448,10 +449,10 @@ impl Calendar {
 
         Calendar {
             zone: spec.zone,
-            version: CalendarVersion {
+            version: Arc::new(CalendarVersion {
                 name: spec.name.clone(),
                 hash,
-            },
+            }),
             first_day,
             kinds,
             profile_of,
@@ -473,7 +474,7 @@ impl Calendar {
         Calendar::build(&CalendarSpec::builtin())
     }
 
-    pub fn version(&self) -> &CalendarVersion {
+    pub fn version(&self) -> &Arc<CalendarVersion> {
         &self.version
     }
 

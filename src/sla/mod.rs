@@ -3,3 +3,8 @@
 //! argument.
 
 pub mod duration;
+pub mod engine;
+pub mod model;
+pub mod policy;
+
+pub use engine::{evaluate, DueBasis, Evaluation, Flags, Lifecycle, Outcome, State};

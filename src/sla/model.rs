@@ -1,0 +1,284 @@
+//! The canonical case model (SPEC §2): what every source is normalised into, as plain
+//! data. Storage, ingest and identity resolution live elsewhere; here a case is just
+//! what the engine needs to judge it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What kind of work a case is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Hồ sơ thủ tục hành chính.
+    #[default]
+    Dossier,
+    /// Nhiệm vụ được giao.
+    Task,
+    /// Phản ánh, kiến nghị.
+    Feedback,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Dossier, Kind::Task, Kind::Feedback];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Dossier => "dossier",
+            Kind::Task => "task",
+            Kind::Feedback => "feedback",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// KenhThucHien 1/2/3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    InPerson,
+    Online,
+    Postal,
+}
+
+impl Channel {
+    pub fn from_code(code: &str) -> Option<Channel> {
+        match code.trim() {
+            "1" => Some(Channel::InPerson),
+            "2" => Some(Channel::Online),
+            "3" => Some(Channel::Postal),
+            _ => None,
+        }
+    }
+}
+
+/// DVCQG status codes (TrangThaiHoSo), 1–10.
+pub mod status {
+    pub const SUBMITTED: u8 = 1;
+    pub const ACCEPTED: u8 = 2;
+    pub const REFUSED: u8 = 3;
+    pub const PROCESSING: u8 = 4;
+    pub const SUPPLEMENT: u8 = 5;
+    pub const FINANCIAL: u8 = 6;
+    pub const WITHDRAWN: u8 = 7;
+    pub const STOPPED: u8 = 8;
+    pub const FINISHED: u8 = 9;
+    pub const RETURNED: u8 = 10;
+
+    /// Maps a source status: a code `1`–`10`, or DVCQG's English state names.
+    pub fn parse(raw: &str) -> Option<u8> {
+        let s = raw.trim();
+        if let Ok(n) = s.parse::<u8>() {
+            return (1..=10).contains(&n).then_some(n);
+        }
+        Some(match s.to_ascii_lowercase().as_str() {
+            "receiving" => SUBMITTED,
+            "new" => ACCEPTED,
+            "processing" | "interoperating" | "posting" => PROCESSING,
+            "waiting" => SUPPLEMENT,
+            "paying" => FINANCIAL,
+            "cancelled" => WITHDRAWN,
+            "unresolved" => STOPPED,
+            "releasing" => FINISHED,
+            "done" => RETURNED,
+            "denied" => REFUSED,
+            _ => return None,
+        })
+    }
+
+    /// Vietnamese name, for traces.
+    pub fn name_vi(code: u8) -> &'static str {
+        match code {
+            1 => "mới đăng ký",
+            2 => "được tiếp nhận",
+            3 => "không được tiếp nhận",
+            4 => "đang xử lý",
+            5 => "yêu cầu bổ sung",
+            6 => "nghĩa vụ tài chính",
+            7 => "rút hồ sơ",
+            8 => "dừng xử lý",
+            9 => "đã xử lý xong",
+            10 => "đã trả kết quả",
+            _ => "không rõ",
+        }
+    }
+
+    /// English name, for traces.
+    pub fn name_en(code: u8) -> &'static str {
+        match code {
+            1 => "submitted",
+            2 => "accepted",
+            3 => "refused",
+            4 => "processing",
+            5 => "supplement requested",
+            6 => "financial obligation",
+            7 => "withdrawn",
+            8 => "stopped",
+            9 => "finished",
+            10 => "result returned",
+            _ => "unknown",
+        }
+    }
+}
+
+/// One supplement request (yêu cầu bổ sung).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Supplement {
+    pub requested_at: DateTime<Utc>,
+    /// When the completed dossier was received back; `None` while waiting.
+    pub resumed_at: Option<DateTime<Utc>>,
+    /// NgayHenTraTruoc: the due before this supplement.
+    pub due_before: Option<DateTime<Utc>>,
+    /// NgayHenTraMoi: the due after it.
+    pub due_after: Option<DateTime<Utc>>,
+}
+
+/// One processing step (quá trình xử lý).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// PhongBanXuLy as the source wrote it.
+    pub department: Option<String>,
+    /// The department's directory unit, when the directory knows it.
+    pub unit_code: Option<String>,
+    pub officer: Option<String>,
+    pub title: Option<String>,
+    pub status: Option<u8>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub acted_at: Option<DateTime<Utc>>,
+    pub step_due_at: Option<DateTime<Utc>>,
+}
+
+impl Step {
+    /// The step's place in time: its start, else when it was acted on.
+    pub fn order_key(&self) -> Option<DateTime<Utc>> {
+        self.started_at.or(self.acted_at)
+    }
+}
+
+/// A status change, from the source's own history or as slawatch observed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub at: DateTime<Utc>,
+    pub status: u8,
+    /// Observed by polling rather than reported by the source: the real change
+    /// happened at or before `at`.
+    pub approximate: bool,
+}
+
+/// Why a due moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DueChangeCause {
+    /// Moved when a supplement ended (legal restart).
+    Supplement,
+    /// Moved for another reason: a re-appointment (phiếu xin lỗi và hẹn lại).
+    Reappointment,
+}
+
+/// A move of the source's due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueChange {
+    pub at: DateTime<Utc>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub cause: DueChangeCause,
+}
+
+/// A case: a dossier, a task or a petition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Case {
+    pub source: String,
+    pub case_id: String,
+    pub kind: Kind,
+    pub procedure_code: Option<String>,
+    pub procedure_name: Option<String>,
+    pub field_code: Option<String>,
+    /// Directory unit code; `None` when the unit is unknown to the directory.
+    pub unit_code: Option<String>,
+    /// The unit as the source named it.
+    pub unit_name: Option<String>,
+    pub channel: Option<Channel>,
+    /// DVCQG status 1–10.
+    pub status: u8,
+    pub received_at: Option<DateTime<Utc>>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub due_at_original: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub returned_at: Option<DateTime<Utc>>,
+    pub refused_at: Option<DateTime<Utc>>,
+    pub supplements: Vec<Supplement>,
+    pub steps: Vec<Step>,
+    /// Status changes in time order.
+    pub status_history: Vec<StatusChange>,
+    /// Moves of the source's due in time order.
+    pub due_history: Vec<DueChange>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl Case {
+    /// When the case entered its current run of statuses in `set`, from its history:
+    /// `None` when the history does not end in one of them.
+    pub fn since(&self, set: &[u8]) -> Option<DateTime<Utc>> {
+        let mut at = None;
+        for c in &self.status_history {
+            if set.contains(&c.status) {
+                at = at.or(Some(c.at));
+            } else {
+                at = None;
+            }
+        }
+        at
+    }
+
+    /// The due before any supplement or re-appointment: `due_at_original` when set,
+    /// else the first supplement's "due before", else the first due the history saw,
+    /// else the current due.
+    pub fn original_due(&self) -> Option<DateTime<Utc>> {
+        self.due_at_original
+            .or_else(|| self.supplements.first().and_then(|s| s.due_before))
+            .or_else(|| self.due_history.first().and_then(|c| c.from))
+            .or(self.due_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn english_states_map_to_codes() {
+        let pairs = [
+            ("receiving", 1),
+            ("new", 2),
+            ("processing", 4),
+            ("waiting", 5),
+            ("paying", 6),
+            ("cancelled", 7),
+            ("unresolved", 8),
+            ("releasing", 9),
+            ("done", 10),
+            ("denied", 3),
+            ("interoperating", 4),
+            ("posting", 4),
+            ("4", 4),
+            (" 10 ", 10),
+        ];
+        for (raw, code) in pairs {
+            assert_eq!(status::parse(raw), Some(code), "{raw}");
+        }
+        assert_eq!(status::parse("0"), None);
+        assert_eq!(status::parse("11"), None);
+        assert_eq!(status::parse("archived"), None);
+    }
+
+    #[test]
+    fn channel_codes() {
+        assert_eq!(Channel::from_code("2"), Some(Channel::Online));
+        assert_eq!(Channel::from_code("9"), None);
+    }
+}
