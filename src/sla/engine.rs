@@ -259,7 +259,10 @@ pub(crate) fn supplement_intervals(case: &Case) -> Vec<(DateTime<Utc>, Option<Da
 
 /// Pauses other than supplements (statuses 6 and 8 when the rules pause them), from
 /// the status history: `(from, to)`, `to` open while the case is still in it.
-fn other_pauses(case: &Case, rules: &Rules) -> Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+pub(crate) fn other_pauses(
+    case: &Case,
+    rules: &Rules,
+) -> Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> {
     let paused = |s: u8| s != status::SUPPLEMENT && rules.pauses(s);
     let mut v = Vec::new();
     let mut open: Option<DateTime<Utc>> = None;

@@ -4,7 +4,9 @@
 
 pub mod duration;
 pub mod engine;
+pub mod explain;
 pub mod model;
 pub mod policy;
+pub mod ratio;
 
 pub use engine::{evaluate, DueBasis, Evaluation, Flags, Lifecycle, Outcome, State};
