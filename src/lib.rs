@@ -7,5 +7,7 @@
 
 pub mod calendar;
 pub mod catalogue;
+pub mod cli;
+pub mod config;
 pub mod sla;
 pub mod timefmt;

@@ -506,6 +506,18 @@ impl Calendar {
         DateTime::from_timestamp(self.offsets.to_utc(l), 0).expect("in range")
     }
 
+    /// Local civil seconds since 1970-01-01 00:00 (local) of an instant.
+    #[inline]
+    pub fn local_seconds(&self, t: DateTime<Utc>) -> i64 {
+        self.offsets.to_local(t.timestamp())
+    }
+
+    /// The instant of local civil seconds since 1970-01-01 00:00 (local).
+    #[inline]
+    pub fn instant_of_local_seconds(&self, local: i64) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp(self.offsets.to_utc(local), 0)
+    }
+
     /// The zone's offset at an instant, for RFC 3339 output.
     pub fn with_zone(&self, t: DateTime<Utc>) -> DateTime<chrono::FixedOffset> {
         let off = self.offsets.to_local(t.timestamp()) - t.timestamp();

@@ -1,0 +1,477 @@
+//! The command line (SPEC §9, contract verbs): `deadline`, `calendar show`,
+//! `check-config`. Errors are one line naming the file, line and key at fault; exit
+//! codes: 0 success, 1 some batch rows failed, 2 bad usage or configuration.
+
+use crate::calendar::data::{self, RowKind};
+use crate::calendar::{Calendar, FIRST_YEAR, LAST_YEAR};
+use crate::config::{Loaded, DEFAULT_PATH};
+use crate::sla::duration::Duration;
+use crate::sla::explain::{explain_deadline, Lang};
+use crate::timefmt::{parse_instant, push_rfc3339, rfc3339};
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::{Datelike, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "slawatch",
+    version,
+    about = "Watches administrative-procedure deadlines in working time"
+)]
+pub struct Cli {
+    /// Configuration file [default: config/slawatch.toml when present, else built-in defaults]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Compute a due date with its trace: one from flags, or a batch from CSV.
+    Deadline(DeadlineArgs),
+    /// Show the working calendar.
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
+    /// Load and validate the configuration, calendar and catalogue.
+    CheckConfig,
+}
+
+/// Calendar adjustments for one command.
+#[derive(Args, Debug, Default)]
+pub struct CalendarOverrides {
+    /// An operator calendar file (date,kind,name[,status]) laid on top; repeatable.
+    #[arg(long = "calendar", value_name = "FILE")]
+    pub calendar_files: Vec<PathBuf>,
+    /// Office hours: `07:30-11:30,13:30-17:00` for the whole year, or a season on top
+    /// with `04-16..10-15=07:00-11:30,14:00-17:30`; repeatable, in order.
+    #[arg(long = "hours", value_name = "SPEC")]
+    pub hours: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DeadlineArgs {
+    /// Receipt time (yyyyMMddHHmmss, RFC 3339, `YYYY-MM-DD HH:MM`, `dd/MM/yyyy HH:mm`).
+    #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+    pub received: Option<String>,
+    /// Duration: `15 workdays`, `2.5 workdays`, `4 workhours`, `30 days`, `3 months`, `none`.
+    #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+    pub duration: Option<String>,
+    /// Batch input: CSV `id,received_at,duration` (header optional); `-` for stdin.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Batch output: CSV `id,start,due` [default: stdout].
+    #[arg(long, value_name = "FILE", requires = "input")]
+    pub output: Option<PathBuf>,
+    /// Output format of a single deadline.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Language of the trace.
+    #[arg(long, value_enum, default_value_t = Lang::Vi)]
+    pub lang: Lang,
+    /// Receipt cut-off `HH:MM` (`none` disables a configured one).
+    #[arg(long, value_name = "HH:MM|none")]
+    pub cutoff: Option<String>,
+    #[command(flatten)]
+    pub overrides: CalendarOverrides,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CalendarCommand {
+    /// Every holiday and make-up workday of a year, then its number of workdays.
+    Show {
+        year: i32,
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+        #[command(flatten)]
+        overrides: CalendarOverrides,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    Table,
+    Csv,
+}
+
+/// Loads the configuration: `--config`, else `config/slawatch.toml` when present, else
+/// the built-in defaults.
+fn load(config: &Option<PathBuf>) -> Result<Loaded> {
+    let path = match config {
+        Some(p) => Some(p.clone()),
+        None if Path::new(DEFAULT_PATH).exists() => Some(PathBuf::from(DEFAULT_PATH)),
+        None => None,
+    };
+    Ok(Loaded::load(path.as_deref())?)
+}
+
+fn build_calendar(loaded: &mut Loaded, o: &CalendarOverrides) -> Result<Calendar> {
+    for f in &o.calendar_files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("{}: cannot read", f.display()))?;
+        loaded
+            .calendar_spec
+            .operator
+            .extend(data::parse_rows(&text, &f.display().to_string())?);
+    }
+    for h in &o.hours {
+        loaded
+            .calendar_spec
+            .hours
+            .apply_override(h)
+            .map_err(|e| anyhow!("--hours `{h}`: {e}"))?;
+    }
+    Ok(loaded.calendar())
+}
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Deadline(args) => deadline(&cli.config, args),
+        Command::Calendar(CalendarCommand::Show {
+            year,
+            format,
+            overrides,
+        }) => calendar_show(&cli.config, year, format, &overrides).map(|_| ExitCode::SUCCESS),
+        Command::CheckConfig => check_config(&cli.config).map(|_| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                msg = format!("{msg}: {cause}");
+            }
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn warn_all(loaded: &Loaded) {
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+}
+
+fn cutoff_of(arg: &Option<String>, configured: Option<u32>) -> Result<Option<u32>> {
+    match arg.as_deref().map(str::trim) {
+        None => Ok(configured),
+        Some("none") => Ok(None),
+        Some(t) => crate::calendar::hours::parse_time_of_day(t)
+            .map(Some)
+            .map_err(|e| anyhow!("--cutoff: {e}")),
+    }
+}
+
+fn deadline(config: &Option<PathBuf>, args: DeadlineArgs) -> Result<ExitCode> {
+    let mut loaded = load(config)?;
+    let cal = build_calendar(&mut loaded, &args.overrides)?;
+    let configured = loaded.policy.rules_for(None).receipt_cutoff;
+    let cutoff = cutoff_of(&args.cutoff, configured)?;
+    if let Some(input) = &args.input {
+        return batch(&cal, cutoff, input, args.output.as_deref());
+    }
+    let received_text = args.received.as_deref().unwrap_or_default();
+    let received = parse_instant(received_text, &cal)
+        .map_err(|e| anyhow!("--received: {e}"))?
+        .ok_or_else(|| anyhow!("--received: empty"))?;
+    let duration: Duration = args
+        .duration
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| anyhow!("--duration: {e}"))?;
+    let t = explain_deadline(&cal, received, &duration, cutoff, args.lang)?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        OutputFormat::Json => {
+            let v = serde_json::json!({
+                "received": rfc3339(received, &cal),
+                "duration": duration.to_string(),
+                "start": rfc3339(t.start, &cal),
+                "due": t.due.map(|d| rfc3339(d, &cal)),
+                "calendar_version": cal.version().to_string(),
+                "lang": args.lang,
+                "trace": t.trace,
+            });
+            writeln!(out, "{v}")?;
+        }
+        OutputFormat::Text => {
+            writeln!(out, "start:    {}", rfc3339(t.start, &cal))?;
+            match t.due {
+                Some(d) => writeln!(out, "due:      {}", rfc3339(d, &cal))?,
+                None => writeln!(out, "due:      none")?,
+            }
+            writeln!(out, "calendar: {}", cal.version())?;
+            for line in &t.trace {
+                writeln!(out, "  - {line}")?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Splits one CSV line into three fields; quoted fields go through the csv reader.
+fn split3(line: &str) -> Option<(String, String, String)> {
+    if !line.contains('"') {
+        let mut it = line.split(',');
+        let (a, b, c) = (it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() {
+            return None;
+        }
+        return Some((a.trim().into(), b.trim().into(), c.trim().into()));
+    }
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .from_reader(line.as_bytes());
+    let rec = r.records().next()?.ok()?;
+    if rec.len() != 3 {
+        return None;
+    }
+    Some((rec[0].into(), rec[1].into(), rec[2].into()))
+}
+
+fn csv_field(out: &mut String, s: &str) {
+    if s.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&s.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(s);
+    }
+}
+
+/// Batch mode: every row is computed; bad rows are reported on stderr with their line
+/// number and do not stop the batch.
+fn batch(
+    cal: &Calendar,
+    cutoff: Option<u32>,
+    input: &Path,
+    output: Option<&Path>,
+) -> Result<ExitCode> {
+    let name = input.display().to_string();
+    let text = if input == Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("stdin")?;
+        s
+    } else {
+        std::fs::read_to_string(input).with_context(|| format!("{name}: cannot read"))?
+    };
+    let mut durations: HashMap<&str, Result<Duration, String>> = HashMap::new();
+    let mut out = String::with_capacity(text.len() + text.len() / 2);
+    out.push_str("id,start,due\n");
+    let mut errors = std::io::stderr().lock();
+    let mut failed = 0usize;
+    let mut done = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        let lineno = i + 1;
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((id, received, duration)) = split3(line) else {
+            writeln!(
+                errors,
+                "{name}:{lineno}: expected 3 fields `id,received_at,duration`"
+            )?;
+            failed += 1;
+            continue;
+        };
+        if lineno == 1 && received.eq_ignore_ascii_case("received_at") {
+            continue;
+        }
+        let received = match parse_instant(&received, cal) {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                writeln!(errors, "{name}:{lineno}: received_at: empty")?;
+                failed += 1;
+                continue;
+            }
+            Err(e) => {
+                writeln!(errors, "{name}:{lineno}: received_at: {e}")?;
+                failed += 1;
+                continue;
+            }
+        };
+        let dkey = line.rsplit(',').next().unwrap_or("");
+        let d = durations
+            .entry(dkey)
+            .or_insert_with(|| duration.parse::<Duration>().map_err(|e| e.to_string()));
+        let d = match d {
+            Ok(d) => *d,
+            Err(e) => {
+                writeln!(errors, "{name}:{lineno}: duration: {e}")?;
+                failed += 1;
+                continue;
+            }
+        };
+        let computed = cal
+            .snap(received, cutoff)
+            .and_then(|s| cal.add(s, &d).map(|due| (s, due)));
+        match computed {
+            Ok((start, due)) => {
+                csv_field(&mut out, &id);
+                out.push(',');
+                push_rfc3339(&mut out, start, cal);
+                out.push(',');
+                if let Some(due) = due {
+                    push_rfc3339(&mut out, due, cal);
+                }
+                out.push('\n');
+                done += 1;
+            }
+            Err(e) => {
+                writeln!(errors, "{name}:{lineno}: {e}")?;
+                failed += 1;
+            }
+        }
+    }
+    match output {
+        Some(p) => std::fs::write(p, out.as_bytes())
+            .with_context(|| format!("{}: cannot write", p.display()))?,
+        None => std::io::stdout().lock().write_all(out.as_bytes())?,
+    }
+    if failed > 0 {
+        writeln!(errors, "{name}: {done} row(s) computed, {failed} failed")?;
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn calendar_show(
+    config: &Option<PathBuf>,
+    year: i32,
+    format: TableFormat,
+    o: &CalendarOverrides,
+) -> Result<()> {
+    if !(FIRST_YEAR..=LAST_YEAR).contains(&year) {
+        bail!("year {year} is outside the calendar's range ({FIRST_YEAR}–{LAST_YEAR})");
+    }
+    let mut loaded = load(config)?;
+    let cal = build_calendar(&mut loaded, o)?;
+    warn_all(&loaded);
+    let status = if cal.year_is_official(year) {
+        "official"
+    } else {
+        "estimated"
+    };
+    let workdays = cal.workdays_in_year(year).unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    let kind = |k: RowKind| match k {
+        RowKind::Holiday => "holiday",
+        RowKind::Workday => "workday",
+    };
+    match format {
+        TableFormat::Csv => {
+            writeln!(out, "date,kind,name,origin")?;
+            for e in cal.entries_in_year(year) {
+                let mut line = format!("{},{},", e.date, kind(e.kind));
+                csv_field(&mut line, &e.name);
+                writeln!(out, "{line},{}", e.origin.as_str())?;
+            }
+            writeln!(out, "# {workdays} workdays in {year} ({status})")?;
+        }
+        TableFormat::Table => {
+            writeln!(
+                out,
+                "Calendar {} — {year} ({status}), {}",
+                cal.version(),
+                cal.zone().name()
+            )?;
+            writeln!(
+                out,
+                "{:<10}  {:<3}  {:<7}  {:<9}  name",
+                "date", "day", "kind", "origin"
+            )?;
+            for e in cal.entries_in_year(year) {
+                let mut name = e.name.clone();
+                if e.unconfirmed {
+                    name += " [unconfirmed]";
+                }
+                if e.operator {
+                    name += " [operator]";
+                }
+                writeln!(
+                    out,
+                    "{:<10}  {:<3}  {:<7}  {:<9}  {name}",
+                    e.date.to_string(),
+                    e.date.format("%a").to_string(),
+                    kind(e.kind),
+                    e.origin.as_str(),
+                )?;
+            }
+            writeln!(out, "{workdays} workdays in {year}")?;
+        }
+    }
+    Ok(())
+}
+
+fn check_config(config: &Option<PathBuf>) -> Result<()> {
+    let loaded = load(config)?;
+    let cal = loaded.calendar();
+    warn_all(&loaded);
+    let source = loaded
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "built-in defaults".into());
+    let today = cal.local(Utc::now()).date();
+    let until = cal.official_until();
+    match until {
+        Some(u) if (u - today).num_days() < 60 => tracing::warn!(
+            official_until = %u,
+            "the official calendar ends within 60 days: add next year's days off (README, \"Holidays each year\")"
+        ),
+        None => tracing::warn!("no official calendar year: every year is estimated"),
+        _ => {}
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ok: {source}")?;
+    writeln!(
+        out,
+        "calendar {} ({}), official until {}, {} workdays in {}",
+        cal.version(),
+        cal.zone().name(),
+        until.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+        cal.workdays_in_year(today.year()).unwrap_or(0),
+        today.year(),
+    )?;
+    writeln!(out, "office hours: {}", describe_hours(&cal))?;
+    writeln!(out, "procedures: {}", loaded.catalogue.len())?;
+    writeln!(
+        out,
+        "sla rule versions: {}",
+        1 + loaded.policy.versions.len()
+    )?;
+    Ok(())
+}
+
+fn describe_hours(cal: &Calendar) -> String {
+    let h = cal.hours();
+    let mut s = h.default.to_string();
+    for season in &h.seasons {
+        s += &format!("; {} {}={}", season.name, season.range, season.sessions);
+    }
+    s
+}

@@ -1,0 +1,681 @@
+//! Configuration: one typed tree read from `config/slawatch.toml`, with defaults in
+//! code, validated on load; errors name the file, the line and the key.
+//!
+//! Paths inside the file are relative to the file's folder. Any value can be
+//! overridden from the environment as `SLAWATCH__SECTION__KEY` (e.g.
+//! `SLAWATCH__CALENDAR__TIMEZONE=Asia/Bangkok`), and `${NAME}` in the file is replaced
+//! by the environment variable `NAME`. Secrets never live in this file.
+//!
+//! ```toml
+//! [calendar]
+//! name = "vn-official"            # shown in calendar versions
+//! timezone = "Asia/Ho_Chi_Minh"
+//! rest_days = ["sat", "sun"]
+//! official_days = "calendar/vn-official-days.csv"   # default: the shipped data
+//! operator_days = ["calendar/operator.csv"]         # your own additions/overrides
+//! complete_years = [2027]         # years your rows cover completely
+//! culture_day = true              # generate 24/11 for estimated years from 2026
+//!
+//! [calendar.office_hours]
+//! default = "07:30-11:30,13:30-17:30"
+//! weekdays = { fri = "07:30-11:30,13:30-16:30" }     # optional
+//! [[calendar.office_hours.season]]
+//! name = "summer"
+//! dates = "04-16..10-15"
+//! sessions = "07:00-11:30,14:00-17:30"
+//!
+//! [sla]                           # SPEC §4; every key optional
+//! due_policy = "source_else_computed"                # or "source", "computed"
+//! receipt_cutoff = "none"                            # e.g. "15:00"
+//! due_soon_within = "2 workdays"
+//! [[sla.version]]                 # rules for receipts from a date on
+//! from = "2025-07-01"
+//! receipt_cutoff = "15:00"
+//!
+//! [catalogue]
+//! file = "procedures.toml"
+//! ```
+
+use crate::calendar::data::{self, DayRow};
+use crate::calendar::hours::{DaySessions, OfficeHours, Season, SeasonRange};
+use crate::calendar::{Calendar, CalendarSpec, SHIPPED_OFFICIAL_DAYS};
+use crate::catalogue::{line_of, Catalogue};
+use crate::sla::duration::Duration;
+use crate::sla::policy::{DuePolicy, Policy, Rules, SupplementView};
+use chrono::{NaiveDate, Weekday};
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The default config path, relative to the working directory.
+pub const DEFAULT_PATH: &str = "config/slawatch.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}:{line}: {key}: {message}")]
+    At {
+        file: String,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+    #[error(transparent)]
+    Rows(#[from] data::RowError),
+    #[error(transparent)]
+    Catalogue(#[from] crate::catalogue::CatalogueError),
+}
+
+/// A time zone name, validated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Zone(pub chrono_tz::Tz);
+
+impl<'de> Deserialize<'de> for Zone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<chrono_tz::Tz>()
+            .map(Zone)
+            .map_err(|_| serde::de::Error::custom(format!("unknown time zone `{s}`")))
+    }
+}
+
+/// A weekday written `mon` … `sun` (or in full).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Day(pub u8);
+
+impl<'de> Deserialize<'de> for Day {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<Weekday>()
+            .map(|w| Day(w.num_days_from_monday() as u8))
+            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a weekday (mon … sun)")))
+    }
+}
+
+impl Day {
+    fn weekday(self) -> Weekday {
+        Weekday::try_from(self.0).expect("0..7")
+    }
+}
+
+impl<'de> Deserialize<'de> for DaySessions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        DaySessions::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for SeasonRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        SeasonRange::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[calendar]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CalendarConfig {
+    /// Name shown in calendar versions.
+    pub name: String,
+    /// IANA zone of local time.
+    pub timezone: Zone,
+    /// Weekly rest days.
+    pub rest_days: Vec<Day>,
+    /// The official days-off file; `None` uses the data compiled into the binary (the
+    /// same as `config/calendar/vn-official-days.csv`).
+    pub official_days: Option<PathBuf>,
+    /// Operator files, applied on top in order.
+    pub operator_days: Vec<PathBuf>,
+    /// Years the operator's rows cover completely (official years).
+    pub complete_years: Vec<i32>,
+    /// Generate 24/11 for estimated years from 2026.
+    pub culture_day: bool,
+    pub office_hours: OfficeHoursConfig,
+}
+
+impl Default for CalendarConfig {
+    fn default() -> Self {
+        CalendarConfig {
+            name: "vn-official".into(),
+            timezone: Zone(chrono_tz::Asia::Ho_Chi_Minh),
+            rest_days: vec![Day(5), Day(6)],
+            official_days: None,
+            operator_days: Vec::new(),
+            complete_years: Vec::new(),
+            culture_day: true,
+            office_hours: OfficeHoursConfig::default(),
+        }
+    }
+}
+
+/// `[calendar.office_hours]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OfficeHoursConfig {
+    /// Sessions of an ordinary workday.
+    pub default: DaySessions,
+    /// Sessions of particular weekdays.
+    pub weekdays: BTreeMap<String, DaySessions>,
+    /// Seasons laid on top, the last declared winning.
+    pub season: Vec<SeasonConfig>,
+}
+
+impl Default for OfficeHoursConfig {
+    fn default() -> Self {
+        OfficeHoursConfig {
+            default: OfficeHours::default().default,
+            weekdays: BTreeMap::new(),
+            season: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeasonConfig {
+    #[serde(default)]
+    pub name: String,
+    pub dates: SeasonRange,
+    pub sessions: DaySessions,
+    #[serde(default)]
+    pub weekdays: BTreeMap<String, DaySessions>,
+}
+
+/// A cut-off that may be `"none"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cutoff(pub Option<u32>);
+
+impl<'de> Deserialize<'de> for Cutoff {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.trim() {
+            "" | "none" => Ok(Cutoff(None)),
+            t => crate::calendar::hours::parse_time_of_day(t)
+                .map(|c| Cutoff(Some(c)))
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Date(toml::value::Datetime),
+        Text(String),
+    }
+    let text = match Either::deserialize(d)? {
+        Either::Date(dt) => dt.to_string(),
+        Either::Text(s) => s,
+    };
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a date (YYYY-MM-DD)")))
+}
+
+/// `[sla]` and each `[[sla.version]]`: every key optional, laid over the defaults (and
+/// a version over `[sla]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesPatch {
+    /// Effective date (versions only), `2025-07-01` or `"2025-07-01"`.
+    #[serde(deserialize_with = "de_date")]
+    pub from: Option<NaiveDate>,
+    pub due_policy: Option<DuePolicy>,
+    pub pause_financial: Option<bool>,
+    pub stop_is_terminal: Option<bool>,
+    pub supplement_view: Option<SupplementView>,
+    pub receipt_cutoff: Option<Cutoff>,
+    pub due_soon_within: Option<Duration>,
+    pub apology_within: Option<Duration>,
+    pub stuck_after: Option<Duration>,
+    pub supplement_request_within: Option<Duration>,
+    pub due_beyond_legal_tolerance_seconds: Option<i64>,
+    /// Dated versions (in `[sla]` only).
+    pub version: Vec<RulesPatch>,
+}
+
+impl RulesPatch {
+    fn apply(&self, base: &Rules) -> Rules {
+        let mut r = base.clone();
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { r.$f = v; } )* };
+        }
+        set!(
+            due_policy,
+            pause_financial,
+            stop_is_terminal,
+            supplement_view,
+            due_soon_within,
+            apology_within,
+            stuck_after,
+            supplement_request_within,
+            due_beyond_legal_tolerance_seconds
+        );
+        if let Some(c) = self.receipt_cutoff {
+            r.receipt_cutoff = c.0;
+        }
+        r
+    }
+}
+
+/// `[catalogue]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogueConfig {
+    /// The procedures file; none means an empty catalogue (source dues only).
+    pub file: Option<PathBuf>,
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub calendar: CalendarConfig,
+    pub sla: RulesPatch,
+    pub catalogue: CatalogueConfig,
+}
+
+/// A loaded configuration: the file and what it points to, built.
+pub struct Loaded {
+    pub config: Config,
+    /// The file it came from (`None` for the built-in defaults).
+    pub path: Option<PathBuf>,
+    pub calendar_spec: CalendarSpec,
+    pub policy: Policy,
+    pub catalogue: Catalogue,
+    /// Things an operator should know (unconfirmed calendar rows, …).
+    pub warnings: Vec<String>,
+}
+
+/// Describes the key at a line: `section.key`.
+fn key_at(text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(this) = lines.get(line.saturating_sub(1)) else {
+        return String::new();
+    };
+    let key = this.split('=').next().unwrap_or("").trim().to_string();
+    let section = lines[..line.saturating_sub(1)]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').to_string());
+    match section {
+        Some(s) if !key.starts_with('[') && !key.is_empty() => format!("{s}.{key}"),
+        Some(s) => s,
+        None => key,
+    }
+}
+
+/// Replaces `${NAME}` by the environment variable `NAME`.
+fn expand_env(text: &str, file: &str) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(j) = after.find('}') else {
+            out.push_str(&rest[i..]);
+            rest = "";
+            break;
+        };
+        let name = &after[..j];
+        let value = std::env::var(name).map_err(|_| ConfigError::At {
+            file: file.into(),
+            line: line_of(text, text.len() - rest.len() + i),
+            key: format!("${{{name}}}"),
+            message: "the environment variable is not set".into(),
+        })?;
+        out.push_str(&value);
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn set_path(t: &mut toml::Table, keys: &[String], value: toml::Value) {
+    if keys.len() == 1 {
+        t.insert(keys[0].clone(), value);
+        return;
+    }
+    let entry = t
+        .entry(keys[0].clone())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if !entry.is_table() {
+        *entry = toml::Value::Table(toml::Table::new());
+    }
+    if let toml::Value::Table(inner) = entry {
+        set_path(inner, &keys[1..], value);
+    }
+}
+
+/// Applies `SLAWATCH__SECTION__KEY=value` overrides to a parsed table.
+fn apply_env_overrides(table: &mut toml::Table, vars: &[(String, String)]) -> bool {
+    let mut changed = false;
+    for (name, value) in vars {
+        let Some(path) = name.strip_prefix("SLAWATCH__") else {
+            continue;
+        };
+        let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        set_path(table, &keys, parsed);
+        changed = true;
+    }
+    changed
+}
+
+impl Config {
+    /// Parses a config text; `file` names it in messages.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("SLAWATCH__"))
+            .collect();
+        Self::parse_with_env(text, file, &vars)
+    }
+
+    fn parse_with_env(
+        text: &str,
+        file: &str,
+        vars: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let text = expand_env(text, file)?;
+        let at = |e: toml::de::Error, text: &str, file: &str| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            ConfigError::At {
+                file: file.into(),
+                line,
+                key: key_at(text, line),
+                message: e.message().trim().to_string(),
+            }
+        };
+        if vars.is_empty() {
+            return toml::from_str(&text).map_err(|e| at(e, &text, file));
+        }
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| at(e, &text, file))?;
+        apply_env_overrides(&mut table, vars);
+        let merged = toml::to_string(&table).map_err(|e| ConfigError::File {
+            file: file.into(),
+            message: e.to_string(),
+        })?;
+        let name = format!("{file} (with SLAWATCH__ overrides)");
+        toml::from_str(&merged).map_err(|e| at(e, &merged, &name))
+    }
+
+    fn office_hours(&self) -> Result<OfficeHours, String> {
+        let by_day =
+            |m: &BTreeMap<String, DaySessions>| -> Result<Vec<(Weekday, DaySessions)>, String> {
+                m.iter()
+                    .map(|(k, v)| {
+                        k.parse::<Weekday>()
+                            .map(|w| (w, v.clone()))
+                            .map_err(|_| format!("`{k}` is not a weekday (mon … sun)"))
+                    })
+                    .collect()
+            };
+        let oh = &self.calendar.office_hours;
+        Ok(OfficeHours {
+            default: oh.default.clone(),
+            weekdays: by_day(&oh.weekdays)?,
+            seasons: oh
+                .season
+                .iter()
+                .map(|s| {
+                    Ok(Season {
+                        name: s.name.clone(),
+                        range: s.dates,
+                        sessions: s.sessions.clone(),
+                        weekdays: by_day(&s.weekdays)?,
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+        })
+    }
+
+    /// The SLA policy: `[sla]` over the defaults, each version over `[sla]`.
+    pub fn policy(&self, file: &str) -> Result<Policy, ConfigError> {
+        let bad = |message: String| ConfigError::File {
+            file: file.into(),
+            message,
+        };
+        if self.sla.from.is_some() {
+            return Err(bad(
+                "sla.from: only [[sla.version]] entries take `from`".into()
+            ));
+        }
+        let base = self.sla.apply(&Rules::default());
+        let mut versions = Vec::new();
+        for (i, v) in self.sla.version.iter().enumerate() {
+            let Some(from) = v.from else {
+                return Err(bad(format!(
+                    "sla.version[{i}].from: each version needs its effective date"
+                )));
+            };
+            if !v.version.is_empty() {
+                return Err(bad(format!(
+                    "sla.version[{i}].version: versions do not nest"
+                )));
+            }
+            versions.push((from, v.apply(&base)));
+        }
+        versions.sort_by_key(|v| v.0);
+        if versions.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(bad("sla.version: two versions with the same `from`".into()));
+        }
+        Ok(Policy { base, versions })
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        file: path.display().to_string(),
+        message: format!("cannot read: {e}"),
+    })
+}
+
+impl Loaded {
+    /// Loads `path`, or the built-in defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let (config, dir, file) = match path {
+            Some(p) => {
+                let text = read(p)?;
+                let file = p.display().to_string();
+                (
+                    Config::parse(&text, &file)?,
+                    p.parent().map(Path::to_path_buf).unwrap_or_default(),
+                    file,
+                )
+            }
+            None => (
+                Config::default(),
+                PathBuf::new(),
+                "built-in defaults".to_string(),
+            ),
+        };
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                dir.join(p)
+            }
+        };
+
+        let official = match &config.calendar.official_days {
+            Some(p) => {
+                let p = resolve(p);
+                data::parse_rows(&read(&p)?, &p.display().to_string())?
+            }
+            None => data::parse_rows(SHIPPED_OFFICIAL_DAYS, "vn-official-days.csv (built in)")?,
+        };
+        let mut operator: Vec<DayRow> = Vec::new();
+        for p in &config.calendar.operator_days {
+            let p = resolve(p);
+            operator.extend(data::parse_rows(&read(&p)?, &p.display().to_string())?);
+        }
+        let mut rest_days = [false; 7];
+        for d in &config.calendar.rest_days {
+            rest_days[d.weekday().num_days_from_monday() as usize] = true;
+        }
+        if rest_days.iter().all(|r| *r) {
+            return Err(ConfigError::File {
+                file,
+                message: "calendar.rest_days: every day is a rest day".into(),
+            });
+        }
+        let hours = config.office_hours().map_err(|message| ConfigError::File {
+            file: file.clone(),
+            message: format!("calendar.office_hours.weekdays: {message}"),
+        })?;
+        let calendar_spec = CalendarSpec {
+            name: config.calendar.name.clone(),
+            zone: config.calendar.timezone.0,
+            rest_days,
+            culture_day: config.calendar.culture_day,
+            official,
+            operator,
+            complete_years: config.calendar.complete_years.clone(),
+            hours,
+        };
+        let policy = config.policy(&file)?;
+        let catalogue = match &config.catalogue.file {
+            Some(p) => {
+                let p = resolve(p);
+                Catalogue::parse(&read(&p)?, &p.display().to_string())?
+            }
+            None => Catalogue::default(),
+        };
+        let mut warnings = Vec::new();
+        let unconfirmed: Vec<String> = calendar_spec
+            .official
+            .iter()
+            .chain(calendar_spec.operator.iter())
+            .filter(|r| r.unconfirmed)
+            .map(|r| format!("{} {}", r.date, r.name))
+            .collect();
+        if !unconfirmed.is_empty() {
+            warnings.push(format!(
+                "the calendar uses {} unconfirmed row(s), check them against the official announcement: {}",
+                unconfirmed.len(),
+                unconfirmed.join("; ")
+            ));
+        }
+        Ok(Loaded {
+            config,
+            path: path.map(Path::to_path_buf),
+            calendar_spec,
+            policy,
+            catalogue,
+            warnings,
+        })
+    }
+
+    /// Builds the calendar.
+    pub fn calendar(&self) -> Calendar {
+        Calendar::build(&self.calendar_spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_builtin_calendar() {
+        let c = Config::parse("", "x.toml").unwrap();
+        assert_eq!(c.calendar.timezone.0, chrono_tz::Asia::Ho_Chi_Minh);
+        assert_eq!(c.policy("x.toml").unwrap(), Policy::default());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let text = "[calendar]\nname = \"x\"\ntimezone = \"Asia/Hanoii\"\n";
+        let e = Config::parse_with_env(text, "slawatch.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "slawatch.toml:3: calendar.timezone: unknown time zone `Asia/Hanoii`"
+        );
+
+        let text = "[calendar.office_hours]\ndefault = \"07:30-11:30,11:00-17:00\"\n";
+        let e = Config::parse_with_env(text, "slawatch.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("slawatch.toml:2: calendar.office_hours.default: sessions"),
+            "{e}"
+        );
+
+        let text = "[sla]\ndue_soon_within = \"2 weeks\"\n";
+        let e = Config::parse_with_env(text, "slawatch.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("slawatch.toml:2: sla.due_soon_within:"),
+            "{e}"
+        );
+
+        let text = "[sla]\ndue_son_within = \"2 workdays\"\n";
+        let e = Config::parse_with_env(text, "slawatch.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("slawatch.toml:2: sla.due_son_within: unknown field"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn versions_lay_over_the_base() {
+        let text = "[sla]\ndue_soon_within = \"3 workdays\"\n[[sla.version]]\nfrom = 2025-07-01\nreceipt_cutoff = \"15:00\"\n";
+        let c = Config::parse_with_env(text, "x.toml", &[]).unwrap();
+        let p = c.policy("x.toml").unwrap();
+        assert_eq!(p.base.due_soon_within, Duration::workdays(3));
+        assert_eq!(p.base.receipt_cutoff, None);
+        assert_eq!(p.versions[0].1.receipt_cutoff, Some(15 * 3600));
+        assert_eq!(p.versions[0].1.due_soon_within, Duration::workdays(3));
+        let bad = Config::parse_with_env(
+            "[[sla.version]]\nstuck_after = \"1 workdays\"\n",
+            "x.toml",
+            &[],
+        )
+        .unwrap();
+        assert!(bad
+            .policy("x.toml")
+            .unwrap_err()
+            .to_string()
+            .contains("effective date"));
+    }
+
+    #[test]
+    fn environment_overrides_and_expansion() {
+        let vars = vec![(
+            "SLAWATCH__CALENDAR__TIMEZONE".to_string(),
+            "Asia/Bangkok".to_string(),
+        )];
+        let c = Config::parse_with_env("[calendar]\nname = \"x\"\n", "x.toml", &vars).unwrap();
+        assert_eq!(c.calendar.timezone.0, chrono_tz::Asia::Bangkok);
+        assert_eq!(c.calendar.name, "x");
+        let e = expand_env("a = \"${SLAWATCH_TEST_SURELY_UNSET}\"\n", "x.toml").unwrap_err();
+        assert!(e.to_string().contains("SLAWATCH_TEST_SURELY_UNSET"));
+        assert_eq!(expand_env("a = 1", "x").unwrap(), "a = 1");
+    }
+
+    #[test]
+    fn the_shipped_config_loads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let l = Loaded::load(Some(&root.join(DEFAULT_PATH))).unwrap();
+        assert!(!l.catalogue.is_empty());
+        assert!(l.warnings[0].contains("unconfirmed"));
+        let cal = l.calendar();
+        assert_eq!(cal.version().name, "vn-official");
+        // The Hà Tĩnh profile: summer afternoons open at 14:00.
+        let d = NaiveDate::from_ymd_opt(2024, 6, 3).unwrap();
+        assert_eq!(cal.sessions(d)[1].open, 14 * 3600);
+    }
+}
