@@ -1,0 +1,344 @@
+//! The `slawatch` binary as a user runs it. Expected dues are worked by hand in the
+//! comments (built-in hours 07:30–11:30, 13:30–17:30 unless the shipped Hà Tĩnh
+//! profile is named).
+
+use crate::scratch;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn slawatch(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slawatch"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SLAWATCH_LOG")
+        .output()
+        .expect("the binary runs")
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+#[test]
+fn deadline_json_from_the_shipped_config() {
+    // Hà Tĩnh summer hours: Fri 15/09/2023 14:30 is inside 14:00–17:30; 15 workdays →
+    // Fri 06/10/2023 14:30.
+    let o = slawatch(
+        repo(),
+        &[
+            "deadline",
+            "--received",
+            "2023-09-15 14:30",
+            "--duration",
+            "15 workdays",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["start"], "2023-09-15T14:30:00+07:00");
+    assert_eq!(v["due"], "2023-10-06T14:30:00+07:00");
+    assert!(v["calendar_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("vn-official@"));
+    let trace: Vec<&str> = v["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert_eq!(trace[0], "tiếp nhận 15/09/2023 14:30");
+    assert!(trace
+        .last()
+        .unwrap()
+        .starts_with("hạn 06/10 14:30 (lịch vn-official@"));
+}
+
+#[test]
+fn deadline_without_a_config_uses_built_in_defaults() {
+    // No config/ here: built-in hours. Tue 30/01/2024 17:40 → Wed 31/01 07:30; Tết
+    // 08–14/02 → 28/02 07:30.
+    let dir = scratch("no-config");
+    let o = slawatch(
+        &dir,
+        &[
+            "deadline",
+            "--received",
+            "2024-01-30 17:40",
+            "--duration",
+            "15 workdays",
+            "--lang",
+            "en",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("start:    2024-01-31T07:30:00+07:00"), "{out}");
+    assert!(out.contains("due:      2024-02-28T07:30:00+07:00"), "{out}");
+    assert!(out.contains("days off: Tết 08–14/02"), "{out}");
+}
+
+#[test]
+fn deadline_flags_hours_cutoff_and_operator_calendar() {
+    let dir = scratch("flags");
+    // --hours with a shorter afternoon: Mon 18/09/2023 16:30 is after 16:00 → Tue 07:30;
+    // 4 workhours → 11:30 (lands on the close and stays).
+    let o = slawatch(
+        &dir,
+        &[
+            "deadline",
+            "--received",
+            "2023-09-18 16:30",
+            "--duration",
+            "4 workhours",
+            "--hours",
+            "07:30-11:30,13:30-16:00",
+            "--format",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["due"], "2023-09-19T11:30:00+07:00");
+    // A season on top: 01/06 uses 07:00–11:30,14:00–17:30, so 13:45 snaps to 14:00.
+    let o = slawatch(
+        &dir,
+        &[
+            "deadline",
+            "--received",
+            "2024-06-03 13:45",
+            "--duration",
+            "0 workdays",
+            "--hours",
+            "07:30-11:30,13:30-17:30",
+            "--hours",
+            "04-16..10-15=07:00-11:30,14:00-17:30",
+            "--format",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["start"], "2024-06-03T14:00:00+07:00");
+    assert_eq!(v["due"], "2024-06-03T17:30:00+07:00");
+    // The 15:00 cut-off: Mon 15:10 counts from Tue 07:30; 1 workday → Wed 07:30.
+    let o = slawatch(
+        &dir,
+        &[
+            "deadline",
+            "--received",
+            "2023-09-18 15:10",
+            "--duration",
+            "1 workdays",
+            "--cutoff",
+            "15:00",
+            "--format",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["due"], "2023-09-20T07:30:00+07:00");
+    // An operator file declaring Tue 19/09/2023 a provincial day off: → Thu 21/09 07:30.
+    std::fs::write(
+        dir.join("ops.csv"),
+        "date,kind,name\n2023-09-19,holiday,ngày nghỉ của tỉnh\n",
+    )
+    .unwrap();
+    let o = slawatch(
+        &dir,
+        &[
+            "deadline",
+            "--received",
+            "2023-09-18 15:10",
+            "--duration",
+            "1 workdays",
+            "--cutoff",
+            "15:00",
+            "--calendar",
+            "ops.csv",
+            "--format",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["start"], "2023-09-20T07:30:00+07:00");
+    assert_eq!(v["due"], "2023-09-21T07:30:00+07:00");
+}
+
+#[test]
+fn deadline_rejects_bad_flags_with_one_clear_line() {
+    let dir = scratch("bad-flags");
+    let o = slawatch(
+        &dir,
+        &[
+            "deadline",
+            "--received",
+            "2023-13-45 10:00",
+            "--duration",
+            "15 workdays",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("error: --received: `2023-13-45 10:00` is not a date-time"),
+        "{e}"
+    );
+    let o = slawatch(
+        &dir,
+        &[
+            "deadline",
+            "--received",
+            "2023-09-15 10:00",
+            "--duration",
+            "15 weeks",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--duration: `15 weeks` is not a duration: unknown unit"));
+    let o = slawatch(
+        &dir,
+        &[
+            "deadline",
+            "--received",
+            "2023-09-15 10:00",
+            "--duration",
+            "1 workdays",
+            "--hours",
+            "17:00-08:00",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--hours `17:00-08:00`"));
+}
+
+#[test]
+fn batch_reports_bad_rows_and_keeps_going() {
+    let dir = scratch("batch");
+    std::fs::write(
+        dir.join("cases.csv"),
+        "id,received_at,duration\n\
+         A,2023-09-15 14:30,15 workdays\n\
+         B,not a date,15 workdays\n\
+         C,20240130174000,15 workdays\n\
+         D,2024-04-26 09:00,3 weeks\n\
+         \"E, quoted\",26/04/2024 09:00,3 workdays\n\
+         F,2024-01-31T08:00:00+07:00,1 months\n\
+         G,2024-04-26 09:00\n",
+    )
+    .unwrap();
+    let o = slawatch(
+        &dir,
+        &["deadline", "--input", "cases.csv", "--output", "due.csv"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("cases.csv:3: received_at: `not a date`"),
+        "{err}"
+    );
+    assert!(err.contains("cases.csv:5: duration:"), "{err}");
+    assert!(err.contains("cases.csv:8: expected 3 fields"), "{err}");
+    assert!(err.contains("4 row(s) computed, 3 failed"), "{err}");
+    let out = std::fs::read_to_string(dir.join("due.csv")).unwrap();
+    // A: built-in hours, 06/10 14:30. C: Tết 2024 → 28/02 07:30. E: make-up Saturday
+    // 04/05. F: 31/01 + 1 month → Thu 29/02 23:59:59.
+    assert_eq!(
+        out,
+        "id,start,due\n\
+         A,2023-09-15T14:30:00+07:00,2023-10-06T14:30:00+07:00\n\
+         C,2024-01-31T07:30:00+07:00,2024-02-28T07:30:00+07:00\n\
+         \"E, quoted\",2024-04-26T09:00:00+07:00,2024-05-04T09:00:00+07:00\n\
+         F,2024-01-31T08:00:00+07:00,2024-02-29T23:59:59+07:00\n"
+    );
+}
+
+#[test]
+fn calendar_show_csv_and_table() {
+    let dir = scratch("show");
+    let o = slawatch(&dir, &["calendar", "show", "2025", "--format", "csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "date,kind,name,origin");
+    assert!(lines.contains(&"2025-04-26,workday,làm bù cho ngày 02/05/2025,official"));
+    assert!(lines.contains(
+        &"2025-05-02,holiday,hoán đổi ngày làm việc (làm bù thứ Bảy 26/04/2025),official"
+    ));
+    assert_eq!(*lines.last().unwrap(), "# 250 workdays in 2025 (official)");
+    // 2028, estimated: Tết Wed 26/01/2028 → eve Tue 25 … Sat 29 → back to Mon 24.
+    let o = slawatch(&dir, &["calendar", "show", "2028"]);
+    let out = stdout(&o);
+    assert!(out.contains("2028 (estimated)"), "{out}");
+    assert!(
+        out.contains("2028-01-24  Mon  holiday  generated  Tết Nguyên đán (nghỉ bù)"),
+        "{out}"
+    );
+    let o = slawatch(&dir, &["calendar", "show", "2200"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn check_config_accepts_the_shipped_config_and_names_faults() {
+    let o = slawatch(repo(), &["check-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("procedures: 7"));
+    assert!(
+        stderr(&o).contains("unconfirmed"),
+        "unconfirmed rows are warned about"
+    );
+
+    let dir = scratch("check");
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(
+        dir.join("config/slawatch.toml"),
+        "[calendar]\nname = \"x\"\n\n[calendar.office_hours]\ndefault = \"07:30-11:30,13:30-17:30\"\n\n[sla]\nstuck_after = \"3 fortnights\"\n",
+    )
+    .unwrap();
+    let o = slawatch(&dir, &["check-config"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.starts_with(
+            "error: config/slawatch.toml:8: sla.stuck_after: `3 fortnights` is not a duration"
+        ),
+        "{e}"
+    );
+
+    std::fs::write(
+        dir.join("config/slawatch.toml"),
+        "[catalogue]\nfile = \"procedures.toml\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("config/procedures.toml"),
+        "[[procedure]]\ncode = \"1.1\"\nduration = \"15 workdays\"\nname = 3\n",
+    )
+    .unwrap();
+    let e = stderr(&slawatch(&dir, &["check-config"]));
+    assert!(e.contains("config/procedures.toml:4:"), "{e}");
+
+    std::fs::write(
+        dir.join("config/slawatch.toml"),
+        "[calendar]\noperator_days = [\"ops.csv\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("config/ops.csv"),
+        "date,kind,name\n2027-01-01,holiday,x\n2027-02-30,holiday,y\n",
+    )
+    .unwrap();
+    let e = stderr(&slawatch(&dir, &["check-config"]));
+    assert!(
+        e.contains("config/ops.csv:3: `date`: `2027-02-30` is not a date"),
+        "{e}"
+    );
+}
