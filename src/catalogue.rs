@@ -23,10 +23,11 @@ use std::collections::HashMap;
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepTemplate {
+    /// Matched against a step's title (NoiDungXuLy), ignoring case and spaces around.
     pub title: String,
+    /// The step's own time limit, counted from its start, when the source gives no
+    /// step deadline.
     pub duration: Duration,
-    #[serde(default)]
-    pub unit: Option<String>,
 }
 
 /// A procedure (thủ tục hành chính) with its legal duration.
@@ -48,6 +49,14 @@ pub struct Procedure {
 }
 
 impl Procedure {
+    /// The template step whose title matches.
+    pub fn step_template(&self, title: &str) -> Option<&StepTemplate> {
+        let title = title.trim();
+        self.steps
+            .iter()
+            .find(|t| t.title.trim().to_lowercase() == title.to_lowercase())
+    }
+
     /// The legal duration for a channel: the online one for online dossiers when given.
     pub fn duration_for(&self, channel: Option<Channel>) -> Duration {
         match (channel, self.online_duration) {

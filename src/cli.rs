@@ -353,9 +353,14 @@ fn batch(
         None => std::io::stdout().lock().write_all(out.as_bytes())?,
     }
     if failed > 0 {
-        writeln!(errors, "{name}: {done} row(s) computed, {failed} failed")?;
+        writeln!(
+            errors,
+            "{name}: {done} row(s) computed, {failed} failed (calendar {})",
+            cal.version()
+        )?;
         return Ok(ExitCode::from(1));
     }
+    tracing::info!(rows = done, calendar = %cal.version(), "{name}: all rows computed");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -162,7 +162,7 @@ pub enum DueBasis {
     Computed,
 }
 
-/// One step with its own deadline.
+/// One step with its own deadline (the source's, else the catalogue template's).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StepResult {
     /// Index into `case.steps`.
@@ -447,8 +447,21 @@ pub fn evaluate(
     let mut current_step_late = false;
     for (pos, &i) in order.iter().enumerate() {
         let step = &case.steps[i];
-        let Some(step_due) = step.step_due_at else {
-            continue;
+        let step_due = match (
+            step.step_due_at,
+            procedure,
+            step.title.as_deref(),
+            step.started_at,
+        ) {
+            (Some(d), ..) => d,
+            (None, Some(p), Some(title), Some(started)) => match p.step_template(title) {
+                Some(t) => match cal.plus(started, &t.duration)? {
+                    Some(d) => d,
+                    None => continue,
+                },
+                None => continue,
+            },
+            _ => continue,
         };
         let latest = pos + 1 == order.len();
         let (done_at, is_open) = if latest && open {

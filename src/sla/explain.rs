@@ -193,6 +193,7 @@ fn calendar_tag(cal: &Calendar, lang: Lang) -> String {
 /// A due computed from flags, with its trace (the `deadline` command).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DeadlineTrace {
+    pub calendar_version: std::sync::Arc<crate::calendar::CalendarVersion>,
     pub start: DateTime<Utc>,
     pub due: Option<DateTime<Utc>>,
     pub trace: Vec<String>,
@@ -224,7 +225,12 @@ pub fn explain_deadline(
         }
         None => trace.push(pick(lang, "không có hạn", "no due date")),
     }
-    Ok(DeadlineTrace { start, due, trace })
+    Ok(DeadlineTrace {
+        calendar_version: cal.version().clone(),
+        start,
+        due,
+        trace,
+    })
 }
 
 fn state_phrase(state: State, lang: Lang) -> &'static str {

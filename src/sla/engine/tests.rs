@@ -485,6 +485,30 @@ fn the_current_step_past_its_own_due_is_stuck() {
 }
 
 #[test]
+fn a_step_without_a_deadline_takes_the_catalogue_template() {
+    // Template "Thẩm định" 2 workdays: started Mon 18/09 09:00 → due Wed 20/09 09:00.
+    let mut p = proc("15 workdays");
+    p.steps.push(crate::catalogue::StepTemplate {
+        title: "Thẩm định".into(),
+        duration: "2 workdays".parse().unwrap(),
+    });
+    let mut c = open_case();
+    c.steps.push(Step {
+        title: Some(" thẩm định ".into()),
+        started_at: Some(t("2023-09-18 09:00")),
+        ..Step::default()
+    });
+    let e = eval(&c, Some(&p), "2023-09-20 09:00");
+    assert_eq!(show(Some(e.steps[0].due)), "2023-09-20 09:00");
+    assert!(!e.steps[0].overdue);
+    let e = eval(&c, Some(&p), "2023-09-20 09:01");
+    assert!(e.steps[0].overdue && e.flags.contains(Flags::STEP_OVERDUE));
+    // A title the template does not know has no step deadline.
+    c.steps[0].title = Some("Ký duyệt".into());
+    assert!(eval(&c, Some(&p), "2023-09-25 09:00").steps.is_empty());
+}
+
+#[test]
 fn a_step_acted_on_time_is_not_flagged() {
     let mut c = open_case();
     c.steps.push(step(
