@@ -222,30 +222,39 @@ pub struct Evaluation {
     pub calendar: Arc<CalendarVersion>,
 }
 
+type Interval = (DateTime<Utc>, Option<DateTime<Utc>>);
+
+/// Stays in the statuses that `pred` picks, from the status history: the closed ones,
+/// and the start of one still open at the end of the history.
+fn stays(case: &Case, pred: impl Fn(u8) -> bool) -> (Vec<Interval>, Option<DateTime<Utc>>) {
+    let mut closed = Vec::new();
+    let mut open: Option<DateTime<Utc>> = None;
+    for c in &case.status_history {
+        match (pred(c.status), open) {
+            (true, None) => open = Some(c.at),
+            (false, Some(from)) => {
+                closed.push((from, Some(c.at)));
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    (closed, open)
+}
+
 /// Supplement intervals `(requested, resumed)`: the source's list, else the status
 /// history's stays in status 5 (approximate), plus an open one when the case waits in
 /// status 5 with no open request listed (since it entered 5, else its last update).
-pub(crate) fn supplement_intervals(case: &Case) -> Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> {
-    let mut v: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = case
+pub(crate) fn supplement_intervals(case: &Case) -> Vec<Interval> {
+    let mut v: Vec<Interval> = case
         .supplements
         .iter()
         .map(|s| (s.requested_at, s.resumed_at))
         .collect();
     if v.is_empty() {
-        let mut open: Option<DateTime<Utc>> = None;
-        for c in &case.status_history {
-            match (c.status == status::SUPPLEMENT, open) {
-                (true, None) => open = Some(c.at),
-                (false, Some(from)) => {
-                    v.push((from, Some(c.at)));
-                    open = None;
-                }
-                _ => {}
-            }
-        }
-        if let Some(from) = open {
-            v.push((from, None));
-        }
+        let (closed, open) = stays(case, |s| s == status::SUPPLEMENT);
+        v = closed;
+        v.extend(open.map(|from| (from, None)));
     }
     if case.status == status::SUPPLEMENT && v.last().is_none_or(|l| l.1.is_some()) {
         if let Some(since) = case.since(&[status::SUPPLEMENT]).or(case.updated_at) {
@@ -259,23 +268,9 @@ pub(crate) fn supplement_intervals(case: &Case) -> Vec<(DateTime<Utc>, Option<Da
 
 /// Pauses other than supplements (statuses 6 and 8 when the rules pause them), from
 /// the status history: `(from, to)`, `to` open while the case is still in it.
-pub(crate) fn other_pauses(
-    case: &Case,
-    rules: &Rules,
-) -> Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+pub(crate) fn other_pauses(case: &Case, rules: &Rules) -> Vec<Interval> {
     let paused = |s: u8| s != status::SUPPLEMENT && rules.pauses(s);
-    let mut v = Vec::new();
-    let mut open: Option<DateTime<Utc>> = None;
-    for c in &case.status_history {
-        match (paused(c.status), open) {
-            (true, None) => open = Some(c.at),
-            (false, Some(from)) => {
-                v.push((from, Some(c.at)));
-                open = None;
-            }
-            _ => {}
-        }
-    }
+    let (mut v, open) = stays(case, paused);
     if let Some(from) = open {
         if paused(case.status) {
             v.push((from, None));
