@@ -9,5 +9,7 @@ pub mod calendar;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod sla;
+pub mod source;
 pub mod timefmt;

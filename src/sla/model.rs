@@ -218,6 +218,9 @@ pub struct Case {
     /// Moves of the source's due in time order.
     pub due_history: Vec<DueChange>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// A salted hash of the applicant's id number: never the number itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applicant_hash: Option<String>,
 }
 
 impl Case {
