@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod directory;
+pub mod ingest;
 pub mod sla;
 pub mod source;
 pub mod timefmt;
