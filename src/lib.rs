@@ -13,4 +13,5 @@ pub mod directory;
 pub mod ingest;
 pub mod sla;
 pub mod source;
+pub mod store;
 pub mod timefmt;

@@ -3,6 +3,7 @@
 
 mod cli;
 mod props;
+mod store;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

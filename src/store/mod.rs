@@ -1,0 +1,351 @@
+//! The store (SPEC §6): cases with their history, evaluations, raw versions, cursors,
+//! quarantine, job runs. One interface, two backends: SQLite (embedded, the default)
+//! and PostgreSQL (production), each with its own SQL and migrations.
+//!
+//! A poll's effects are written as one [`Batch`] in one transaction — cases, raw
+//! versions, pending steps, quarantine rows, the files read and the cursor — so a
+//! crash (even `kill -9`) leaves either all of it or none, and the next poll resumes
+//! from the cursor that matches what is stored. Upserts are idempotent and never let
+//! an older `updated_at` overwrite a newer one.
+
+pub mod postgres;
+pub mod sqlite;
+
+use crate::sla::model::{Case, Step};
+use crate::sla::{Evaluation, Lifecycle};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored case {origin}/{case_id} is unreadable: {message}")]
+    Corrupt {
+        origin: String,
+        case_id: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The latest evaluation of a case, as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalSummary {
+    pub state: Option<&'static str>,
+    pub outcome: Option<&'static str>,
+    /// Contract flag names, comma-separated.
+    pub flags: String,
+    pub stuck: bool,
+    pub due: Option<DateTime<Utc>>,
+    pub overdue_workdays: i32,
+    pub evaluated_at: DateTime<Utc>,
+    pub calendar_version: String,
+}
+
+impl EvalSummary {
+    pub fn of(e: &Evaluation, at: DateTime<Utc>) -> EvalSummary {
+        EvalSummary {
+            state: e.state.map(|s| s.as_str()),
+            outcome: e.outcome.map(|o| o.as_str()),
+            flags: e.flags.names().collect::<Vec<_>>().join(","),
+            stuck: e.stuck,
+            due: e.due,
+            overdue_workdays: e.overdue_workdays as i32,
+            evaluated_at: at,
+            calendar_version: e.calendar.to_string(),
+        }
+    }
+
+    /// Whether two summaries say the same (ignoring when they were made).
+    pub fn same_as(&self, other: &EvalSummary) -> bool {
+        self.state == other.state
+            && self.outcome == other.outcome
+            && self.flags == other.flags
+            && self.stuck == other.stuck
+            && self.due == other.due
+            && self.overdue_workdays == other.overdue_workdays
+            && self.calendar_version == other.calendar_version
+    }
+}
+
+/// A case to write, with whether it is open and its evaluation.
+#[derive(Clone, Debug)]
+pub struct CaseRow {
+    pub case: Case,
+    pub open: bool,
+    pub eval: Option<EvalSummary>,
+}
+
+impl CaseRow {
+    pub fn new(case: Case, eval: Option<(&Evaluation, DateTime<Utc>)>) -> CaseRow {
+        let open = match eval {
+            Some((e, _)) => e.lifecycle == Lifecycle::Open,
+            None => !matches!(case.status, 3 | 7 | 9 | 10),
+        };
+        CaseRow {
+            open,
+            eval: eval.map(|(e, at)| EvalSummary::of(e, at)),
+            case,
+        }
+    }
+}
+
+/// A distinct raw version of a record.
+#[derive(Clone, Debug)]
+pub struct VersionRow {
+    pub case_id: String,
+    pub hash: String,
+    pub body: String,
+}
+
+/// A record to quarantine.
+#[derive(Clone, Debug)]
+pub struct QuarantineNew {
+    pub case_id: Option<String>,
+    pub reason: String,
+    /// The raw body as received (redacted only when shown).
+    pub body: String,
+}
+
+/// A quarantined record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub source: String,
+    pub case_id: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub reason: String,
+    pub body: String,
+    pub retried_at: Option<DateTime<Utc>>,
+    pub resolved: bool,
+}
+
+/// One run of a scheduled job.
+#[derive(Clone, Debug)]
+pub struct JobRun {
+    pub job: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// Everything one poll (or push, or retry) writes, in one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    pub source: String,
+    pub at: DateTime<Utc>,
+    pub cases: Vec<CaseRow>,
+    pub versions: Vec<VersionRow>,
+    /// Steps whose case is not known yet.
+    pub pending_add: Vec<(String, Step)>,
+    /// Cases whose pending steps were joined.
+    pub pending_clear: Vec<String>,
+    pub quarantine: Vec<QuarantineNew>,
+    /// Quarantine rows that a retry normalised.
+    pub resolved: Vec<i64>,
+    pub cursor: Option<String>,
+    /// Files read: `(path, sha256)`.
+    pub files: Vec<(String, String)>,
+}
+
+impl Batch {
+    pub fn new(source: &str, at: DateTime<Utc>) -> Batch {
+        Batch {
+            source: source.to_string(),
+            at,
+            ..Batch::default()
+        }
+    }
+
+    /// Keeps the last row of each case: a key appears once per statement.
+    pub(crate) fn dedup_cases(&self) -> Vec<&CaseRow> {
+        let mut last: HashMap<&str, usize> = HashMap::new();
+        for (i, r) in self.cases.iter().enumerate() {
+            last.insert(r.case.case_id.as_str(), i);
+        }
+        let mut idx: Vec<usize> = last.into_values().collect();
+        idx.sort_unstable();
+        idx.into_iter().map(|i| &self.cases[i]).collect()
+    }
+}
+
+/// An evaluation update of a stored case.
+#[derive(Clone, Debug)]
+pub struct EvalUpdate {
+    pub source: String,
+    pub case_id: String,
+    pub open: bool,
+    pub eval: EvalSummary,
+}
+
+/// Row counts, for start-up logs and readiness.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub cases: i64,
+    pub open: i64,
+    pub quarantined: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Reachable and migrated.
+    async fn ready(&self) -> Result<(), StoreError>;
+    async fn close(&self);
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn meta_put(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Writes a batch in one transaction.
+    async fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// Writes evaluation updates (a timer re-evaluation).
+    async fn save_evaluations(&self, updates: &[EvalUpdate]) -> Result<(), StoreError>;
+
+    /// Every open case.
+    async fn load_open(&self) -> Result<Vec<Case>, StoreError>;
+    /// Cases of a source by id (finished ones are not kept in memory).
+    async fn get_cases(&self, source: &str, ids: &[String]) -> Result<Vec<Case>, StoreError>;
+    /// Cases by id across sources, with their stored evaluation summary.
+    async fn find_case(
+        &self,
+        case_id: &str,
+    ) -> Result<Vec<(Case, Option<EvalSummary>)>, StoreError>;
+    /// Steps waiting for these cases.
+    async fn pending_steps(
+        &self,
+        source: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<Step>>, StoreError>;
+    /// Raw versions of a case, oldest first: `(seen_at, body)`.
+    async fn versions(
+        &self,
+        source: &str,
+        case_id: &str,
+    ) -> Result<Vec<(DateTime<Utc>, String)>, StoreError>;
+
+    async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError>;
+    async fn file_seen(&self, source: &str, path: &str, sha256: &str) -> Result<bool, StoreError>;
+
+    async fn quarantine_list(
+        &self,
+        source: Option<&str>,
+        include_resolved: bool,
+        limit: i64,
+    ) -> Result<Vec<QuarantineRow>, StoreError>;
+    async fn quarantine_get(&self, id: i64) -> Result<Option<QuarantineRow>, StoreError>;
+    async fn quarantine_mark_retried(
+        &self,
+        ids: &[i64],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Deletes quarantine rows received before `before`; returns how many.
+    async fn quarantine_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Unresolved quarantine rows per source.
+    async fn quarantine_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
+
+    async fn record_job(&self, run: &JobRun) -> Result<(), StoreError>;
+    /// Unit names no directory entry matched, with how many cases name them.
+    async fn unmatched_units(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    async fn counts(&self) -> Result<Counts, StoreError>;
+}
+
+/// Opens the store a URL names: `sqlite://data/slawatch.db` (or a bare path) or
+/// `postgres://…`.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    }
+}
+
+/// Migrations compiled into the binary.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Embedded(pub &'static [(i64, &'static str, &'static str)]);
+
+impl<'s> sqlx::migrate::MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> futures_core::future::BoxFuture<
+        's,
+        Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>,
+    > {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(version, name, sql)| {
+                    sqlx::migrate::Migration::new(
+                        *version,
+                        Cow::Borrowed(*name),
+                        sqlx::migrate::MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+/// Identifies a quarantined body, so the same bad record is kept once.
+pub(crate) fn body_hash(body: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(body.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// JSON of a case, as stored.
+pub(crate) fn case_doc(case: &Case) -> String {
+    serde_json::to_string(case).expect("a case serialises")
+}
+
+pub(crate) fn parse_doc(source: &str, case_id: &str, doc: &str) -> Result<Case, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt {
+        origin: source.into(),
+        case_id: case_id.into(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_keep_the_last_row_of_a_case() {
+        let mut b = Batch::new("s", Utc::now());
+        for (id, status) in [("A", 2), ("B", 4), ("A", 4)] {
+            b.cases.push(CaseRow {
+                case: Case {
+                    case_id: id.into(),
+                    status,
+                    ..Case::default()
+                },
+                open: true,
+                eval: None,
+            });
+        }
+        let d = b.dedup_cases();
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            (d[0].case.case_id.as_str(), d[1].case.case_id.as_str()),
+            ("B", "A")
+        );
+        assert_eq!(d[1].case.status, 4);
+    }
+}

@@ -1,0 +1,550 @@
+//! The PostgreSQL store: batched upserts through `UNNEST` of arrays (one statement per
+//! table per batch), JSONB documents. SQL for PostgreSQL lives here and in
+//! `migrations/postgres/`.
+
+use super::*;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+use std::time::Duration;
+
+const MIGRATIONS: Embedded = Embedded(&[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)]);
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        Ok(PgStore { pool })
+    }
+}
+
+fn quarantine_row(r: &PgRow) -> Result<QuarantineRow, sqlx::Error> {
+    Ok(QuarantineRow {
+        id: r.try_get("id")?,
+        source: r.try_get("source")?,
+        case_id: r.try_get("case_id")?,
+        received_at: r.try_get("received_at")?,
+        reason: r.try_get("reason")?,
+        body: r.try_get("body")?,
+        retried_at: r.try_get("retried_at")?,
+        resolved: r.try_get("resolved")?,
+    })
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate::Migrator::new(MIGRATIONS)
+            .await?
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let latest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        let want = MIGRATIONS.0.iter().map(|m| m.0).max();
+        if latest != want {
+            return Err(StoreError::Config(format!(
+                "schema at version {latest:?}, expected {want:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn meta_put(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = batch.dedup_cases();
+        if !rows.is_empty() {
+            let n = rows.len();
+            let mut ids = Vec::with_capacity(n);
+            let mut kinds = Vec::with_capacity(n);
+            let mut statuses = Vec::with_capacity(n);
+            let mut opens = Vec::with_capacity(n);
+            let mut units = Vec::with_capacity(n);
+            let mut unit_names = Vec::with_capacity(n);
+            let mut procs = Vec::with_capacity(n);
+            let mut received = Vec::with_capacity(n);
+            let mut dues = Vec::with_capacity(n);
+            let mut updated = Vec::with_capacity(n);
+            let mut docs = Vec::with_capacity(n);
+            let mut states = Vec::with_capacity(n);
+            let mut outcomes = Vec::with_capacity(n);
+            let mut flags = Vec::with_capacity(n);
+            let mut stucks = Vec::with_capacity(n);
+            let mut eff_dues = Vec::with_capacity(n);
+            let mut ages = Vec::with_capacity(n);
+            let mut evaluated = Vec::with_capacity(n);
+            let mut versions = Vec::with_capacity(n);
+            for r in rows {
+                let c = &r.case;
+                let e = r.eval.as_ref();
+                ids.push(c.case_id.clone());
+                kinds.push(c.kind.as_str().to_string());
+                statuses.push(c.status as i16);
+                opens.push(r.open);
+                units.push(c.unit_code.clone());
+                unit_names.push(c.unit_name.clone());
+                procs.push(c.procedure_code.clone());
+                received.push(c.received_at);
+                dues.push(c.due_at);
+                updated.push(c.updated_at);
+                docs.push(case_doc(c));
+                states.push(e.and_then(|e| e.state).map(str::to_string));
+                outcomes.push(e.and_then(|e| e.outcome).map(str::to_string));
+                flags.push(e.map(|e| e.flags.clone()).unwrap_or_default());
+                stucks.push(e.is_some_and(|e| e.stuck));
+                eff_dues.push(e.and_then(|e| e.due));
+                ages.push(e.map(|e| e.overdue_workdays).unwrap_or(0));
+                evaluated.push(e.map(|e| e.evaluated_at));
+                versions.push(e.map(|e| e.calendar_version.clone()));
+            }
+            sqlx::query(
+                "INSERT INTO cases (source, case_id, kind, status, is_open, unit_code, unit_name, procedure_code, \
+                 received_at, due_at, updated_at, doc, state, outcome, flags, stuck, effective_due, \
+                 overdue_workdays, evaluated_at, calendar_version) \
+                 SELECT $1, t.case_id, t.kind, t.status, t.is_open, t.unit_code, t.unit_name, t.procedure_code, \
+                 t.received_at, t.due_at, t.updated_at, t.doc::jsonb, t.state, t.outcome, t.flags, t.stuck, \
+                 t.effective_due, t.overdue_workdays, t.evaluated_at, t.calendar_version \
+                 FROM UNNEST($2::text[], $3::text[], $4::int2[], $5::bool[], $6::text[], $7::text[], $8::text[], \
+                 $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], \
+                 $15::text[], $16::bool[], $17::timestamptz[], $18::int4[], $19::timestamptz[], $20::text[]) \
+                 AS t(case_id, kind, status, is_open, unit_code, unit_name, procedure_code, received_at, due_at, \
+                 updated_at, doc, state, outcome, flags, stuck, effective_due, overdue_workdays, evaluated_at, \
+                 calendar_version) \
+                 ON CONFLICT (source, case_id) DO UPDATE SET kind = excluded.kind, status = excluded.status, \
+                 is_open = excluded.is_open, unit_code = excluded.unit_code, unit_name = excluded.unit_name, \
+                 procedure_code = excluded.procedure_code, received_at = excluded.received_at, \
+                 due_at = excluded.due_at, updated_at = excluded.updated_at, doc = excluded.doc, \
+                 state = excluded.state, outcome = excluded.outcome, flags = excluded.flags, \
+                 stuck = excluded.stuck, effective_due = excluded.effective_due, \
+                 overdue_workdays = excluded.overdue_workdays, evaluated_at = excluded.evaluated_at, \
+                 calendar_version = excluded.calendar_version \
+                 WHERE cases.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= cases.updated_at",
+            )
+            .bind(&batch.source)
+            .bind(&ids)
+            .bind(&kinds)
+            .bind(&statuses)
+            .bind(&opens)
+            .bind(&units)
+            .bind(&unit_names)
+            .bind(&procs)
+            .bind(&received)
+            .bind(&dues)
+            .bind(&updated)
+            .bind(&docs)
+            .bind(&states)
+            .bind(&outcomes)
+            .bind(&flags)
+            .bind(&stucks)
+            .bind(&eff_dues)
+            .bind(&ages)
+            .bind(&evaluated)
+            .bind(&versions)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !batch.versions.is_empty() {
+            let ids: Vec<&str> = batch.versions.iter().map(|v| v.case_id.as_str()).collect();
+            let hashes: Vec<&str> = batch.versions.iter().map(|v| v.hash.as_str()).collect();
+            let bodies: Vec<&str> = batch.versions.iter().map(|v| v.body.as_str()).collect();
+            sqlx::query(
+                "INSERT INTO case_versions (source, case_id, hash, seen_at, body) \
+                 SELECT $1, t.case_id, t.hash, $2, t.body::jsonb FROM UNNEST($3::text[], $4::text[], $5::text[]) \
+                 AS t(case_id, hash, body) ON CONFLICT DO NOTHING",
+            )
+            .bind(&batch.source)
+            .bind(batch.at)
+            .bind(&ids)
+            .bind(&hashes)
+            .bind(&bodies)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !batch.pending_clear.is_empty() {
+            sqlx::query("DELETE FROM pending_steps WHERE source = $1 AND case_id = ANY($2)")
+                .bind(&batch.source)
+                .bind(&batch.pending_clear)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !batch.pending_add.is_empty() {
+            let ids: Vec<&str> = batch
+                .pending_add
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .collect();
+            let bodies: Vec<String> = batch
+                .pending_add
+                .iter()
+                .map(|(_, s)| serde_json::to_string(s).expect("a step serialises"))
+                .collect();
+            sqlx::query(
+                "INSERT INTO pending_steps (source, case_id, seen_at, body) \
+                 SELECT $1, t.case_id, $2, t.body::jsonb FROM UNNEST($3::text[], $4::text[]) AS t(case_id, body) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&batch.source)
+            .bind(batch.at)
+            .bind(&ids)
+            .bind(&bodies)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !batch.quarantine.is_empty() {
+            let ids: Vec<Option<&str>> = batch
+                .quarantine
+                .iter()
+                .map(|q| q.case_id.as_deref())
+                .collect();
+            let reasons: Vec<&str> = batch.quarantine.iter().map(|q| q.reason.as_str()).collect();
+            let bodies: Vec<&str> = batch.quarantine.iter().map(|q| q.body.as_str()).collect();
+            let hashes: Vec<String> = batch
+                .quarantine
+                .iter()
+                .map(|q| body_hash(&q.body))
+                .collect();
+            sqlx::query(
+                "INSERT INTO quarantine (source, case_id, received_at, reason, body, hash) \
+                 SELECT $1, t.case_id, $2, t.reason, t.body, t.hash \
+                 FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS t(case_id, reason, body, hash) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&batch.source)
+            .bind(batch.at)
+            .bind(&ids)
+            .bind(&reasons)
+            .bind(&bodies)
+            .bind(&hashes)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !batch.resolved.is_empty() {
+            sqlx::query(
+                "UPDATE quarantine SET resolved = TRUE, retried_at = $1 WHERE id = ANY($2)",
+            )
+            .bind(batch.at)
+            .bind(&batch.resolved)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (path, sha) in &batch.files {
+            sqlx::query(
+                "INSERT INTO seen_files (source, path, sha256, seen_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(&batch.source)
+            .bind(path)
+            .bind(sha)
+            .bind(batch.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(cursor) = &batch.cursor {
+            sqlx::query(
+                "INSERT INTO cursors (source, cursor, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+            )
+            .bind(&batch.source)
+            .bind(cursor)
+            .bind(batch.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn save_evaluations(&self, updates: &[EvalUpdate]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let sources: Vec<&str> = updates.iter().map(|u| u.source.as_str()).collect();
+        let ids: Vec<&str> = updates.iter().map(|u| u.case_id.as_str()).collect();
+        let opens: Vec<bool> = updates.iter().map(|u| u.open).collect();
+        let states: Vec<Option<&str>> = updates.iter().map(|u| u.eval.state).collect();
+        let outcomes: Vec<Option<&str>> = updates.iter().map(|u| u.eval.outcome).collect();
+        let flags: Vec<&str> = updates.iter().map(|u| u.eval.flags.as_str()).collect();
+        let stucks: Vec<bool> = updates.iter().map(|u| u.eval.stuck).collect();
+        let dues: Vec<Option<DateTime<Utc>>> = updates.iter().map(|u| u.eval.due).collect();
+        let ages: Vec<i32> = updates.iter().map(|u| u.eval.overdue_workdays).collect();
+        let at: Vec<DateTime<Utc>> = updates.iter().map(|u| u.eval.evaluated_at).collect();
+        let versions: Vec<&str> = updates
+            .iter()
+            .map(|u| u.eval.calendar_version.as_str())
+            .collect();
+        sqlx::query(
+            "UPDATE cases SET is_open = t.is_open, state = t.state, outcome = t.outcome, flags = t.flags, \
+             stuck = t.stuck, effective_due = t.effective_due, overdue_workdays = t.overdue_workdays, \
+             evaluated_at = t.evaluated_at, calendar_version = t.calendar_version \
+             FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::text[], $7::bool[], \
+             $8::timestamptz[], $9::int4[], $10::timestamptz[], $11::text[]) \
+             AS t(source, case_id, is_open, state, outcome, flags, stuck, effective_due, overdue_workdays, \
+             evaluated_at, calendar_version) \
+             WHERE cases.source = t.source AND cases.case_id = t.case_id",
+        )
+        .bind(&sources)
+        .bind(&ids)
+        .bind(&opens)
+        .bind(&states)
+        .bind(&outcomes)
+        .bind(&flags)
+        .bind(&stucks)
+        .bind(&dues)
+        .bind(&ages)
+        .bind(&at)
+        .bind(&versions)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn load_open(&self) -> Result<Vec<Case>, StoreError> {
+        let rows = sqlx::query("SELECT source, case_id, doc::text FROM cases WHERE is_open")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+                parse_doc(&s, &c, &d)
+            })
+            .collect()
+    }
+
+    async fn get_cases(&self, source: &str, ids: &[String]) -> Result<Vec<Case>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT case_id, doc::text FROM cases WHERE source = $1 AND case_id = ANY($2)",
+        )
+        .bind(source)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let (c, d): (String, String) = (r.get(0), r.get(1));
+                parse_doc(source, &c, &d)
+            })
+            .collect()
+    }
+
+    async fn find_case(
+        &self,
+        case_id: &str,
+    ) -> Result<Vec<(Case, Option<EvalSummary>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT source, doc::text AS doc, state, outcome, flags, stuck, effective_due, overdue_workdays, \
+             evaluated_at, calendar_version FROM cases WHERE case_id = $1 ORDER BY source",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let source: String = r.try_get("source")?;
+            let case = parse_doc(&source, case_id, &r.try_get::<String, _>("doc")?)?;
+            let eval = super::sqlite::stored_eval(
+                r.try_get("state")?,
+                r.try_get("outcome")?,
+                r.try_get("flags")?,
+                r.try_get("stuck")?,
+                r.try_get("effective_due")?,
+                r.try_get("overdue_workdays")?,
+                r.try_get("evaluated_at")?,
+                r.try_get("calendar_version")?,
+            );
+            out.push((case, eval));
+        }
+        Ok(out)
+    }
+
+    async fn pending_steps(
+        &self,
+        source: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<Step>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT case_id, body::text FROM pending_steps WHERE source = $1 AND case_id = ANY($2)",
+        )
+        .bind(source)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<String, Vec<Step>> = HashMap::new();
+        for r in rows {
+            let (c, b): (String, String) = (r.get(0), r.get(1));
+            let step: Step = serde_json::from_str(&b).map_err(|e| StoreError::Corrupt {
+                origin: source.into(),
+                case_id: c.clone(),
+                message: e.to_string(),
+            })?;
+            out.entry(c).or_default().push(step);
+        }
+        Ok(out)
+    }
+
+    async fn versions(
+        &self,
+        source: &str,
+        case_id: &str,
+    ) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seen_at, body::text FROM case_versions WHERE source = $1 AND case_id = $2 ORDER BY seen_at",
+        )
+        .bind(source)
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT cursor FROM cursors WHERE source = $1")
+                .bind(source)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn file_seen(&self, source: &str, path: &str, sha256: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM seen_files WHERE source = $1 AND path = $2 AND sha256 = $3)",
+        )
+        .bind(source)
+        .bind(path)
+        .bind(sha256)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn quarantine_list(
+        &self,
+        source: Option<&str>,
+        include_resolved: bool,
+        limit: i64,
+    ) -> Result<Vec<QuarantineRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, source, case_id, received_at, reason, body, retried_at, resolved FROM quarantine \
+             WHERE ($1::text IS NULL OR source = $1) AND ($2 OR NOT resolved) ORDER BY id LIMIT $3",
+        )
+        .bind(source)
+        .bind(include_resolved)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(quarantine_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn quarantine_get(&self, id: i64) -> Result<Option<QuarantineRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, source, case_id, received_at, reason, body, retried_at, resolved FROM quarantine WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(quarantine_row).transpose()?)
+    }
+
+    async fn quarantine_mark_retried(
+        &self,
+        ids: &[i64],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE quarantine SET retried_at = $1 WHERE id = ANY($2)")
+            .bind(at)
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn quarantine_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM quarantine WHERE received_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn quarantine_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT source, COUNT(*) FROM quarantine WHERE NOT resolved GROUP BY source ORDER BY source")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn record_job(&self, run: &JobRun) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO job_runs (job, started_at, finished_at, ok, message) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&run.job)
+            .bind(run.started_at)
+            .bind(run.finished_at)
+            .bind(run.ok)
+            .bind(&run.message)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn unmatched_units(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT unit_name, COUNT(*) FROM cases WHERE unit_code IS NULL AND unit_name IS NOT NULL \
+             GROUP BY unit_name ORDER BY 2 DESC, 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        let (cases, open): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COUNT(*) FILTER (WHERE is_open) FROM cases")
+                .fetch_one(&self.pool)
+                .await?;
+        let quarantined: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM quarantine WHERE NOT resolved")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Counts {
+            cases,
+            open,
+            quarantined,
+        })
+    }
+}

@@ -1,0 +1,519 @@
+//! The SQLite store: one file (default `data/slawatch.db`), WAL journal, batched
+//! multi-row upserts. SQL for SQLite lives here and in `migrations/sqlite/`.
+
+use super::*;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+const MIGRATIONS: Embedded = Embedded(&[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)]);
+
+/// Rows per multi-row statement (20 columns: well under SQLite's 32,766 parameters).
+const CHUNK: usize = 1000;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// `sqlite://path`, `sqlite:path` or a bare path; the folder is created.
+    pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let path = path.split('?').next().unwrap_or(path);
+        if path != ":memory:" {
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Config(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+            }
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+fn quarantine_row(r: &sqlx::sqlite::SqliteRow) -> Result<QuarantineRow, sqlx::Error> {
+    Ok(QuarantineRow {
+        id: r.try_get("id")?,
+        source: r.try_get("source")?,
+        case_id: r.try_get("case_id")?,
+        received_at: r.try_get("received_at")?,
+        reason: r.try_get("reason")?,
+        body: r.try_get("body")?,
+        retried_at: r.try_get("retried_at")?,
+        resolved: r.try_get("resolved")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate::Migrator::new(MIGRATIONS)
+            .await?
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let latest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        let want = MIGRATIONS.0.iter().map(|m| m.0).max();
+        if latest != want {
+            return Err(StoreError::Config(format!(
+                "schema at version {latest:?}, expected {want:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn meta_put(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = batch.dedup_cases();
+        for chunk in rows.chunks(CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO cases (source, case_id, kind, status, is_open, unit_code, unit_name, procedure_code, \
+                 received_at, due_at, updated_at, doc, state, outcome, flags, stuck, effective_due, \
+                 overdue_workdays, evaluated_at, calendar_version) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                let c = &r.case;
+                let e = r.eval.as_ref();
+                b.push_bind(&batch.source)
+                    .push_bind(&c.case_id)
+                    .push_bind(c.kind.as_str())
+                    .push_bind(c.status as i64)
+                    .push_bind(r.open)
+                    .push_bind(c.unit_code.as_deref())
+                    .push_bind(c.unit_name.as_deref())
+                    .push_bind(c.procedure_code.as_deref())
+                    .push_bind(c.received_at)
+                    .push_bind(c.due_at)
+                    .push_bind(c.updated_at)
+                    .push_bind(case_doc(c))
+                    .push_bind(e.and_then(|e| e.state))
+                    .push_bind(e.and_then(|e| e.outcome))
+                    .push_bind(e.map(|e| e.flags.clone()).unwrap_or_default())
+                    .push_bind(e.is_some_and(|e| e.stuck))
+                    .push_bind(e.and_then(|e| e.due))
+                    .push_bind(e.map(|e| e.overdue_workdays).unwrap_or(0))
+                    .push_bind(e.map(|e| e.evaluated_at))
+                    .push_bind(e.map(|e| e.calendar_version.clone()));
+            });
+            q.push(
+                " ON CONFLICT (source, case_id) DO UPDATE SET kind = excluded.kind, status = excluded.status, \
+                 is_open = excluded.is_open, unit_code = excluded.unit_code, unit_name = excluded.unit_name, \
+                 procedure_code = excluded.procedure_code, received_at = excluded.received_at, \
+                 due_at = excluded.due_at, updated_at = excluded.updated_at, doc = excluded.doc, \
+                 state = excluded.state, outcome = excluded.outcome, flags = excluded.flags, \
+                 stuck = excluded.stuck, effective_due = excluded.effective_due, \
+                 overdue_workdays = excluded.overdue_workdays, evaluated_at = excluded.evaluated_at, \
+                 calendar_version = excluded.calendar_version \
+                 WHERE cases.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= cases.updated_at",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in batch.versions.chunks(CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO case_versions (source, case_id, hash, seen_at, body) ",
+            );
+            q.push_values(chunk, |mut b, v| {
+                b.push_bind(&batch.source)
+                    .push_bind(&v.case_id)
+                    .push_bind(&v.hash)
+                    .push_bind(batch.at)
+                    .push_bind(&v.body);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in batch.pending_clear.chunks(CHUNK) {
+            let sql = format!(
+                "DELETE FROM pending_steps WHERE source = ? AND case_id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(&batch.source);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in batch.pending_add.chunks(CHUNK) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO pending_steps (source, case_id, seen_at, body) ");
+            q.push_values(chunk, |mut b, (id, step)| {
+                b.push_bind(&batch.source)
+                    .push_bind(id)
+                    .push_bind(batch.at)
+                    .push_bind(serde_json::to_string(step).expect("a step serialises"));
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in batch.quarantine.chunks(CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO quarantine (source, case_id, received_at, reason, body, hash) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&batch.source)
+                    .push_bind(r.case_id.as_deref())
+                    .push_bind(batch.at)
+                    .push_bind(&r.reason)
+                    .push_bind(&r.body)
+                    .push_bind(body_hash(&r.body));
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        for id in &batch.resolved {
+            sqlx::query("UPDATE quarantine SET resolved = 1, retried_at = ? WHERE id = ?")
+                .bind(batch.at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (path, sha) in &batch.files {
+            sqlx::query("INSERT INTO seen_files (source, path, sha256, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+                .bind(&batch.source)
+                .bind(path)
+                .bind(sha)
+                .bind(batch.at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(cursor) = &batch.cursor {
+            sqlx::query(
+                "INSERT INTO cursors (source, cursor, updated_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+            )
+            .bind(&batch.source)
+            .bind(cursor)
+            .bind(batch.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn save_evaluations(&self, updates: &[EvalUpdate]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for u in updates {
+            let e = &u.eval;
+            sqlx::query(
+                "UPDATE cases SET is_open = ?, state = ?, outcome = ?, flags = ?, stuck = ?, effective_due = ?, \
+                 overdue_workdays = ?, evaluated_at = ?, calendar_version = ? WHERE source = ? AND case_id = ?",
+            )
+            .bind(u.open)
+            .bind(e.state)
+            .bind(e.outcome)
+            .bind(&e.flags)
+            .bind(e.stuck)
+            .bind(e.due)
+            .bind(e.overdue_workdays)
+            .bind(e.evaluated_at)
+            .bind(&e.calendar_version)
+            .bind(&u.source)
+            .bind(&u.case_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_open(&self) -> Result<Vec<Case>, StoreError> {
+        let rows = sqlx::query("SELECT source, case_id, doc FROM cases WHERE is_open = 1")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+                parse_doc(&s, &c, &d)
+            })
+            .collect()
+    }
+
+    async fn get_cases(&self, source: &str, ids: &[String]) -> Result<Vec<Case>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT case_id, doc FROM cases WHERE source = ? AND case_id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(source);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let (c, d): (String, String) = (r.get(0), r.get(1));
+                out.push(parse_doc(source, &c, &d)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn find_case(
+        &self,
+        case_id: &str,
+    ) -> Result<Vec<(Case, Option<EvalSummary>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT source, doc, state, outcome, flags, stuck, effective_due, overdue_workdays, evaluated_at, \
+             calendar_version FROM cases WHERE case_id = ? ORDER BY source",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let source: String = r.try_get("source")?;
+            let case = parse_doc(&source, case_id, &r.try_get::<String, _>("doc")?)?;
+            let eval = stored_eval(
+                r.try_get("state")?,
+                r.try_get("outcome")?,
+                r.try_get("flags")?,
+                r.try_get("stuck")?,
+                r.try_get("effective_due")?,
+                r.try_get("overdue_workdays")?,
+                r.try_get("evaluated_at")?,
+                r.try_get("calendar_version")?,
+            );
+            out.push((case, eval));
+        }
+        Ok(out)
+    }
+
+    async fn pending_steps(
+        &self,
+        source: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<Step>>, StoreError> {
+        let mut out: HashMap<String, Vec<Step>> = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT case_id, body FROM pending_steps WHERE source = ? AND case_id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(source);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let (c, b): (String, String) = (r.get(0), r.get(1));
+                let step: Step = serde_json::from_str(&b).map_err(|e| StoreError::Corrupt {
+                    origin: source.into(),
+                    case_id: c.clone(),
+                    message: e.to_string(),
+                })?;
+                out.entry(c).or_default().push(step);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn versions(
+        &self,
+        source: &str,
+        case_id: &str,
+    ) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
+        let rows = sqlx::query("SELECT seen_at, body FROM case_versions WHERE source = ? AND case_id = ? ORDER BY seen_at")
+            .bind(source)
+            .bind(case_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT cursor FROM cursors WHERE source = ?")
+                .bind(source)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn file_seen(&self, source: &str, path: &str, sha256: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM seen_files WHERE source = ? AND path = ? AND sha256 = ?",
+        )
+        .bind(source)
+        .bind(path)
+        .bind(sha256)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
+    async fn quarantine_list(
+        &self,
+        source: Option<&str>,
+        include_resolved: bool,
+        limit: i64,
+    ) -> Result<Vec<QuarantineRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, source, case_id, received_at, reason, body, retried_at, resolved FROM quarantine \
+             WHERE (? IS NULL OR source = ?) AND (? OR resolved = 0) ORDER BY id LIMIT ?",
+        )
+        .bind(source)
+        .bind(source)
+        .bind(include_resolved)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(quarantine_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn quarantine_get(&self, id: i64) -> Result<Option<QuarantineRow>, StoreError> {
+        let row = sqlx::query("SELECT id, source, case_id, received_at, reason, body, retried_at, resolved FROM quarantine WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(quarantine_row).transpose()?)
+    }
+
+    async fn quarantine_mark_retried(
+        &self,
+        ids: &[i64],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for id in ids {
+            sqlx::query("UPDATE quarantine SET retried_at = ? WHERE id = ?")
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn quarantine_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM quarantine WHERE received_at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn quarantine_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT source, COUNT(*) FROM quarantine WHERE resolved = 0 GROUP BY source ORDER BY source")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn record_job(&self, run: &JobRun) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO job_runs (job, started_at, finished_at, ok, message) VALUES (?, ?, ?, ?, ?)")
+            .bind(&run.job)
+            .bind(run.started_at)
+            .bind(run.finished_at)
+            .bind(run.ok)
+            .bind(&run.message)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn unmatched_units(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT unit_name, COUNT(*) FROM cases WHERE unit_code IS NULL AND unit_name IS NOT NULL \
+             GROUP BY unit_name ORDER BY 2 DESC, 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        let (cases, open): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN is_open THEN 1 ELSE 0 END), 0) FROM cases",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let quarantined: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM quarantine WHERE resolved = 0")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Counts {
+            cases,
+            open,
+            quarantined,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stored_eval(
+    state: Option<String>,
+    outcome: Option<String>,
+    flags: String,
+    stuck: bool,
+    due: Option<DateTime<Utc>>,
+    overdue_workdays: i32,
+    evaluated_at: Option<DateTime<Utc>>,
+    calendar_version: Option<String>,
+) -> Option<EvalSummary> {
+    let intern = |s: Option<String>, all: &[&'static str]| -> Option<&'static str> {
+        s.and_then(|s| all.iter().find(|x| **x == s).copied())
+    };
+    Some(EvalSummary {
+        state: intern(state, &crate::sla::State::ALL.map(|s| s.as_str())),
+        outcome: intern(outcome, &crate::sla::Outcome::ALL.map(|o| o.as_str())),
+        flags,
+        stuck,
+        due,
+        overdue_workdays,
+        evaluated_at: evaluated_at?,
+        calendar_version: calendar_version.unwrap_or_default(),
+    })
+}

@@ -1,0 +1,324 @@
+//! One conformance story for both stores: SQLite always, PostgreSQL when
+//! `SLAWATCH_TEST_DATABASE_URL` is set (`.ci/run` sets it). Each PostgreSQL run gets a
+//! database of its own, dropped afterwards.
+
+use crate::scratch;
+use chrono::{DateTime, Duration, Utc};
+use slawatch::sla::model::{Case, StatusChange, Step};
+use slawatch::store::{
+    self, Batch, CaseRow, EvalSummary, EvalUpdate, JobRun, QuarantineNew, Store, VersionRow,
+};
+use sqlx::Connection;
+use std::sync::Arc;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn case(id: &str, status: u8, updated: &str, unit: Option<&str>) -> Case {
+    Case {
+        source: "portal".into(),
+        case_id: id.into(),
+        status,
+        unit_code: unit.map(str::to_string),
+        unit_name: Some(
+            unit.map(|u| format!("Unit {u}"))
+                .unwrap_or_else(|| "UBND xã Lạ".into()),
+        ),
+        procedure_code: Some("1.004227".into()),
+        received_at: Some(t("2024-03-01T01:00:00Z")),
+        due_at: Some(t("2024-03-22T01:00:00Z")),
+        updated_at: Some(t(updated)),
+        status_history: vec![StatusChange {
+            at: t("2024-03-01T01:00:00Z"),
+            status,
+            approximate: true,
+        }],
+        ..Case::default()
+    }
+}
+
+fn eval(state: &'static str) -> EvalSummary {
+    EvalSummary {
+        state: Some(state),
+        outcome: None,
+        flags: "apology_due".into(),
+        stuck: false,
+        due: Some(t("2024-03-22T01:00:00Z")),
+        overdue_workdays: 0,
+        evaluated_at: t("2024-03-10T01:00:00Z"),
+        calendar_version: "vn-official@abcdef".into(),
+    }
+}
+
+fn row(c: Case, open: bool) -> CaseRow {
+    CaseRow {
+        case: c,
+        open,
+        eval: Some(eval("on_track")),
+    }
+}
+
+async fn story(s: Arc<dyn Store>) {
+    s.migrate().await.unwrap();
+    s.migrate().await.unwrap();
+    s.ready().await.unwrap();
+
+    s.meta_put("applicant_salt", "abc").await.unwrap();
+    s.meta_put("applicant_salt", "def").await.unwrap();
+    assert_eq!(
+        s.meta_get("applicant_salt").await.unwrap().as_deref(),
+        Some("def")
+    );
+    assert_eq!(s.meta_get("nothing").await.unwrap(), None);
+
+    let at = t("2024-03-10T02:00:00Z");
+    let mut b = Batch::new("portal", at);
+    let a = case("A", 4, "2024-03-05T01:00:00Z", Some("STP"));
+    let bb = case("B", 5, "2024-03-06T01:00:00Z", None);
+    let mut c = case("C", 10, "2024-03-07T01:00:00Z", Some("STP"));
+    c.finished_at = Some(t("2024-03-07T01:00:00Z"));
+    b.cases = vec![
+        row(a.clone(), true),
+        row(bb.clone(), true),
+        row(c.clone(), false),
+    ];
+    b.versions = vec![VersionRow {
+        case_id: "A".into(),
+        hash: "h1".into(),
+        body: r#"{"MaHoSo":"A"}"#.into(),
+    }];
+    let step = Step {
+        title: Some("Thẩm định".into()),
+        started_at: Some(t("2024-03-02T01:00:00Z")),
+        ..Step::default()
+    };
+    b.pending_add = vec![("Z".into(), step.clone())];
+    b.quarantine = vec![
+        QuarantineNew {
+            case_id: Some("Q1".into()),
+            reason: "`status`: unknown status `42`".into(),
+            body: r#"{"MaHoSo":"Q1","TrangThaiHoSo":"42"}"#.into(),
+        },
+        QuarantineNew {
+            case_id: None,
+            reason: "no case id".into(),
+            body: "{}".into(),
+        },
+    ];
+    b.cursor = Some("2024-03-10T02:00:00Z".into());
+    b.files = vec![("exports/a.json".into(), "sha-a".into())];
+    s.commit(&b).await.unwrap();
+
+    // Open cases come back whole; the finished one only on request.
+    let mut open = s.load_open().await.unwrap();
+    open.sort_by(|x, y| x.case_id.cmp(&y.case_id));
+    assert_eq!(open, vec![a.clone(), bb.clone()]);
+    assert_eq!(
+        s.get_cases("portal", &["C".into(), "nope".into()])
+            .await
+            .unwrap(),
+        vec![c.clone()]
+    );
+    assert_eq!(
+        s.cursor("portal").await.unwrap().as_deref(),
+        Some("2024-03-10T02:00:00Z")
+    );
+    assert_eq!(s.cursor("other").await.unwrap(), None);
+    assert!(s
+        .file_seen("portal", "exports/a.json", "sha-a")
+        .await
+        .unwrap());
+    assert!(!s
+        .file_seen("portal", "exports/a.json", "sha-b")
+        .await
+        .unwrap());
+
+    // The same batch again changes nothing.
+    s.commit(&b).await.unwrap();
+    let counts = s.counts().await.unwrap();
+    assert_eq!((counts.cases, counts.open), (3, 2));
+    assert_eq!(s.versions("portal", "A").await.unwrap().len(), 1);
+
+    // An older version never overwrites a newer one; a newer one does.
+    let mut older = a.clone();
+    older.status = 2;
+    older.updated_at = Some(t("2024-03-04T01:00:00Z"));
+    let mut newer = a.clone();
+    newer.status = 9;
+    newer.updated_at = Some(t("2024-03-09T01:00:00Z"));
+    let mut b2 = Batch::new("portal", at);
+    b2.cases = vec![row(older, true)];
+    s.commit(&b2).await.unwrap();
+    assert_eq!(
+        s.get_cases("portal", &["A".into()]).await.unwrap()[0].status,
+        4
+    );
+    b2.cases = vec![row(newer.clone(), false)];
+    s.commit(&b2).await.unwrap();
+    assert_eq!(
+        s.get_cases("portal", &["A".into()]).await.unwrap()[0],
+        newer
+    );
+    assert_eq!(s.counts().await.unwrap().open, 1);
+
+    // Pending steps wait for their case, then are cleared.
+    let pending = s
+        .pending_steps("portal", &["Z".into(), "A".into()])
+        .await
+        .unwrap();
+    assert_eq!(pending.get("Z"), Some(&vec![step]));
+    assert!(!pending.contains_key("A"));
+    let mut b3 = Batch::new("portal", at);
+    b3.pending_clear = vec!["Z".into()];
+    s.commit(&b3).await.unwrap();
+    assert!(s
+        .pending_steps("portal", &["Z".into()])
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Evaluations.
+    s.save_evaluations(&[EvalUpdate {
+        source: "portal".into(),
+        case_id: "B".into(),
+        open: true,
+        eval: eval("paused"),
+    }])
+    .await
+    .unwrap();
+    let found = s.find_case("B").await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, bb);
+    let e = found[0].1.clone().unwrap();
+    assert_eq!((e.state, e.flags.as_str()), (Some("paused"), "apology_due"));
+    assert_eq!(e.calendar_version, "vn-official@abcdef");
+
+    // Quarantine.
+    let q = s.quarantine_list(None, false, 100).await.unwrap();
+    assert_eq!(q.len(), 2);
+    assert_eq!(q[0].case_id.as_deref(), Some("Q1"));
+    assert_eq!(q[0].received_at, at);
+    assert_eq!(
+        s.quarantine_get(q[1].id).await.unwrap().unwrap().reason,
+        "no case id"
+    );
+    assert_eq!(
+        s.quarantine_counts().await.unwrap(),
+        vec![("portal".to_string(), 2)]
+    );
+    let mut b4 = Batch::new("portal", at + Duration::hours(1));
+    b4.resolved = vec![q[0].id];
+    s.commit(&b4).await.unwrap();
+    assert_eq!(
+        s.quarantine_list(Some("portal"), false, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.quarantine_list(Some("portal"), true, 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(s
+        .quarantine_list(Some("other"), true, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    s.quarantine_mark_retried(&[q[1].id], at).await.unwrap();
+    assert_eq!(
+        s.quarantine_get(q[1].id).await.unwrap().unwrap().retried_at,
+        Some(at)
+    );
+    assert_eq!(s.quarantine_purge(at - Duration::days(1)).await.unwrap(), 0);
+    assert_eq!(
+        s.quarantine_purge(at + Duration::seconds(1)).await.unwrap(),
+        2
+    );
+
+    // Units no directory entry matched.
+    assert_eq!(
+        s.unmatched_units().await.unwrap(),
+        vec![("UBND xã Lạ".to_string(), 1)]
+    );
+
+    s.record_job(&JobRun {
+        job: "poll:portal".into(),
+        started_at: at,
+        finished_at: at + Duration::seconds(2),
+        ok: true,
+        message: "3 records".into(),
+    })
+    .await
+    .unwrap();
+    s.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_store_conformance() {
+    let dir = scratch("sqlite-store");
+    let s = store::open(&format!("sqlite://{}/nested/slawatch.db", dir.display()))
+        .await
+        .unwrap();
+    assert_eq!(s.backend(), "sqlite");
+    story(s).await;
+}
+
+/// A fresh PostgreSQL database for one test, dropped when done.
+pub struct PgDatabase {
+    admin: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub async fn create(tag: &str) -> Option<PgDatabase> {
+        let admin = std::env::var("SLAWATCH_TEST_DATABASE_URL").ok()?;
+        let name = format!(
+            "slawatch_{tag}_{}_{}",
+            std::process::id(),
+            Utc::now().timestamp_nanos_opt().unwrap_or(0) % 1_000_000_000
+        );
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL reachable");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        Some(PgDatabase {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        })
+    }
+
+    pub async fn drop_it(self) {
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn postgres_store_conformance() {
+    let Some(db) = PgDatabase::create("store").await else {
+        eprintln!("SLAWATCH_TEST_DATABASE_URL is not set: PostgreSQL conformance not run");
+        return;
+    };
+    let s = store::open(&db.url).await.unwrap();
+    assert_eq!(s.backend(), "postgres");
+    story(s).await;
+    db.drop_it().await;
+}
