@@ -132,6 +132,10 @@ impl Catalogue {
         self.by_code.len()
     }
 
+    pub fn procedures(&self) -> impl Iterator<Item = &Procedure> {
+        self.by_code.values()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_code.is_empty()
     }

@@ -41,6 +41,24 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the daemon: poll the sources, keep every case evaluated, serve health.
+    Run,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Explain a stored case: its due, state and history.
+    Explain {
+        case_id: String,
+        #[arg(long, value_enum, default_value_t = Lang::Vi)]
+        lang: Lang,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Records that could not be normalised.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+    /// Units as the sources name them.
+    #[command(subcommand)]
+    Units(UnitsCommand),
     /// Compute a due date with its trace: one from flags, or a batch from CSV.
     Deadline(DeadlineArgs),
     /// Show the working calendar.
@@ -107,6 +125,35 @@ pub enum CalendarCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum QuarantineCommand {
+    /// List quarantined records (applicant fields are never shown).
+    List {
+        #[arg(long)]
+        source: Option<String>,
+        /// Include records a retry already resolved.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Show one record, applicant fields redacted.
+    Show { id: i64 },
+    /// Normalise records again with the current configuration (after a mapping fix).
+    Retry {
+        /// Record ids; none means every unresolved record (of `--source`).
+        ids: Vec<i64>,
+        #[arg(long)]
+        source: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UnitsCommand {
+    /// Unit names no directory entry matches, with how many cases name them.
+    Unmatched,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TableFormat {
     Table,
@@ -143,9 +190,31 @@ fn build_calendar(loaded: &mut Loaded, o: &CalendarOverrides) -> Result<Calendar
     Ok(loaded.calendar())
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Runs the command line.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Run => load(&cli.config)
+            .and_then(|l| runtime()?.block_on(crate::daemon::run(l)))
+            .map(|_| ExitCode::SUCCESS),
+        Command::Migrate => runtime()
+            .and_then(|rt| rt.block_on(migrate(&cli.config)))
+            .map(|_| ExitCode::SUCCESS),
+        Command::Explain {
+            case_id,
+            lang,
+            format,
+        } => runtime().and_then(|rt| rt.block_on(explain(&cli.config, &case_id, lang, format))),
+        Command::Quarantine(q) => runtime().and_then(|rt| rt.block_on(quarantine(&cli.config, q))),
+        Command::Units(UnitsCommand::Unmatched) => runtime()
+            .and_then(|rt| rt.block_on(units_unmatched(&cli.config)))
+            .map(|_| ExitCode::SUCCESS),
         Command::Deadline(args) => deadline(&cli.config, args),
         Command::Calendar(CalendarCommand::Show {
             year,
@@ -479,4 +548,276 @@ fn describe_hours(cal: &Calendar) -> String {
         s += &format!("; {} {}={}", season.name, season.range, season.sessions);
     }
     s
+}
+
+async fn open_store(loaded: &Loaded) -> Result<std::sync::Arc<dyn crate::store::Store>> {
+    let url = &loaded.config.store.url;
+    let store = crate::store::open(url)
+        .await
+        .with_context(|| format!("opening the store {}", crate::daemon::redact_url(url)))?;
+    Ok(store)
+}
+
+async fn migrate(config: &Option<PathBuf>) -> Result<()> {
+    let loaded = load(config)?;
+    let store = open_store(&loaded).await?;
+    store.migrate().await?;
+    store.ready().await?;
+    println!("migrated: {} store is up to date", store.backend());
+    store.close().await;
+    Ok(())
+}
+
+fn shared_for_cli(
+    loaded: &Loaded,
+    store: std::sync::Arc<dyn crate::store::Store>,
+) -> crate::daemon::Shared {
+    let context = crate::daemon::Context {
+        calendar: std::sync::Arc::new(loaded.calendar()),
+        policy: loaded.policy.clone(),
+        catalogue: loaded.catalogue.clone(),
+        directory: loaded.directory.clone(),
+    };
+    crate::daemon::Shared::new(store, context, String::new())
+}
+
+async fn explain(
+    config: &Option<PathBuf>,
+    case_id: &str,
+    lang: Lang,
+    format: OutputFormat,
+) -> Result<ExitCode> {
+    let loaded = load(config)?;
+    let store = open_store(&loaded).await?;
+    store
+        .ready()
+        .await
+        .context("the store is not migrated: run `slawatch migrate`")?;
+    let found = store.find_case(case_id).await?;
+    if found.is_empty() {
+        eprintln!("error: no case `{case_id}` in the store");
+        return Ok(ExitCode::from(1));
+    }
+    let cal = loaded.calendar();
+    let now = Utc::now();
+    let mut out = std::io::stdout().lock();
+    let mut all = Vec::new();
+    for (case, stored) in found {
+        let proc = case
+            .procedure_code
+            .as_deref()
+            .and_then(|c| loaded.catalogue.get(c));
+        let (e, trace) =
+            crate::sla::explain::explain_case(&case, proc, &cal, &loaded.policy, now, lang)?;
+        let versions = store.versions(&case.source, &case.case_id).await?;
+        let at = |t: chrono::DateTime<Utc>| rfc3339(t, &cal);
+        match format {
+            OutputFormat::Json => all.push(serde_json::json!({
+                "source": case.source,
+                "case_id": case.case_id,
+                "kind": case.kind,
+                "unit": case.unit_code,
+                "unit_name": case.unit_name,
+                "status": case.status,
+                "state": e.state,
+                "outcome": e.outcome,
+                "flags": e.flags,
+                "stuck": e.stuck,
+                "start": e.start.map(at),
+                "due": e.due.map(at),
+                "legal_due": e.legal_due.map(at),
+                "calendar_version": cal.version().to_string(),
+                "trace": trace,
+                "stored_evaluation": stored.map(|s| serde_json::json!({
+                    "state": s.state, "flags": s.flags, "evaluated_at": at(s.evaluated_at), "calendar_version": s.calendar_version,
+                })),
+                "history": {
+                    "statuses": case.status_history.iter().map(|h| serde_json::json!({"at": at(h.at), "status": h.status, "approximate": h.approximate})).collect::<Vec<_>>(),
+                    "dues": case.due_history.iter().map(|d| serde_json::json!({"at": at(d.at), "from": d.from.map(at), "to": d.to.map(at), "cause": d.cause})).collect::<Vec<_>>(),
+                    "supplements": case.supplements.iter().map(|s| serde_json::json!({"requested_at": at(s.requested_at), "resumed_at": s.resumed_at.map(at)})).collect::<Vec<_>>(),
+                    "steps": case.steps.iter().map(|s| serde_json::json!({"title": s.title, "department": s.department, "unit": s.unit_code, "started_at": s.started_at.map(at), "acted_at": s.acted_at.map(at), "step_due_at": s.step_due_at.map(at)})).collect::<Vec<_>>(),
+                    "versions": versions.len(),
+                },
+            })),
+            OutputFormat::Text => {
+                writeln!(out, "{} / {} ({}, {})", case.source, case.case_id, case.kind, case.unit_code.as_deref().or(case.unit_name.as_deref()).unwrap_or("?"))?;
+                for line in &trace {
+                    writeln!(out, "  - {line}")?;
+                }
+                writeln!(out, "  history:")?;
+                for h in &case.status_history {
+                    let approx = if h.approximate { " (as observed)" } else { "" };
+                    writeln!(out, "    {}  status {} {}{approx}", at(h.at), h.status, crate::sla::model::status::name_vi(h.status))?;
+                }
+                for d in &case.due_history {
+                    writeln!(out, "    {}  due {} → {} ({:?})", at(d.at), d.from.map(at).unwrap_or_default(), d.to.map(at).unwrap_or_default(), d.cause)?;
+                }
+                for s in &case.steps {
+                    writeln!(
+                        out,
+                        "    step «{}» {} started {} acted {} due {}",
+                        s.title.as_deref().unwrap_or("?"),
+                        s.unit_code.as_deref().or(s.department.as_deref()).unwrap_or(""),
+                        s.started_at.map(at).unwrap_or_else(|| "-".into()),
+                        s.acted_at.map(at).unwrap_or_else(|| "-".into()),
+                        s.step_due_at.map(at).unwrap_or_else(|| "-".into()),
+                    )?;
+                }
+                writeln!(out, "    {} raw version(s) kept", versions.len())?;
+            }
+        }
+    }
+    if format == OutputFormat::Json {
+        writeln!(out, "{}", serde_json::Value::Array(all))?;
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn shown_body(body: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(v) => {
+            serde_json::to_string_pretty(&crate::source::normalize::redact(&v)).unwrap_or_default()
+        }
+        Err(_) => "(not JSON; not shown, it may hold applicant data)".into(),
+    }
+}
+
+async fn quarantine(config: &Option<PathBuf>, cmd: QuarantineCommand) -> Result<ExitCode> {
+    let loaded = load(config)?;
+    let store = open_store(&loaded).await?;
+    store
+        .ready()
+        .await
+        .context("the store is not migrated: run `slawatch migrate`")?;
+    let mut out = std::io::stdout().lock();
+    let code = match cmd {
+        QuarantineCommand::List { source, all, limit } => {
+            let rows = store.quarantine_list(source.as_deref(), all, limit).await?;
+            writeln!(
+                out,
+                "{:>6}  {:<12}  {:<28}  {:<20}  reason",
+                "id", "source", "case", "received"
+            )?;
+            for r in &rows {
+                writeln!(
+                    out,
+                    "{:>6}  {:<12}  {:<28}  {:<20}  {}{}",
+                    r.id,
+                    r.source,
+                    r.case_id.as_deref().unwrap_or("-"),
+                    r.received_at.format("%Y-%m-%d %H:%M:%S"),
+                    r.reason,
+                    if r.resolved { " [resolved]" } else { "" }
+                )?;
+            }
+            writeln!(out, "{} record(s)", rows.len())?;
+            ExitCode::SUCCESS
+        }
+        QuarantineCommand::Show { id } => match store.quarantine_get(id).await? {
+            Some(r) => {
+                writeln!(out, "id:       {}", r.id)?;
+                writeln!(out, "source:   {}", r.source)?;
+                writeln!(out, "case:     {}", r.case_id.as_deref().unwrap_or("-"))?;
+                writeln!(out, "received: {}", r.received_at.to_rfc3339())?;
+                writeln!(out, "reason:   {}", r.reason)?;
+                writeln!(
+                    out,
+                    "record (applicant fields redacted):\n{}",
+                    shown_body(&r.body)
+                )?;
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("error: no quarantined record {id}");
+                ExitCode::from(1)
+            }
+        },
+        QuarantineCommand::Retry { ids, source } => {
+            let rows = if ids.is_empty() {
+                store
+                    .quarantine_list(source.as_deref(), false, i64::MAX)
+                    .await?
+            } else {
+                let mut v = Vec::new();
+                for id in ids {
+                    match store.quarantine_get(id).await? {
+                        Some(r) => v.push(r),
+                        None => eprintln!("warning: no quarantined record {id}"),
+                    }
+                }
+                v
+            };
+            let shared = shared_for_cli(&loaded, store.clone());
+            let (mut fixed, mut still) = (0, 0);
+            for r in rows.iter().filter(|r| !r.resolved) {
+                let Some(sc) = loaded.config.source.iter().find(|s| s.name == r.source) else {
+                    eprintln!("{}: source `{}` is no longer configured", r.id, r.source);
+                    still += 1;
+                    continue;
+                };
+                let mapping = sc
+                    .mapping()
+                    .map_err(|e| anyhow!("source `{}`: {e}", sc.name))?;
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(&r.body) else {
+                    writeln!(out, "{}: still not JSON", r.id)?;
+                    store.quarantine_mark_retried(&[r.id], Utc::now()).await?;
+                    still += 1;
+                    continue;
+                };
+                let cal = shared.context().calendar.clone();
+                let salt = store.meta_get("applicant_salt").await?.unwrap_or_default();
+                match crate::source::normalize::normalize(&value, &mapping, &r.source, &cal, &salt)
+                {
+                    Ok(_) => {
+                        let rec =
+                            crate::source::RawRecord::json(value, format!("quarantine #{}", r.id));
+                        let delivery = crate::daemon::Delivery {
+                            records: vec![rec],
+                            resolved: vec![r.id],
+                            ..Default::default()
+                        };
+                        crate::daemon::ingest(&shared, &r.source, &mapping, delivery, Utc::now())
+                            .await?;
+                        writeln!(out, "{}: ingested", r.id)?;
+                        fixed += 1;
+                    }
+                    Err(e) => {
+                        store.quarantine_mark_retried(&[r.id], Utc::now()).await?;
+                        writeln!(out, "{}: still rejected: {}", r.id, e.reason)?;
+                        still += 1;
+                    }
+                }
+            }
+            writeln!(out, "{fixed} ingested, {still} still quarantined")?;
+            if still > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    };
+    store.close().await;
+    Ok(code)
+}
+
+async fn units_unmatched(config: &Option<PathBuf>) -> Result<()> {
+    let loaded = load(config)?;
+    let store = open_store(&loaded).await?;
+    store
+        .ready()
+        .await
+        .context("the store is not migrated: run `slawatch migrate`")?;
+    let rows = store.unmatched_units().await?;
+    let mut out = std::io::stdout().lock();
+    for (name, n) in &rows {
+        writeln!(out, "{n:>8}  {name}")?;
+    }
+    writeln!(
+        out,
+        "{} unit name(s) match no directory entry; add them as `aliases` in the unit directory",
+        rows.len()
+    )?;
+    store.close().await;
+    Ok(())
 }

@@ -40,6 +40,7 @@ use crate::calendar::data::{self, DayRow};
 use crate::calendar::hours::{DaySessions, OfficeHours, Season, SeasonRange};
 use crate::calendar::{Calendar, CalendarSpec, SHIPPED_OFFICIAL_DAYS};
 use crate::catalogue::{line_of, Catalogue};
+use crate::directory::Directory;
 use crate::sla::duration::Duration;
 use crate::sla::policy::{DuePolicy, Policy, Rules, SupplementView};
 use chrono::{NaiveDate, Weekday};
@@ -65,6 +66,8 @@ pub enum ConfigError {
     Rows(#[from] data::RowError),
     #[error(transparent)]
     Catalogue(#[from] crate::catalogue::CatalogueError),
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
 }
 
 /// A time zone name, validated.
@@ -269,6 +272,75 @@ pub struct CatalogueConfig {
     pub file: Option<PathBuf>,
 }
 
+/// `[directory]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// The unit directory file; none means every unit is unknown (kept by raw name).
+    pub file: Option<PathBuf>,
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://data/slawatch.db` (relative to the working directory) or
+    /// `postgres://…`; put credentials in the environment: `url = "${SLAWATCH_DATABASE_URL}"`.
+    pub url: String,
+    /// Days a quarantined record is kept.
+    pub quarantine_retention_days: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "sqlite://data/slawatch.db".into(),
+            quarantine_retention_days: 30,
+        }
+    }
+}
+
+/// `[http]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listener for `/metrics`, `/healthz`, `/readyz` and the API.
+    pub listen: String,
+    /// Largest request body accepted (push), in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:9464".into(),
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[daemon]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// When open cases are re-evaluated as time passes (6-field cron, local time).
+    pub evaluate_schedule: String,
+    /// Longest a poll may run before it is abandoned, in seconds.
+    pub poll_timeout_seconds: u64,
+    /// Longest back-off after repeated failures of a source, in seconds.
+    pub max_backoff_seconds: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            evaluate_schedule: "0 * * * * *".into(),
+            poll_timeout_seconds: 600,
+            max_backoff_seconds: 900,
+        }
+    }
+}
+
 /// The whole file.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -276,6 +348,11 @@ pub struct Config {
     pub calendar: CalendarConfig,
     pub sla: RulesPatch,
     pub catalogue: CatalogueConfig,
+    pub directory: DirectoryConfig,
+    pub store: StoreConfig,
+    pub http: HttpConfig,
+    pub daemon: DaemonConfig,
+    pub source: Vec<crate::source::SourceConfig>,
 }
 
 /// A loaded configuration: the file and what it points to, built.
@@ -283,9 +360,12 @@ pub struct Loaded {
     pub config: Config,
     /// The file it came from (`None` for the built-in defaults).
     pub path: Option<PathBuf>,
+    /// The folder relative paths are resolved against.
+    pub dir: PathBuf,
     pub calendar_spec: CalendarSpec,
     pub policy: Policy,
     pub catalogue: Catalogue,
+    pub directory: Directory,
     /// Things an operator should know (unconfirmed calendar rows, …).
     pub warnings: Vec<String>,
 }
@@ -310,29 +390,57 @@ fn key_at(text: &str, line: usize) -> String {
     }
 }
 
-/// Replaces `${NAME}` by the environment variable `NAME`.
+/// Where a line's comment starts (a `#` outside a string), if it has one.
+fn comment_start(line: &str) -> Option<usize> {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q == '"' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == '#' => return Some(i),
+            None => {}
+        }
+    }
+    None
+}
+
+/// Replaces `${NAME}` by the environment variable `NAME` (not inside comments).
 fn expand_env(text: &str, file: &str) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        let Some(j) = after.find('}') else {
-            out.push_str(&rest[i..]);
-            rest = "";
-            break;
-        };
-        let name = &after[..j];
-        let value = std::env::var(name).map_err(|_| ConfigError::At {
-            file: file.into(),
-            line: line_of(text, text.len() - rest.len() + i),
-            key: format!("${{{name}}}"),
-            message: "the environment variable is not set".into(),
-        })?;
-        out.push_str(&value);
-        rest = &after[j + 1..];
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let cut = comment_start(line).unwrap_or(line.len());
+        let (code, comment) = line.split_at(cut);
+        let mut rest = code;
+        while let Some(i) = rest.find("${") {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 2..];
+            let Some(j) = after.find('}') else {
+                out.push_str(&rest[i..]);
+                rest = "";
+                break;
+            };
+            let name = &after[..j];
+            let value = std::env::var(name).map_err(|_| ConfigError::At {
+                file: file.into(),
+                line: n + 1,
+                key: format!("${{{name}}}"),
+                message: "the environment variable is not set".into(),
+            })?;
+            out.push_str(&value);
+            rest = &after[j + 1..];
+        }
+        out.push_str(rest);
+        out.push_str(comment);
     }
-    out.push_str(rest);
     Ok(out)
 }
 
@@ -471,6 +579,51 @@ impl Config {
     }
 }
 
+/// Reads the procedure catalogue the configuration names (reloadable).
+pub fn load_catalogue(config: &Config, dir: &Path) -> Result<Catalogue, ConfigError> {
+    match &config.catalogue.file {
+        Some(p) => {
+            let p = if p.is_absolute() {
+                p.clone()
+            } else {
+                dir.join(p)
+            };
+            Ok(Catalogue::parse(&read(&p)?, &p.display().to_string())?)
+        }
+        None => Ok(Catalogue::default()),
+    }
+}
+
+/// Reads the unit directory the configuration names (reloadable).
+pub fn load_directory(config: &Config, dir: &Path) -> Result<Directory, ConfigError> {
+    match &config.directory.file {
+        Some(p) => {
+            let p = if p.is_absolute() {
+                p.clone()
+            } else {
+                dir.join(p)
+            };
+            Ok(Directory::parse(&read(&p)?, &p.display().to_string())?)
+        }
+        None => Ok(Directory::default()),
+    }
+}
+
+/// The files a reload watches: the catalogue and the directory.
+pub fn watched_files(config: &Config, dir: &Path) -> Vec<PathBuf> {
+    [&config.catalogue.file, &config.directory.file]
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                dir.join(p)
+            }
+        })
+        .collect()
+}
+
 fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError::File {
         file: path.display().to_string(),
@@ -542,13 +695,23 @@ impl Loaded {
             hours,
         };
         let policy = config.policy(&file)?;
-        let catalogue = match &config.catalogue.file {
-            Some(p) => {
-                let p = resolve(p);
-                Catalogue::parse(&read(&p)?, &p.display().to_string())?
+        let catalogue = load_catalogue(&config, &dir)?;
+        let directory = load_directory(&config, &dir)?;
+        let mut names = std::collections::HashSet::new();
+        for s in &config.source {
+            if !names.insert(s.name.clone()) {
+                return Err(ConfigError::File {
+                    file,
+                    message: format!("source.name: `{}` is used twice", s.name),
+                });
             }
-            None => Catalogue::default(),
-        };
+            if let Err(message) = s.mapping() {
+                return Err(ConfigError::File {
+                    file,
+                    message: format!("source `{}`: {message}", s.name),
+                });
+            }
+        }
         let mut warnings = Vec::new();
         let unconfirmed: Vec<String> = calendar_spec
             .official
@@ -567,9 +730,11 @@ impl Loaded {
         Ok(Loaded {
             config,
             path: path.map(Path::to_path_buf),
+            dir,
             calendar_spec,
             policy,
             catalogue,
+            directory,
             warnings,
         })
     }
@@ -664,6 +829,9 @@ mod tests {
         let e = expand_env("a = \"${SLAWATCH_TEST_SURELY_UNSET}\"\n", "x.toml").unwrap_err();
         assert!(e.to_string().contains("SLAWATCH_TEST_SURELY_UNSET"));
         assert_eq!(expand_env("a = 1", "x").unwrap(), "a = 1");
+        // Comments are left alone, even with `${…}` in them.
+        let text = "# url = \"${SLAWATCH_TEST_SURELY_UNSET}\"\nb = \"#x\" # ${SLAWATCH_TEST_SURELY_UNSET}\n";
+        assert_eq!(expand_env(text, "x.toml").unwrap(), text);
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub struct Unit {
     pub copies: Vec<String>,
     #[serde(default)]
     pub deputies: Vec<Deputy>,
+    /// Roles: `service_centre`, `provincial_office`, `province` (who receives what).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default)]

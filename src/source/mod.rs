@@ -1,3 +1,297 @@
-//! Sources of case records (SPEC §5) and their normalisation into the case model.
+//! Sources of case records (SPEC §5), each behind one [`Source`] interface, and the
+//! normalisation of their records into the case model.
+//!
+//! A source is polled on its own schedule with the cursor it left last time; it
+//! returns raw records (JSON values, or the text that failed to parse), the next
+//! cursor, and the files it read. Normalising, merging and storing is the daemon's
+//! job, the same for every source.
 
+pub mod demo;
+pub mod file;
 pub mod normalize;
+
+use crate::calendar::Calendar;
+use crate::catalogue::Catalogue;
+use crate::directory::Directory;
+use crate::sla::model::Kind;
+use crate::store::Store;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use normalize::Mapping;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// One record as a source delivered it.
+#[derive(Clone, Debug)]
+pub struct RawRecord {
+    /// The parsed JSON, or the text that could not be parsed and why.
+    pub value: Result<Value, (String, String)>,
+    /// Where it came from (file and line, page), for quarantine messages.
+    pub origin: String,
+}
+
+impl RawRecord {
+    pub fn json(value: Value, origin: impl Into<String>) -> RawRecord {
+        RawRecord {
+            value: Ok(value),
+            origin: origin.into(),
+        }
+    }
+
+    pub fn unparsable(
+        text: impl Into<String>,
+        why: impl Into<String>,
+        origin: impl Into<String>,
+    ) -> RawRecord {
+        RawRecord {
+            value: Err((text.into(), why.into())),
+            origin: origin.into(),
+        }
+    }
+}
+
+/// What one poll brought.
+#[derive(Clone, Debug, Default)]
+pub struct Poll {
+    pub records: Vec<RawRecord>,
+    /// The cursor to store with these records.
+    pub cursor: Option<String>,
+    /// Files read, `(path, sha256)`, remembered with the records.
+    pub files: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{0}")]
+    Transport(String),
+    #[error("HTTP {status} from {url}")]
+    Status { status: u16, url: String },
+    #[error("bad response: {0}")]
+    Response(String),
+    #[error("timed out after {0} s")]
+    Timeout(u64),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl SourceError {
+    /// Worth retrying within the same poll (a network fault, 5xx, 429).
+    pub fn transient(&self) -> bool {
+        match self {
+            SourceError::Transport(_) | SourceError::Timeout(_) => true,
+            SourceError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+/// What a poll may use besides its cursor.
+pub struct PollContext<'a> {
+    pub source: &'a str,
+    pub now: DateTime<Utc>,
+    pub calendar: &'a Calendar,
+    pub directory: &'a Directory,
+    pub catalogue: &'a Catalogue,
+    pub store: &'a Arc<dyn Store>,
+}
+
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// Records changed since `cursor` (`None` on the first poll).
+    async fn poll(&self, cursor: Option<&str>, ctx: &PollContext<'_>) -> Result<Poll, SourceError>;
+}
+
+/// `[[source]]` in the configuration. Which keys apply depends on `type`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique name; it identifies the cases (`source` + `case_id`) and labels metrics.
+    pub name: String,
+    /// `demo`, `http`, `sql`, `file` or `push`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// 6-field cron in local time (sec min hour day month weekday).
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    /// How far before the cursor each poll starts again, so nothing on the boundary is
+    /// missed (the records seen twice change nothing).
+    #[serde(default = "default_overlap")]
+    pub overlap_seconds: i64,
+    /// Timeout of one request or query.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+    /// Kind of the cases this source delivers.
+    #[serde(default)]
+    pub case_kind: Kind,
+    /// Record format: `dvcqg` (the national portal's field names) or `canonical`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Canonical field → JSON pointer, over the format's defaults.
+    #[serde(default)]
+    pub mapping: BTreeMap<String, String>,
+    /// Extra raw status values → DVCQG codes 1–10 (e.g. `done = 9`).
+    #[serde(default)]
+    pub status_map: HashMap<String, u8>,
+
+    // demo
+    /// Dossiers per workday (demo).
+    #[serde(default)]
+    pub per_day: Option<u32>,
+    /// Seed of the demo province.
+    #[serde(default)]
+    pub seed: Option<u64>,
+
+    // file
+    /// Folder of exports (file).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+
+    // http
+    /// URL template with `{cursor}` and `{page}` (http).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// JSON pointer to the records array in a page (http); default: the body itself, or `/data`.
+    #[serde(default)]
+    pub records: Option<String>,
+    /// JSON pointer to the next page's URL in a page (http); otherwise `{page}` counts up
+    /// until a page is empty.
+    #[serde(default)]
+    pub next_page: Option<String>,
+    /// First page number for `{page}`.
+    #[serde(default)]
+    pub first_page: Option<u32>,
+    /// Most pages one poll reads.
+    #[serde(default)]
+    pub max_pages: Option<u32>,
+    /// `none`, `bearer`, `basic` or `session` (http).
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// Environment variable holding the bearer token, or the password (http).
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// Environment variable holding the bearer token a push client sends (push).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// User name for `basic` and `session` (http), or of the push login (push).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Login URL for `session`: POST `{username, password}` → `{session}` (http).
+    #[serde(default)]
+    pub login_url: Option<String>,
+    /// Retries of a failed request within one poll.
+    #[serde(default)]
+    pub retries: Option<u32>,
+
+    // sql
+    /// Database URL, usually `${ENV}` (sql): postgres://, mysql://, sqlite://.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Read-only query with one bound parameter, the cursor (sql).
+    #[serde(default)]
+    pub query: Option<String>,
+}
+
+fn default_schedule() -> String {
+    "0 */5 * * * *".into()
+}
+
+fn default_overlap() -> i64 {
+    300
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+impl SourceConfig {
+    /// The record mapping of this source.
+    pub fn mapping(&self) -> Result<Mapping, String> {
+        let format = self.format.as_deref().or(if self.kind == "demo" {
+            Some("canonical")
+        } else {
+            None
+        });
+        let mut m = match format {
+            None | Some("dvcqg") => {
+                let mut m = Mapping::dvcqg();
+                for (k, v) in &self.mapping {
+                    let custom = Mapping::custom(&[(k.clone(), v.clone())].into_iter().collect())?;
+                    apply_override(&mut m, &custom, k);
+                }
+                m
+            }
+            Some("canonical") => Mapping::custom(&self.mapping)?,
+            Some(other) => {
+                return Err(format!(
+                    "format `{other}` is neither `dvcqg` nor `canonical`"
+                ))
+            }
+        };
+        m.kind = self.case_kind;
+        for (raw, code) in &self.status_map {
+            if !(1..=10).contains(code) {
+                return Err(format!("status_map.{raw}: {code} is not a status 1–10"));
+            }
+        }
+        m.status_map = self.status_map.clone();
+        Ok(m)
+    }
+}
+
+/// Copies one overridden key of `custom` onto `m`.
+fn apply_override(m: &mut Mapping, custom: &Mapping, key: &str) {
+    match key.split_once('.') {
+        None if key == "supplements" => {
+            if let (Some(a), Some(b)) = (m.supplements.as_mut(), custom.supplements.as_ref()) {
+                a.0 = b.0.clone();
+            }
+        }
+        None if key == "steps" => {
+            if let (Some(a), Some(b)) = (m.steps.as_mut(), custom.steps.as_ref()) {
+                a.0 = b.0.clone();
+            }
+        }
+        None => {
+            if let Some(p) = custom.fields.get(key) {
+                m.fields.insert(key.into(), p.clone());
+            }
+        }
+        Some(("supplements", f)) => {
+            if let (Some(a), Some(b)) = (m.supplements.as_mut(), custom.supplements.as_ref()) {
+                if let Some(p) = b.1.get(f) {
+                    a.1.insert(f.into(), p.clone());
+                }
+            }
+        }
+        Some(("steps", f)) => {
+            if let (Some(a), Some(b)) = (m.steps.as_mut(), custom.steps.as_ref()) {
+                if let Some(p) = b.1.get(f) {
+                    a.1.insert(f.into(), p.clone());
+                    m.step_item.insert(f.into(), p.clone());
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Builds the source a configuration describes (`push` has no poller: `None`).
+pub fn build(cfg: &SourceConfig, calendar: &Calendar) -> Result<Option<Arc<dyn Source>>, String> {
+    Ok(match cfg.kind.as_str() {
+        "demo" => Some(Arc::new(demo::DemoSource::new(cfg, calendar)?)),
+        "file" => Some(Arc::new(file::FileSource::new(cfg)?)),
+        "push" => None,
+        other => {
+            return Err(format!(
+                "type `{other}` is not one of demo, http, sql, file, push"
+            ))
+        }
+    })
+}

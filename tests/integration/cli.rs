@@ -293,7 +293,7 @@ fn calendar_show_csv_and_table() {
 fn check_config_accepts_the_shipped_config_and_names_faults() {
     let o = slawatch(repo(), &["check-config"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("procedures: 7"));
+    assert!(stdout(&o).contains("procedures: 58"));
     assert!(
         stderr(&o).contains("unconfirmed"),
         "unconfirmed rows are warned about"

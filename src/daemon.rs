@@ -1,0 +1,760 @@
+//! The daemon (`slawatch run`): polls each source on its schedule, merges and stores
+//! what it brings, keeps every open case evaluated as data and time move, and serves
+//! health on the HTTP listener.
+//!
+//! Open cases live in memory with their latest evaluation; finished ones only in the
+//! store. A poll's effects are committed in one transaction before memory is touched,
+//! so a failed or killed poll leaves store and memory as they were, and the next poll
+//! starts from the stored cursor. Each source is polled by its own job; a slow or
+//! failing source delays nothing else and is retried with back-off.
+
+use crate::calendar::Calendar;
+use crate::catalogue::Catalogue;
+use crate::config::{self, Loaded};
+use crate::directory::Directory;
+use crate::ingest::{merge, merge_steps, Change};
+use crate::scheduler::Scheduler;
+use crate::sla::model::Case;
+use crate::sla::policy::Policy;
+use crate::sla::{evaluate, Lifecycle};
+use crate::source::normalize::{normalize, Mapping, Normalized};
+use crate::source::{self, PollContext, RawRecord, Source, SourceConfig};
+use crate::store::{
+    self, Batch, CaseRow, EvalSummary, EvalUpdate, JobRun, QuarantineNew, Store, StoreError,
+    VersionRow,
+};
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Duration as Span, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio_util::sync::CancellationToken;
+
+/// What evaluation needs, swapped whole on a reload.
+pub struct Context {
+    pub calendar: Arc<Calendar>,
+    pub policy: Policy,
+    pub catalogue: Catalogue,
+    pub directory: Directory,
+}
+
+/// An open case in memory.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub case: Case,
+    pub eval: Option<EvalSummary>,
+}
+
+/// A source's health, for `/readyz` (and metrics later).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SourceHealth {
+    pub name: String,
+    pub kind: String,
+    pub up: bool,
+    pub last_poll: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    #[serde(skip)]
+    pub next_attempt: Option<DateTime<Utc>>,
+    pub last_records: usize,
+}
+
+/// Counts of one ingest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IngestStats {
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub quarantined: usize,
+}
+
+/// State shared by the jobs and the HTTP handlers.
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    context: RwLock<Arc<Context>>,
+    open: Mutex<HashMap<(String, String), Entry>>,
+    health: Mutex<Vec<SourceHealth>>,
+    salt: String,
+}
+
+impl Shared {
+    pub fn new(store: Arc<dyn Store>, context: Context, salt: String) -> Shared {
+        Shared {
+            store,
+            context: RwLock::new(Arc::new(context)),
+            open: Mutex::new(HashMap::new()),
+            health: Mutex::new(Vec::new()),
+            salt,
+        }
+    }
+
+    pub fn context(&self) -> Arc<Context> {
+        self.context.read().expect("context lock").clone()
+    }
+
+    pub fn set_context(&self, c: Context) {
+        *self.context.write().expect("context lock") = Arc::new(c);
+    }
+
+    pub fn health(&self) -> Vec<SourceHealth> {
+        self.health.lock().expect("health lock").clone()
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open.lock().expect("open lock").len()
+    }
+
+    /// A copy of the open cases (for tests and reports).
+    pub fn open_cases(&self) -> Vec<Entry> {
+        self.open
+            .lock()
+            .expect("open lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Marks a delivery from a push source.
+    pub fn touch_source(&self, name: &str, at: DateTime<Utc>, records: usize) {
+        self.update_health(name, |h| {
+            h.up = true;
+            h.last_poll = Some(at);
+            h.last_success = Some(at);
+            h.last_records = records;
+        });
+    }
+
+    fn update_health(&self, name: &str, f: impl FnOnce(&mut SourceHealth)) {
+        let mut h = self.health.lock().expect("health lock");
+        if let Some(s) = h.iter_mut().find(|s| s.name == name) {
+            f(s);
+        }
+    }
+
+    /// Loads the open cases from the store and evaluates them.
+    pub async fn load(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let cases = self.store.load_open().await?;
+        let ctx = self.context();
+        let mut open = self.open.lock().expect("open lock");
+        open.clear();
+        for case in cases {
+            let proc = case
+                .procedure_code
+                .as_deref()
+                .and_then(|c| ctx.catalogue.get(c));
+            let eval = evaluate(&case, proc, &ctx.calendar, &ctx.policy, now)
+                .ok()
+                .map(|e| EvalSummary::of(&e, now));
+            open.insert(
+                (case.source.clone(), case.case_id.clone()),
+                Entry { case, eval },
+            );
+        }
+        Ok(open.len())
+    }
+}
+
+fn version_hash(body: &str) -> String {
+    Sha256::digest(body.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What one poll, push or retry delivers to [`ingest`].
+#[derive(Debug, Default)]
+pub struct Delivery {
+    pub records: Vec<RawRecord>,
+    /// The cursor to store with the records (polls).
+    pub cursor: Option<String>,
+    /// Files read (file source).
+    pub files: Vec<(String, String)>,
+    /// Quarantine rows this delivery re-normalised (retry).
+    pub resolved: Vec<i64>,
+}
+
+impl Delivery {
+    pub fn records(records: Vec<RawRecord>) -> Delivery {
+        Delivery {
+            records,
+            ..Delivery::default()
+        }
+    }
+}
+
+/// Normalises, merges, evaluates and stores one delivery of records — the same for
+/// every source, push and quarantine retries. Memory is updated only after the
+/// batch is committed.
+pub async fn ingest(
+    shared: &Shared,
+    source: &str,
+    mapping: &Mapping,
+    delivery: Delivery,
+    now: DateTime<Utc>,
+) -> Result<IngestStats, StoreError> {
+    let Delivery {
+        records,
+        cursor,
+        files,
+        resolved,
+    } = delivery;
+    let ctx = shared.context();
+    let mut batch = Batch::new(source, now);
+    let mut stats = IngestStats::default();
+    let mut items: Vec<(Normalized, String)> = Vec::new();
+    for rec in records {
+        match rec.value {
+            Err((text, why)) => batch.quarantine.push(QuarantineNew {
+                case_id: None,
+                reason: format!("{}: {why}", rec.origin),
+                body: text,
+            }),
+            Ok(v) => {
+                let body = v.to_string();
+                match normalize(&v, mapping, source, &ctx.calendar, &shared.salt) {
+                    Ok(n) => items.push((n, body)),
+                    Err(r) => batch.quarantine.push(QuarantineNew {
+                        case_id: r.case_id,
+                        reason: format!("{}: {}", rec.origin, r.reason),
+                        body,
+                    }),
+                }
+            }
+        }
+    }
+    stats.quarantined = batch.quarantine.len();
+
+    // What is known of these cases: memory first, then the store.
+    let ids: HashSet<String> = items
+        .iter()
+        .map(|(n, _)| match n {
+            Normalized::Case { case, .. } => case.case_id.clone(),
+            Normalized::Steps { case_id, .. } => case_id.clone(),
+        })
+        .collect();
+    let mut working: HashMap<String, Case> = HashMap::new();
+    {
+        let open = shared.open.lock().expect("open lock");
+        for id in &ids {
+            if let Some(e) = open.get(&(source.to_string(), id.clone())) {
+                working.insert(id.clone(), e.case.clone());
+            }
+        }
+    }
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| !working.contains_key(*id))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        for c in shared.store.get_cases(source, &missing).await? {
+            working.insert(c.case_id.clone(), c);
+        }
+    }
+    let unknown: Vec<String> = ids
+        .iter()
+        .filter(|id| !working.contains_key(*id))
+        .cloned()
+        .collect();
+    let mut pending = if unknown.is_empty() {
+        HashMap::new()
+    } else {
+        shared.store.pending_steps(source, &unknown).await?
+    };
+
+    let mut changed: Vec<String> = Vec::new();
+    let mut changed_set: HashSet<String> = HashSet::new();
+    for (n, body) in items {
+        match n {
+            Normalized::Case { case, source_time } => {
+                let id = case.case_id.clone();
+                let existing = working.get(&id);
+                let steps = if existing.is_none() {
+                    pending
+                        .remove(&id)
+                        .inspect(|_| batch.pending_clear.push(id.clone()))
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                let (merged, change) =
+                    merge(existing, *case, source_time, now, steps, &ctx.directory);
+                match change {
+                    Change::Inserted => stats.inserted += 1,
+                    Change::Updated => stats.updated += 1,
+                    Change::Unchanged | Change::Stale => stats.unchanged += 1,
+                }
+                if matches!(change, Change::Inserted | Change::Updated) {
+                    batch.versions.push(VersionRow {
+                        case_id: id.clone(),
+                        hash: version_hash(&body),
+                        body,
+                    });
+                    working.insert(id.clone(), merged);
+                    if changed_set.insert(id.clone()) {
+                        changed.push(id);
+                    }
+                }
+            }
+            Normalized::Steps { case_id, steps } => match working.get(&case_id) {
+                Some(existing) => match merge_steps(existing, steps, now, &ctx.directory) {
+                    Some(m) => {
+                        stats.updated += 1;
+                        working.insert(case_id.clone(), m);
+                        if changed_set.insert(case_id.clone()) {
+                            changed.push(case_id);
+                        }
+                    }
+                    None => stats.unchanged += 1,
+                },
+                None => {
+                    stats.inserted += 1;
+                    batch
+                        .pending_add
+                        .extend(steps.into_iter().map(|s| (case_id.clone(), s)));
+                }
+            },
+        }
+    }
+    for id in &changed {
+        let case = &working[id];
+        let proc = case
+            .procedure_code
+            .as_deref()
+            .and_then(|c| ctx.catalogue.get(c));
+        match evaluate(case, proc, &ctx.calendar, &ctx.policy, now) {
+            Ok(e) => batch
+                .cases
+                .push(CaseRow::new(case.clone(), Some((&e, now)))),
+            Err(e) => {
+                tracing::warn!(source, case_id = %id, error = %e, "cannot evaluate");
+                batch.cases.push(CaseRow::new(case.clone(), None));
+            }
+        }
+    }
+    batch.cursor = cursor;
+    batch.files = files;
+    batch.resolved = resolved;
+    shared.store.commit(&batch).await?;
+
+    let mut open = shared.open.lock().expect("open lock");
+    for row in batch.cases {
+        let key = (source.to_string(), row.case.case_id.clone());
+        if row.open {
+            open.insert(
+                key,
+                Entry {
+                    case: row.case,
+                    eval: row.eval,
+                },
+            );
+        } else {
+            open.remove(&key);
+        }
+    }
+    Ok(stats)
+}
+
+/// Re-evaluates every open case at `now` and stores the evaluations that changed.
+pub async fn reevaluate(shared: &Shared, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let ctx = shared.context();
+    let updates: Vec<EvalUpdate> = {
+        let open = shared.open.lock().expect("open lock");
+        open.values()
+            .filter_map(|entry| {
+                let c = &entry.case;
+                let proc = c
+                    .procedure_code
+                    .as_deref()
+                    .and_then(|p| ctx.catalogue.get(p));
+                let e = evaluate(c, proc, &ctx.calendar, &ctx.policy, now).ok()?;
+                let summary = EvalSummary::of(&e, now);
+                if entry.eval.as_ref().is_some_and(|old| old.same_as(&summary)) {
+                    return None;
+                }
+                Some(EvalUpdate {
+                    source: c.source.clone(),
+                    case_id: c.case_id.clone(),
+                    open: e.lifecycle == Lifecycle::Open,
+                    eval: summary,
+                })
+            })
+            .collect()
+    };
+    if updates.is_empty() {
+        return Ok(0);
+    }
+    shared.store.save_evaluations(&updates).await?;
+    let mut open = shared.open.lock().expect("open lock");
+    for u in &updates {
+        if let Some(e) = open.get_mut(&(u.source.clone(), u.case_id.clone())) {
+            e.eval = Some(u.eval.clone());
+        }
+    }
+    Ok(updates.len())
+}
+
+/// A configured source, ready to poll.
+pub struct SourceRuntime {
+    pub config: SourceConfig,
+    pub mapping: Mapping,
+    pub source: Arc<dyn Source>,
+}
+
+/// Polls one source once: fetch, ingest, record the run and the source's health.
+pub async fn poll_once(
+    shared: &Shared,
+    rt: &SourceRuntime,
+    timeout: std::time::Duration,
+    max_backoff: u64,
+) {
+    let name = rt.config.name.as_str();
+    let started = Utc::now();
+    let skip = shared
+        .health()
+        .iter()
+        .find(|h| h.name == name)
+        .and_then(|h| h.next_attempt)
+        .is_some_and(|next| started < next);
+    if skip {
+        tracing::debug!(source = name, "backing off");
+        return;
+    }
+    let result: Result<(usize, IngestStats), String> = async {
+        let cursor = shared.store.cursor(name).await.map_err(|e| e.to_string())?;
+        let ctx = shared.context();
+        let pctx = PollContext {
+            source: name,
+            now: started,
+            calendar: &ctx.calendar,
+            directory: &ctx.directory,
+            catalogue: &ctx.catalogue,
+            store: &shared.store,
+        };
+        let poll = tokio::time::timeout(timeout, rt.source.poll(cursor.as_deref(), &pctx))
+            .await
+            .map_err(|_| format!("timed out after {} s", timeout.as_secs()))?
+            .map_err(|e| e.to_string())?;
+        let n = poll.records.len();
+        let delivery = Delivery {
+            records: poll.records,
+            cursor: poll.cursor,
+            files: poll.files,
+            resolved: Vec::new(),
+        };
+        let stats = ingest(shared, name, &rt.mapping, delivery, started)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((n, stats))
+    }
+    .await;
+    let finished = Utc::now();
+    let (ok, message) = match &result {
+        Ok((n, s)) => {
+            tracing::info!(
+                source = name,
+                records = n,
+                inserted = s.inserted,
+                updated = s.updated,
+                unchanged = s.unchanged,
+                quarantined = s.quarantined,
+                ms = (finished - started).num_milliseconds(),
+                "poll done"
+            );
+            (
+                true,
+                format!(
+                    "{n} records: {} inserted, {} updated, {} unchanged, {} quarantined",
+                    s.inserted, s.updated, s.unchanged, s.quarantined
+                ),
+            )
+        }
+        Err(e) => {
+            tracing::warn!(source = name, error = %e, "poll failed");
+            (false, e.clone())
+        }
+    };
+    shared.update_health(name, |h| {
+        h.last_poll = Some(started);
+        if let Ok((n, _)) = &result {
+            h.up = true;
+            h.last_success = Some(finished);
+            h.last_error = None;
+            h.consecutive_failures = 0;
+            h.next_attempt = None;
+            h.last_records = *n;
+        } else {
+            h.up = false;
+            h.last_error = Some(message.clone());
+            h.consecutive_failures += 1;
+            let backoff = (5u64 << h.consecutive_failures.min(10)).min(max_backoff.max(5));
+            h.next_attempt = Some(finished + Span::seconds(backoff as i64));
+        }
+    });
+    let run = JobRun {
+        job: format!("poll:{name}"),
+        started_at: started,
+        finished_at: finished,
+        ok,
+        message,
+    };
+    if let Err(e) = shared.store.record_job(&run).await {
+        tracing::warn!(source = name, error = %e, "cannot record the job run");
+    }
+}
+
+/// A random salt for applicant hashes, kept in the store so hashes stay comparable.
+async fn applicant_salt(store: &Arc<dyn Store>) -> Result<String> {
+    if let Ok(s) = std::env::var("SLAWATCH_APPLICANT_SALT") {
+        if !s.is_empty() {
+            return Ok(s);
+        }
+    }
+    if let Some(s) = store.meta_get("applicant_salt").await? {
+        return Ok(s);
+    }
+    let mut bytes = [0u8; 16];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the applicant salt")?;
+    let salt: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    store.meta_put("applicant_salt", &salt).await?;
+    Ok(salt)
+}
+
+/// Builds the reloadable part of the context from the configuration.
+fn reload_context(loaded: &Loaded, calendar: Arc<Calendar>) -> Result<Context> {
+    Ok(Context {
+        calendar,
+        policy: loaded.policy.clone(),
+        catalogue: config::load_catalogue(&loaded.config, &loaded.dir)?,
+        directory: config::load_directory(&loaded.config, &loaded.dir)?,
+    })
+}
+
+fn mtimes(files: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> {
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(loaded: Loaded) -> Result<()> {
+    let cfg = loaded.config.clone();
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let calendar = Arc::new(loaded.calendar());
+    tracing::info!(calendar = %calendar.version(), official_until = ?calendar.official_until(), "calendar");
+    let store = store::open(&cfg.store.url)
+        .await
+        .with_context(|| format!("opening the store {}", redact_url(&cfg.store.url)))?;
+    store.migrate().await.context("applying migrations")?;
+    let salt = applicant_salt(&store).await?;
+    let context = Context {
+        calendar: calendar.clone(),
+        policy: loaded.policy.clone(),
+        catalogue: loaded.catalogue.clone(),
+        directory: loaded.directory.clone(),
+    };
+    let shared = Arc::new(Shared::new(store.clone(), context, salt));
+    let started = Utc::now();
+    let n = shared.load(started).await.context("loading open cases")?;
+    let counts = store.counts().await?;
+    tracing::info!(
+        backend = store.backend(),
+        open = n,
+        cases = counts.cases,
+        quarantined = counts.quarantined,
+        ms = (Utc::now() - started).num_milliseconds(),
+        "store ready"
+    );
+
+    let mut runtimes = Vec::new();
+    for sc in &cfg.source {
+        let mapping = sc
+            .mapping()
+            .map_err(|e| anyhow::anyhow!("source `{}`: {e}", sc.name))?;
+        crate::scheduler::validate(&sc.schedule)
+            .map_err(|e| anyhow::anyhow!("source `{}`: schedule: {e}", sc.name))?;
+        let built = source::build(sc, &calendar)
+            .map_err(|e| anyhow::anyhow!("source `{}`: {e}", sc.name))?;
+        shared
+            .health
+            .lock()
+            .expect("health lock")
+            .push(SourceHealth {
+                name: sc.name.clone(),
+                kind: sc.kind.clone(),
+                up: sc.kind == "push",
+                ..SourceHealth::default()
+            });
+        if let Some(source) = built {
+            runtimes.push(Arc::new(SourceRuntime {
+                config: sc.clone(),
+                mapping,
+                source,
+            }));
+        }
+    }
+    let push_sources: Vec<(SourceConfig, Mapping)> = cfg
+        .source
+        .iter()
+        .filter(|s| s.kind == "push")
+        .map(|s| (s.clone(), s.mapping().expect("validated")))
+        .collect();
+
+    let cancel = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.http.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, "http listener");
+    let app = crate::http::router(shared.clone(), push_sources, cfg.http.max_body_bytes);
+    let server_cancel = cancel.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_cancel.cancelled().await })
+            .await
+    });
+
+    let mut scheduler = Scheduler::new(calendar.zone()).await?;
+    let poll_timeout = std::time::Duration::from_secs(cfg.daemon.poll_timeout_seconds);
+    let max_backoff = cfg.daemon.max_backoff_seconds;
+    for rt in &runtimes {
+        let (job_shared, job_rt) = (shared.clone(), rt.clone());
+        scheduler
+            .add(
+                &format!("poll:{}", rt.config.name),
+                &rt.config.schedule,
+                move || {
+                    let (shared, rt) = (job_shared.clone(), job_rt.clone());
+                    Box::pin(
+                        async move { poll_once(&shared, &rt, poll_timeout, max_backoff).await },
+                    )
+                },
+            )
+            .await?;
+        // A first poll right away, so a fresh start has data without waiting a tick.
+        let (shared, rt) = (shared.clone(), rt.clone());
+        tokio::spawn(async move { poll_once(&shared, &rt, poll_timeout, max_backoff).await });
+    }
+    {
+        let shared = shared.clone();
+        scheduler
+            .add("evaluate", &cfg.daemon.evaluate_schedule, move || {
+                let shared = shared.clone();
+                Box::pin(async move {
+                    let t = Utc::now();
+                    match reevaluate(&shared, t).await {
+                        Ok(n) => tracing::debug!(
+                            changed = n,
+                            ms = (Utc::now() - t).num_milliseconds(),
+                            "re-evaluated"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "re-evaluation failed"),
+                    }
+                })
+            })
+            .await?;
+    }
+    {
+        let shared = shared.clone();
+        let days = cfg.store.quarantine_retention_days as i64;
+        scheduler
+            .add("purge-quarantine", "0 15 3 * * *", move || {
+                let shared = shared.clone();
+                Box::pin(async move {
+                    match shared
+                        .store
+                        .quarantine_purge(Utc::now() - Span::days(days))
+                        .await
+                    {
+                        Ok(n) if n > 0 => tracing::info!(purged = n, "quarantine purged"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "quarantine purge failed"),
+                    }
+                })
+            })
+            .await?;
+    }
+    scheduler.start().await?;
+    tracing::info!(sources = cfg.source.len(), "daemon running");
+
+    // Reload the directory and catalogue on SIGHUP or when their files change.
+    let watched = config::watched_files(&loaded.config, &loaded.dir);
+    let mut seen = mtimes(&watched);
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        let reload = tokio::select! {
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = sighup.recv() => { tracing::info!("SIGHUP: reloading"); true }
+            _ = tick.tick() => {
+                let now = mtimes(&watched);
+                let changed = now != seen;
+                seen = now;
+                changed
+            }
+        };
+        if reload {
+            match reload_context(&loaded, calendar.clone()) {
+                Ok(c) => {
+                    tracing::info!(
+                        units = c.directory.len(),
+                        procedures = c.catalogue.len(),
+                        "directory and catalogue reloaded"
+                    );
+                    shared.set_context(c);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed: keeping the previous directory and catalogue")
+                }
+            }
+        }
+    }
+    scheduler.shutdown().await;
+    cancel.cancel();
+    let _ = server.await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A URL with its password hidden, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_log() {
+        assert_eq!(
+            redact_url("postgres://sw:secret@db:5432/sw"),
+            "postgres://sw:***@db:5432/sw"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/slawatch.db"),
+            "sqlite://data/slawatch.db"
+        );
+    }
+}
