@@ -268,6 +268,12 @@ pub async fn ingest(
 
     let mut changed: Vec<String> = Vec::new();
     let mut changed_set: HashSet<String> = HashSet::new();
+    // Cases first, then separate steps: a step that comes before its case in the same
+    // delivery still finds it.
+    let (mut items, steps): (Vec<_>, Vec<_>) = items
+        .into_iter()
+        .partition(|(n, _)| matches!(n, Normalized::Case { .. }));
+    items.extend(steps);
     for (n, body) in items {
         match n {
             Normalized::Case { case, source_time } => {

@@ -8,6 +8,7 @@
 
 pub mod demo;
 pub mod file;
+pub mod http;
 pub mod normalize;
 
 use crate::calendar::Calendar;
@@ -185,6 +186,9 @@ pub struct SourceConfig {
     /// Login URL for `session`: POST `{username, password}` → `{session}` (http).
     #[serde(default)]
     pub login_url: Option<String>,
+    /// How `{cursor}` is written: `rfc3339` (default) or `dvcqg` (yyyyMMddHHmmss local).
+    #[serde(default)]
+    pub cursor_format: Option<String>,
     /// Retries of a failed request within one poll.
     #[serde(default)]
     pub retries: Option<u32>,
@@ -287,6 +291,7 @@ pub fn build(cfg: &SourceConfig, calendar: &Calendar) -> Result<Option<Arc<dyn S
     Ok(match cfg.kind.as_str() {
         "demo" => Some(Arc::new(demo::DemoSource::new(cfg, calendar)?)),
         "file" => Some(Arc::new(file::FileSource::new(cfg)?)),
+        "http" => Some(Arc::new(http::HttpSource::new(cfg)?)),
         "push" => None,
         other => {
             return Err(format!(

@@ -3,6 +3,7 @@
 
 mod cli;
 mod props;
+mod sources;
 mod store;
 
 use std::path::PathBuf;

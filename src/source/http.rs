@@ -1,0 +1,360 @@
+//! The `http` source: a JSON API over HTTP(S).
+//!
+//! The URL template may hold `{cursor}` (the last poll's start minus the overlap, as
+//! `cursor_format` says) and `{page}`. Pages are followed through the `next_page`
+//! JSON pointer when given, else `{page}` counts up from `first_page` until a page is
+//! empty, up to `max_pages`. Records sit at the `records` pointer (default: the body
+//! when it is an array, else `/data`). Auth: none, bearer or basic (secret from the
+//! environment), or a DVCQG-style session: POST `{username, password}` to
+//! `login_url`, take the token from `/session` (or `/access_token`, `/token`), send it
+//! as a bearer token, and log in again when it is refused. Every request has a
+//! timeout; network faults, 5xx and 429 are retried with exponential back-off and
+//! jitter.
+
+use super::{Poll, PollContext, RawRecord, Source, SourceConfig, SourceError};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration as Span, Utc};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+enum Auth {
+    None,
+    Bearer(String),
+    Basic(String, String),
+    Session {
+        login_url: String,
+        username: String,
+        password: String,
+        token: Mutex<Option<String>>,
+    },
+}
+
+pub struct HttpSource {
+    client: reqwest::Client,
+    template: String,
+    records: Option<String>,
+    next_page: Option<String>,
+    first_page: u32,
+    max_pages: u32,
+    auth: Auth,
+    retries: u32,
+    overlap: Span,
+    cursor_format: CursorFormat,
+}
+
+#[derive(Clone, Copy)]
+enum CursorFormat {
+    Rfc3339,
+    Dvcqg,
+}
+
+fn secret(cfg: &SourceConfig) -> Result<String, String> {
+    let var = cfg
+        .secret_env
+        .as_deref()
+        .ok_or("`secret_env` names the environment variable that holds the secret")?;
+    std::env::var(var)
+        .map_err(|_| format!("the environment variable `{var}` (secret_env) is not set"))
+}
+
+impl HttpSource {
+    pub fn new(cfg: &SourceConfig) -> Result<HttpSource, String> {
+        let template = cfg
+            .url
+            .clone()
+            .ok_or("`url` is required for an http source")?;
+        if !(template.starts_with("http://") || template.starts_with("https://")) {
+            return Err(format!("url `{template}` is not http(s)"));
+        }
+        let auth = match cfg.auth.as_deref().unwrap_or("none") {
+            "none" => Auth::None,
+            "bearer" => Auth::Bearer(secret(cfg)?),
+            "basic" => Auth::Basic(
+                cfg.username
+                    .clone()
+                    .ok_or("`username` is required for basic auth")?,
+                secret(cfg)?,
+            ),
+            "session" => Auth::Session {
+                login_url: cfg
+                    .login_url
+                    .clone()
+                    .ok_or("`login_url` is required for session auth")?,
+                username: cfg
+                    .username
+                    .clone()
+                    .ok_or("`username` is required for session auth")?,
+                password: secret(cfg)?,
+                token: Mutex::new(None),
+            },
+            other => {
+                return Err(format!(
+                    "auth `{other}` is not one of none, bearer, basic, session"
+                ))
+            }
+        };
+        let cursor_format = match cfg.cursor_format.as_deref().unwrap_or("rfc3339") {
+            "rfc3339" => CursorFormat::Rfc3339,
+            "dvcqg" => CursorFormat::Dvcqg,
+            other => {
+                return Err(format!(
+                    "cursor_format `{other}` is neither `rfc3339` nor `dvcqg`"
+                ))
+            }
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(cfg.timeout_seconds.max(1)))
+            .connect_timeout(Duration::from_secs(cfg.timeout_seconds.clamp(1, 10)))
+            .user_agent(concat!("slawatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(HttpSource {
+            client,
+            template,
+            records: cfg.records.clone(),
+            next_page: cfg.next_page.clone(),
+            first_page: cfg.first_page.unwrap_or(1),
+            max_pages: cfg.max_pages.unwrap_or(1000),
+            auth,
+            retries: cfg.retries.unwrap_or(3),
+            overlap: Span::seconds(cfg.overlap_seconds.max(0)),
+            cursor_format,
+        })
+    }
+
+    fn format_cursor(&self, t: DateTime<Utc>, ctx: &PollContext<'_>) -> String {
+        match self.cursor_format {
+            CursorFormat::Rfc3339 => crate::timefmt::rfc3339(t, ctx.calendar),
+            CursorFormat::Dvcqg => ctx.calendar.local(t).format("%Y%m%d%H%M%S").to_string(),
+        }
+    }
+
+    async fn login(&self) -> Result<String, SourceError> {
+        let Auth::Session {
+            login_url,
+            username,
+            password,
+            token,
+        } = &self.auth
+        else {
+            return Err(SourceError::Response("not a session source".into()));
+        };
+        let resp = self
+            .client
+            .post(login_url)
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(SourceError::Status {
+                status: status.as_u16(),
+                url: login_url.clone(),
+            });
+        }
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| SourceError::Response(format!("login: {e}")))?;
+        let t = ["/session", "/access_token", "/token"]
+            .iter()
+            .find_map(|p| v.pointer(p).and_then(Value::as_str))
+            .ok_or_else(|| SourceError::Response("login: no `session` in the answer".into()))?
+            .to_string();
+        *token.lock().await = Some(t.clone());
+        Ok(t)
+    }
+
+    /// One GET with auth, retried on transient faults.
+    async fn get(&self, url: &str) -> Result<Value, SourceError> {
+        let mut attempt = 0;
+        let mut relogged = false;
+        loop {
+            let result = self.get_once(url).await;
+            match result {
+                Err(SourceError::Status { status: 401, .. })
+                    if matches!(self.auth, Auth::Session { .. }) && !relogged =>
+                {
+                    relogged = true;
+                    self.login().await?;
+                }
+                Err(e) if e.transient() && attempt < self.retries => {
+                    attempt += 1;
+                    let base = 250u64 << attempt.min(8);
+                    let jitter =
+                        (Utc::now().timestamp_subsec_nanos() as u64 % 1000) as f64 / 1000.0;
+                    let delay = (base as f64 * (0.5 + jitter)) as u64;
+                    tracing::debug!(url = %redact_query(url), attempt, delay_ms = delay, error = %e, "retrying");
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn get_once(&self, url: &str) -> Result<Value, SourceError> {
+        let mut req = self.client.get(url);
+        req = match &self.auth {
+            Auth::None => req,
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
+            Auth::Session { token, .. } => {
+                let current = token.lock().await.clone();
+                let t = match current {
+                    Some(t) => t,
+                    None => self.login().await?,
+                };
+                req.bearer_auth(t)
+            }
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        if status != StatusCode::OK {
+            return Err(SourceError::Status {
+                status: status.as_u16(),
+                url: redact_query(url),
+            });
+        }
+        let text = resp.text().await.map_err(transport)?;
+        serde_json::from_str(&text)
+            .map_err(|e| SourceError::Response(format!("{}: not JSON: {e}", redact_query(url))))
+    }
+
+    fn page_records(&self, page: &Value) -> Result<Vec<Value>, SourceError> {
+        let found = match &self.records {
+            Some(p) => page.pointer(p),
+            None if page.is_array() => Some(page),
+            None => page.pointer("/data"),
+        };
+        match found {
+            Some(Value::Array(a)) => Ok(a.clone()),
+            Some(Value::Null) | None => Ok(Vec::new()),
+            Some(_) => Err(SourceError::Response(
+                "the records pointer does not point at an array".into(),
+            )),
+        }
+    }
+}
+
+fn transport(e: reqwest::Error) -> SourceError {
+    if e.is_timeout() {
+        SourceError::Transport(format!("timed out: {e}"))
+    } else {
+        SourceError::Transport(e.without_url().to_string())
+    }
+}
+
+/// A URL without its query string (which may carry tokens), for messages.
+fn redact_query(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).to_string()
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Source for HttpSource {
+    async fn poll(&self, cursor: Option<&str>, ctx: &PollContext<'_>) -> Result<Poll, SourceError> {
+        let since = cursor
+            .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+            .map(|c| c.with_timezone(&Utc) - self.overlap)
+            .unwrap_or_else(|| ctx.now - Span::days(90));
+        let cursor_text = encode(&self.format_cursor(since, ctx));
+        let base = self.template.replace("{cursor}", &cursor_text);
+        let mut poll = Poll::default();
+        let mut url = base.replace("{page}", &self.first_page.to_string());
+        let mut page_no = self.first_page;
+        for n in 0..self.max_pages {
+            let page = self.get(&url).await?;
+            let records = self.page_records(&page)?;
+            let count = records.len();
+            poll.records.extend(
+                records
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| RawRecord::json(v, format!("page {} [{i}]", n + 1))),
+            );
+            let next = match &self.next_page {
+                Some(p) => page
+                    .pointer(p)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| {
+                        if s.starts_with("http") {
+                            s.to_string()
+                        } else {
+                            join_url(&url, s)
+                        }
+                    }),
+                None if self.template.contains("{page}") && count > 0 => {
+                    page_no += 1;
+                    Some(base.replace("{page}", &page_no.to_string()))
+                }
+                None => None,
+            };
+            match next {
+                Some(u) => url = u,
+                None => break,
+            }
+        }
+        poll.cursor = Some(ctx.now.to_rfc3339());
+        Ok(poll)
+    }
+}
+
+/// Resolves a relative next-page link against the current URL.
+fn join_url(current: &str, rel: &str) -> String {
+    if let Some(path) = rel.strip_prefix('/') {
+        let scheme_end = current.find("://").map(|i| i + 3).unwrap_or(0);
+        let host_end = current[scheme_end..]
+            .find('/')
+            .map(|i| scheme_end + i)
+            .unwrap_or(current.len());
+        format!("{}/{path}", &current[..host_end])
+    } else if rel.starts_with('?') {
+        format!("{}{rel}", redact_query(current))
+    } else {
+        let dir = current.rsplit_once('/').map(|(d, _)| d).unwrap_or(current);
+        format!("{dir}/{rel}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_links_resolve() {
+        assert_eq!(
+            join_url("http://h:1/api/hoso?page=1", "/api/hoso?page=2"),
+            "http://h:1/api/hoso?page=2"
+        );
+        assert_eq!(
+            join_url("http://h:1/api/hoso?page=1", "?page=2"),
+            "http://h:1/api/hoso?page=2"
+        );
+        assert_eq!(
+            join_url("http://h:1/api/hoso", "next"),
+            "http://h:1/api/next"
+        );
+    }
+
+    #[test]
+    fn cursors_are_url_encoded() {
+        assert_eq!(
+            encode("2024-03-01T08:00:00+07:00"),
+            "2024-03-01T08%3A00%3A00%2B07%3A00"
+        );
+    }
+}

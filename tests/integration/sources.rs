@@ -1,0 +1,311 @@
+//! Sources against real servers on 127.0.0.1: a paged DVCQG-format HTTP API (bearer
+//! and session auth, a flaky first answer), into a real store, through evaluation.
+//! The dossiers are hand-made with historic dates, so their states hold whatever day
+//! the test runs.
+
+use crate::scratch;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use slawatch::config::Loaded;
+use slawatch::daemon::{poll_once, Context, Shared, SourceRuntime};
+use slawatch::source::{self, SourceConfig};
+use slawatch::store;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Default)]
+struct Portal {
+    /// Pages of records, served in order for `page=1..`.
+    records: Arc<Mutex<Vec<Value>>>,
+    calls: Arc<AtomicUsize>,
+    fail_first: Arc<AtomicUsize>,
+    seen_since: Arc<Mutex<Vec<String>>>,
+    sessions: Arc<Mutex<Vec<String>>>,
+    logins: Arc<AtomicUsize>,
+}
+
+const PAGE: usize = 2;
+
+async fn hoso(
+    State(p): State<Portal>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> axum::response::Response {
+    p.calls.fetch_add(1, Ordering::SeqCst);
+    if p.fail_first.load(Ordering::SeqCst) > 0 {
+        p.fail_first.fetch_sub(1, Ordering::SeqCst);
+        return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
+    }
+    let auth = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let ok = auth == "Bearer t0ken"
+        || p.sessions
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| auth == format!("Bearer {s}"));
+    if !ok {
+        return (StatusCode::UNAUTHORIZED, "no").into_response();
+    }
+    p.seen_since
+        .lock()
+        .unwrap()
+        .push(q.get("since").cloned().unwrap_or_default());
+    let page: usize = q.get("page").and_then(|x| x.parse().ok()).unwrap_or(1);
+    let all = p.records.lock().unwrap().clone();
+    let items: Vec<Value> = all.into_iter().skip((page - 1) * PAGE).take(PAGE).collect();
+    Json(json!({"error_code": "0", "data": items})).into_response()
+}
+
+async fn login(State(p): State<Portal>, Json(body): Json<Value>) -> axum::response::Response {
+    p.logins.fetch_add(1, Ordering::SeqCst);
+    if body["username"] == "dongbo" && body["password"] == "mat-khau" {
+        let s = format!("s{}", p.logins.load(Ordering::SeqCst));
+        p.sessions.lock().unwrap().push(s.clone());
+        Json(json!({"error_code": "0", "session": s})).into_response()
+    } else {
+        (StatusCode::UNAUTHORIZED, Json(json!({"error_code": "-1"}))).into_response()
+    }
+}
+
+async fn serve(p: Portal) -> String {
+    let app = Router::new()
+        .route("/api/hoso", get(hoso))
+        .route("/api/login", post(login))
+        .with_state(p);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn dossier(id: &str, status: &str, received: &str, due: &str) -> Value {
+    json!({
+        "MaHoSo": id, "MaTTHC": "9.999999", "TenTTHC": "Thủ tục thử", "DonViXuLy": "Sở Tư pháp",
+        "KenhThucHien": "1", "TrangThaiHoSo": status, "NgayTiepNhan": received, "NgayHenTra": due,
+        "NgayKetThucXuLy": "", "NgayTra": "", "ChuHoSo": "Nguyễn Văn A", "SoGiayToChuHoSo": "042090001234",
+    })
+}
+
+/// The hand-made feed and what each case must become.
+fn feed() -> Vec<Value> {
+    let mut late = dossier("H-LATE", "10", "20230915143000", "20231006143000");
+    late["NgayKetThucXuLy"] = json!("20231010100000");
+    let mut overdue = dossier("H-OVERDUE", "4", "20240102080000", "20240110170000");
+    overdue["QuaTrinhXuLy"] = json!([{"NoiDungXuLy": "Thẩm định", "PhongBanXuLy": "Sở Xây dựng",
+        "NgayBatDau": "20240102090000", "NgayKetThucTheoQuyDinh": "20240105170000"}]);
+    let mut paused = dossier("H-PAUSED", "5", "20240102080000", "20240110170000");
+    paused["DanhSachHoSoBoSung"] =
+        json!([{"NgayBoSung": "20240103090000", "NgayTiepNhanBoSung": ""}]);
+    let mut beyond = dossier("H-BEYOND", "9", "20240301080000", "20240430170000");
+    beyond["MaTTHC"] = json!("1.004227");
+    beyond["NgayKetThucXuLy"] = json!("20240320100000");
+    let mut bad = dossier("H-BAD", "42", "20240301080000", "20240430170000");
+    bad["DonViXuLy"] = json!("UBND xã Không Có Trong Danh Bạ");
+    let step_first = json!({"MaHoSo": "H-LATER", "NguoiXuLy": "Trần B", "NoiDungXuLy": "Tiếp nhận",
+        "ThoiDiemXuLy": "20240105100000", "NgayBatDau": "20240105090000", "TrangThai": "2"});
+    vec![late, overdue, paused, beyond, bad, step_first]
+}
+
+async fn shared(dir: &Path) -> Arc<Shared> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let loaded = Loaded::load(Some(&root.join("config/slawatch.toml"))).unwrap();
+    let s = store::open(&format!("sqlite://{}/slawatch.db", dir.display()))
+        .await
+        .unwrap();
+    s.migrate().await.unwrap();
+    let ctx = Context {
+        calendar: Arc::new(loaded.calendar()),
+        policy: loaded.policy.clone(),
+        catalogue: loaded.catalogue.clone(),
+        directory: loaded.directory.clone(),
+    };
+    Arc::new(Shared::new(s, ctx, "salt".into()))
+}
+
+fn runtime(cfg_toml: &str) -> Arc<SourceRuntime> {
+    let cfg: SourceConfig = toml::from_str(cfg_toml).unwrap();
+    let cal = slawatch::calendar::Calendar::builtin();
+    Arc::new(SourceRuntime {
+        mapping: cfg.mapping().unwrap(),
+        source: source::build(&cfg, &cal).unwrap().unwrap(),
+        config: cfg,
+    })
+}
+
+fn state_of(sh: &Shared, id: &str) -> Option<&'static str> {
+    sh.open_cases()
+        .into_iter()
+        .find(|e| e.case.case_id == id)
+        .and_then(|e| e.eval)
+        .and_then(|e| e.state)
+}
+
+#[tokio::test]
+async fn paged_dvcqg_http_source_to_store_and_states() {
+    let portal = Portal::default();
+    *portal.records.lock().unwrap() = feed();
+    portal.fail_first.store(1, Ordering::SeqCst);
+    let base = serve(portal.clone()).await;
+    // SAFETY of the test: a variable no other test reads.
+    std::env::set_var("SLAWATCH_TEST_PORTAL_TOKEN", "t0ken");
+    let rt = runtime(&format!(
+        "name = \"portal\"\ntype = \"http\"\nurl = \"{base}/api/hoso?since={{cursor}}&page={{page}}\"\n\
+         auth = \"bearer\"\nsecret_env = \"SLAWATCH_TEST_PORTAL_TOKEN\"\ncursor_format = \"dvcqg\"\ntimeout_seconds = 5\n"
+    ));
+    let dir = scratch("http-source");
+    let sh = shared(&dir).await;
+    poll_once(&sh, &rt, Duration::from_secs(30), 60).await;
+
+    let health = sh.health();
+    assert!(health.is_empty() || health[0].up, "{health:?}");
+    // 6 records in 3 pages of 2, then an empty page 4; one 503 retried.
+    assert_eq!(portal.calls.load(Ordering::SeqCst), 5);
+    let counts = sh.store.counts().await.unwrap();
+    assert_eq!((counts.cases, counts.quarantined), (4, 1));
+    // Open cases and their states.
+    assert_eq!(state_of(&sh, "H-OVERDUE"), Some("overdue"));
+    assert_eq!(state_of(&sh, "H-PAUSED"), Some("paused"));
+    assert_eq!(sh.open_count(), 2);
+    // The finished ones, from the store.
+    let late = sh.store.find_case("H-LATE").await.unwrap();
+    assert_eq!(late[0].1.as_ref().unwrap().outcome, Some("late"));
+    let beyond = sh.store.find_case("H-BEYOND").await.unwrap();
+    let e = beyond[0].1.clone().unwrap();
+    // 1.004227 is 15 workdays: from Fri 01/03/2024 08:00 the legal due is 22/03; the
+    // source's 30/04 is beyond it. Finished 20/03, a date before 30/04: early.
+    assert_eq!(
+        (e.outcome, e.flags.as_str()),
+        (Some("early"), "due_beyond_legal")
+    );
+    // Units resolved through the directory; the step's department too.
+    let overdue = sh.store.find_case("H-OVERDUE").await.unwrap();
+    assert_eq!(overdue[0].0.unit_code.as_deref(), Some("STP"));
+    assert_eq!(overdue[0].0.steps[0].unit_code.as_deref(), Some("SXD"));
+    assert!(overdue[0]
+        .1
+        .as_ref()
+        .unwrap()
+        .flags
+        .contains("step_overdue"));
+    // The applicant never lands in the store.
+    assert!(!serde_json::to_string(&overdue[0].0)
+        .unwrap()
+        .contains("042090001234"));
+    // The bad record is quarantined with its reason; the steps wait for their dossier.
+    let q = sh
+        .store
+        .quarantine_list(Some("portal"), false, 10)
+        .await
+        .unwrap();
+    assert!(
+        q[0].reason.contains("unknown status `42`"),
+        "{}",
+        q[0].reason
+    );
+    assert_eq!(
+        sh.store
+            .pending_steps("portal", &["H-LATER".into()])
+            .await
+            .unwrap()["H-LATER"]
+            .len(),
+        1
+    );
+    // First poll: no cursor, so 90 days back, written as yyyyMMddHHmmss.
+    let since = portal.seen_since.lock().unwrap()[0].clone();
+    assert_eq!(since.len(), 14, "{since}");
+    let cursor = sh.store.cursor("portal").await.unwrap().unwrap();
+
+    // Second poll: the same records change nothing; the dossier of the early step arrives.
+    let mut later = dossier("H-LATER", "4", "20240105090000", "20240119170000");
+    later["QuaTrinhXuLy"] = json!([]);
+    portal.records.lock().unwrap().push(later);
+    poll_once(&sh, &rt, Duration::from_secs(30), 60).await;
+    let counts = sh.store.counts().await.unwrap();
+    assert_eq!((counts.cases, counts.quarantined), (5, 1));
+    let l = sh.store.find_case("H-LATER").await.unwrap();
+    assert_eq!(l[0].0.steps.len(), 1, "the early step is joined");
+    assert!(sh
+        .store
+        .pending_steps("portal", &["H-LATER".into()])
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        sh.store
+            .versions("portal", "H-OVERDUE")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The second poll asked from the stored cursor minus the overlap.
+    let cursor_local = {
+        let cal = slawatch::calendar::Calendar::builtin();
+        let c = chrono::DateTime::parse_from_rfc3339(&cursor)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+            - chrono::Duration::seconds(300);
+        cal.local(c).format("%Y%m%d%H%M%S").to_string()
+    };
+    assert!(portal.seen_since.lock().unwrap().contains(&cursor_local));
+}
+
+#[tokio::test]
+async fn session_login_is_renewed_when_refused() {
+    let portal = Portal::default();
+    *portal.records.lock().unwrap() = vec![dossier("S-1", "4", "20240102080000", "20240110170000")];
+    let base = serve(portal.clone()).await;
+    std::env::set_var("SLAWATCH_TEST_PORTAL_PASSWORD", "mat-khau");
+    let rt = runtime(&format!(
+        "name = \"portal\"\ntype = \"http\"\nurl = \"{base}/api/hoso?since={{cursor}}\"\nauth = \"session\"\n\
+         login_url = \"{base}/api/login\"\nusername = \"dongbo\"\nsecret_env = \"SLAWATCH_TEST_PORTAL_PASSWORD\"\n"
+    ));
+    let dir = scratch("http-session");
+    let sh = shared(&dir).await;
+    poll_once(&sh, &rt, Duration::from_secs(30), 60).await;
+    assert_eq!(portal.logins.load(Ordering::SeqCst), 1);
+    assert_eq!(sh.store.counts().await.unwrap().cases, 1);
+    // The portal forgets its sessions: the next poll logs in again and goes on.
+    portal.sessions.lock().unwrap().clear();
+    poll_once(&sh, &rt, Duration::from_secs(30), 60).await;
+    assert_eq!(portal.logins.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_outage_is_reported_and_recovered() {
+    let portal = Portal::default();
+    *portal.records.lock().unwrap() = vec![dossier("O-1", "4", "20240102080000", "20240110170000")];
+    portal.fail_first.store(100, Ordering::SeqCst);
+    let base = serve(portal.clone()).await;
+    let rt = runtime(&format!(
+        "name = \"portal\"\ntype = \"http\"\nurl = \"{base}/api/hoso\"\nretries = 1\n"
+    ));
+    let dir = scratch("http-outage");
+    let sh = shared(&dir).await;
+    poll_once(&sh, &rt, Duration::from_secs(30), 0).await;
+    assert_eq!(sh.store.counts().await.unwrap().cases, 0);
+    assert_eq!(
+        sh.store.cursor("portal").await.unwrap(),
+        None,
+        "a failed poll moves no cursor"
+    );
+    portal.fail_first.store(0, Ordering::SeqCst);
+    // Back-off is at least 5 s after a failure; wait it out.
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+    poll_once(&sh, &rt, Duration::from_secs(30), 0).await;
+    assert_eq!(
+        sh.store.counts().await.unwrap().cases,
+        0,
+        "no bearer: 401 is not retried"
+    );
+}
