@@ -117,6 +117,19 @@ impl Shared {
             .collect()
     }
 
+    /// Registers a source, so its health is tracked.
+    pub fn register_source(&self, name: &str, kind: &str) {
+        let mut h = self.health.lock().expect("health lock");
+        if !h.iter().any(|s| s.name == name) {
+            h.push(SourceHealth {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                up: kind == "push",
+                ..SourceHealth::default()
+            });
+        }
+    }
+
     /// Marks a delivery from a push source.
     pub fn touch_source(&self, name: &str, at: DateTime<Utc>, records: usize) {
         self.update_health(name, |h| {
@@ -591,16 +604,7 @@ pub async fn run(loaded: Loaded) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("source `{}`: schedule: {e}", sc.name))?;
         let built = source::build(sc, &calendar)
             .map_err(|e| anyhow::anyhow!("source `{}`: {e}", sc.name))?;
-        shared
-            .health
-            .lock()
-            .expect("health lock")
-            .push(SourceHealth {
-                name: sc.name.clone(),
-                kind: sc.kind.clone(),
-                up: sc.kind == "push",
-                ..SourceHealth::default()
-            });
+        shared.register_source(&sc.name, &sc.kind);
         if let Some(source) = built {
             runtimes.push(Arc::new(SourceRuntime {
                 config: sc.clone(),

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod file;
 pub mod http;
 pub mod normalize;
+pub mod sql;
 
 use crate::calendar::Calendar;
 use crate::catalogue::Catalogue;
@@ -186,7 +187,8 @@ pub struct SourceConfig {
     /// Login URL for `session`: POST `{username, password}` → `{session}` (http).
     #[serde(default)]
     pub login_url: Option<String>,
-    /// How `{cursor}` is written: `rfc3339` (default) or `dvcqg` (yyyyMMddHHmmss local).
+    /// How the cursor is written: `rfc3339` (http default), `dvcqg` (yyyyMMddHHmmss
+    /// local) or `local` (sql default: `YYYY-MM-DD HH:MM:SS` local).
     #[serde(default)]
     pub cursor_format: Option<String>,
     /// Retries of a failed request within one poll.
@@ -217,10 +219,9 @@ fn default_timeout() -> u64 {
 impl SourceConfig {
     /// The record mapping of this source.
     pub fn mapping(&self) -> Result<Mapping, String> {
-        let format = self.format.as_deref().or(if self.kind == "demo" {
-            Some("canonical")
-        } else {
-            None
+        let format = self.format.as_deref().or(match self.kind.as_str() {
+            "demo" | "sql" => Some("canonical"),
+            _ => None,
         });
         let mut m = match format {
             None | Some("dvcqg") => {
@@ -292,6 +293,7 @@ pub fn build(cfg: &SourceConfig, calendar: &Calendar) -> Result<Option<Arc<dyn S
         "demo" => Some(Arc::new(demo::DemoSource::new(cfg, calendar)?)),
         "file" => Some(Arc::new(file::FileSource::new(cfg)?)),
         "http" => Some(Arc::new(http::HttpSource::new(cfg)?)),
+        "sql" => Some(Arc::new(sql::SqlSource::new(cfg)?)),
         "push" => None,
         other => {
             return Err(format!(

@@ -132,8 +132,9 @@ async fn shared(dir: &Path) -> Arc<Shared> {
     Arc::new(Shared::new(s, ctx, "salt".into()))
 }
 
-fn runtime(cfg_toml: &str) -> Arc<SourceRuntime> {
+fn runtime(sh: &Shared, cfg_toml: &str) -> Arc<SourceRuntime> {
     let cfg: SourceConfig = toml::from_str(cfg_toml).unwrap();
+    sh.register_source(&cfg.name, &cfg.kind);
     let cal = slawatch::calendar::Calendar::builtin();
     Arc::new(SourceRuntime {
         mapping: cfg.mapping().unwrap(),
@@ -158,16 +159,19 @@ async fn paged_dvcqg_http_source_to_store_and_states() {
     let base = serve(portal.clone()).await;
     // SAFETY of the test: a variable no other test reads.
     std::env::set_var("SLAWATCH_TEST_PORTAL_TOKEN", "t0ken");
-    let rt = runtime(&format!(
-        "name = \"portal\"\ntype = \"http\"\nurl = \"{base}/api/hoso?since={{cursor}}&page={{page}}\"\n\
-         auth = \"bearer\"\nsecret_env = \"SLAWATCH_TEST_PORTAL_TOKEN\"\ncursor_format = \"dvcqg\"\ntimeout_seconds = 5\n"
-    ));
     let dir = scratch("http-source");
     let sh = shared(&dir).await;
+    let rt = runtime(
+        &sh,
+        &format!(
+            "name = \"portal\"\ntype = \"http\"\nurl = \"{base}/api/hoso?since={{cursor}}&page={{page}}\"\n\
+             auth = \"bearer\"\nsecret_env = \"SLAWATCH_TEST_PORTAL_TOKEN\"\ncursor_format = \"dvcqg\"\ntimeout_seconds = 5\n"
+        ),
+    );
     poll_once(&sh, &rt, Duration::from_secs(30), 60).await;
 
     let health = sh.health();
-    assert!(health.is_empty() || health[0].up, "{health:?}");
+    assert!(health[0].up && health[0].last_records == 6, "{health:?}");
     // 6 records in 3 pages of 2, then an empty page 4; one 503 retried.
     assert_eq!(portal.calls.load(Ordering::SeqCst), 5);
     let counts = sh.store.counts().await.unwrap();
@@ -266,12 +270,15 @@ async fn session_login_is_renewed_when_refused() {
     *portal.records.lock().unwrap() = vec![dossier("S-1", "4", "20240102080000", "20240110170000")];
     let base = serve(portal.clone()).await;
     std::env::set_var("SLAWATCH_TEST_PORTAL_PASSWORD", "mat-khau");
-    let rt = runtime(&format!(
-        "name = \"portal\"\ntype = \"http\"\nurl = \"{base}/api/hoso?since={{cursor}}\"\nauth = \"session\"\n\
-         login_url = \"{base}/api/login\"\nusername = \"dongbo\"\nsecret_env = \"SLAWATCH_TEST_PORTAL_PASSWORD\"\n"
-    ));
     let dir = scratch("http-session");
     let sh = shared(&dir).await;
+    let rt = runtime(
+        &sh,
+        &format!(
+            "name = \"portal\"\ntype = \"http\"\nurl = \"{base}/api/hoso?since={{cursor}}\"\nauth = \"session\"\n\
+             login_url = \"{base}/api/login\"\nusername = \"dongbo\"\nsecret_env = \"SLAWATCH_TEST_PORTAL_PASSWORD\"\n"
+        ),
+    );
     poll_once(&sh, &rt, Duration::from_secs(30), 60).await;
     assert_eq!(portal.logins.load(Ordering::SeqCst), 1);
     assert_eq!(sh.store.counts().await.unwrap().cases, 1);
@@ -287,25 +294,236 @@ async fn an_outage_is_reported_and_recovered() {
     *portal.records.lock().unwrap() = vec![dossier("O-1", "4", "20240102080000", "20240110170000")];
     portal.fail_first.store(100, Ordering::SeqCst);
     let base = serve(portal.clone()).await;
-    let rt = runtime(&format!(
-        "name = \"portal\"\ntype = \"http\"\nurl = \"{base}/api/hoso\"\nretries = 1\n"
-    ));
+    std::env::set_var("SLAWATCH_TEST_OUTAGE_TOKEN", "t0ken");
     let dir = scratch("http-outage");
     let sh = shared(&dir).await;
+    let rt = runtime(
+        &sh,
+        &format!(
+            "name = \"portal\"\ntype = \"http\"\nurl = \"{base}/api/hoso\"\nretries = 1\nauth = \"bearer\"\n\
+             secret_env = \"SLAWATCH_TEST_OUTAGE_TOKEN\"\n"
+        ),
+    );
     poll_once(&sh, &rt, Duration::from_secs(30), 0).await;
+    assert_eq!(
+        portal.calls.load(Ordering::SeqCst),
+        2,
+        "one try and one retry"
+    );
     assert_eq!(sh.store.counts().await.unwrap().cases, 0);
     assert_eq!(
         sh.store.cursor("portal").await.unwrap(),
         None,
         "a failed poll moves no cursor"
     );
+    let h = sh.health()[0].clone();
+    assert!(!h.up && h.consecutive_failures == 1, "{h:?}");
+    assert!(h.last_error.as_deref().unwrap().contains("503"), "{h:?}");
+    // Within the back-off (5 s) the source is not asked again.
     portal.fail_first.store(0, Ordering::SeqCst);
-    // Back-off is at least 5 s after a failure; wait it out.
+    poll_once(&sh, &rt, Duration::from_secs(30), 0).await;
+    assert_eq!(portal.calls.load(Ordering::SeqCst), 2);
     tokio::time::sleep(Duration::from_millis(5200)).await;
     poll_once(&sh, &rt, Duration::from_secs(30), 0).await;
-    assert_eq!(
-        sh.store.counts().await.unwrap().cases,
-        0,
-        "no bearer: 401 is not retried"
+    assert_eq!(sh.store.counts().await.unwrap().cases, 1);
+    assert!(sh.health()[0].up);
+}
+
+/// The same table in each database: the one-stop system's own schema, read through a
+/// query that aliases its columns to canonical names.
+const ROWS: &[(&str, i32, &str, &str, Option<&str>)] = &[
+    (
+        "Q-OVERDUE",
+        4,
+        "2024-01-02 08:00:00",
+        "2024-01-10 17:00:00",
+        None,
+    ),
+    (
+        "Q-DONE",
+        10,
+        "2024-01-02 08:00:00",
+        "2024-01-10 17:00:00",
+        Some("2024-01-09 10:00:00"),
+    ),
+    (
+        "Q-PAUSED",
+        5,
+        "2024-01-02 08:00:00",
+        "2024-01-10 17:00:00",
+        None,
+    ),
+];
+
+async fn sql_story(sh: Arc<Shared>, url: &str, query: &str) {
+    let rt = runtime(
+        &sh,
+        &format!("name = \"motcua\"\ntype = \"sql\"\ndatabase_url = \"{url}\"\nquery = \"\"\"{query}\"\"\"\n"),
     );
+    poll_once(&sh, &rt, Duration::from_secs(30), 60).await;
+    let h = &sh.health()[0];
+    assert!(h.up, "{h:?}");
+    let counts = sh.store.counts().await.unwrap();
+    let q = sh.store.quarantine_list(None, false, 10).await.unwrap();
+    assert!(
+        q.is_empty(),
+        "{:?}",
+        q.iter().map(|r| &r.reason).collect::<Vec<_>>()
+    );
+    assert_eq!((counts.cases, counts.open, counts.quarantined), (3, 2, 0));
+    assert_eq!(state_of(&sh, "Q-OVERDUE"), Some("overdue"));
+    assert_eq!(state_of(&sh, "Q-PAUSED"), Some("paused"));
+    let done = sh.store.find_case("Q-DONE").await.unwrap();
+    assert_eq!(done[0].1.as_ref().unwrap().outcome, Some("early"));
+    // Naive timestamps are local time: 08:00 in Hà Nội is 01:00 UTC.
+    assert_eq!(
+        done[0].0.received_at.unwrap().to_rfc3339(),
+        "2024-01-02T01:00:00+00:00"
+    );
+    assert_eq!(done[0].0.unit_code.as_deref(), Some("STP"));
+    let overdue = sh.store.find_case("Q-OVERDUE").await.unwrap();
+    assert_eq!(overdue[0].0.steps.len(), 1, "steps from a JSON column");
+    // Polled again: nothing changes.
+    poll_once(&sh, &rt, Duration::from_secs(30), 60).await;
+    assert_eq!(sh.store.counts().await.unwrap().cases, 3);
+    assert_eq!(
+        sh.store
+            .versions("motcua", "Q-OVERDUE")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+fn steps_json(id: &str) -> String {
+    if id == "Q-OVERDUE" {
+        r#"[{"title":"Thẩm định","department":"Sở Xây dựng","started_at":"2024-01-02 09:00"}]"#
+            .into()
+    } else {
+        "[]".into()
+    }
+}
+
+#[tokio::test]
+async fn sql_source_on_mariadb() {
+    let Ok(url) = std::env::var("SLAWATCH_TEST_MYSQL_URL") else {
+        eprintln!("SLAWATCH_TEST_MYSQL_URL is not set: MariaDB source not tested");
+        return;
+    };
+    use sqlx::Connection;
+    let mut c = sqlx::MySqlConnection::connect(&url)
+        .await
+        .expect("MariaDB reachable");
+    let table = format!("hoso_{}", std::process::id());
+    sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "CREATE TABLE {table} (MaHoSo VARCHAR(64) PRIMARY KEY, TrangThai INT, NgayTiepNhan DATETIME, \
+         NgayHenTra DATETIME, NgayKetThuc DATETIME NULL, DonVi VARCHAR(200), QuaTrinh TEXT, CapNhat DATETIME)"
+    ))
+    .execute(&mut c)
+    .await
+    .unwrap();
+    for (id, st, rec, due, fin) in ROWS {
+        sqlx::query(&format!(
+            "INSERT INTO {table} VALUES (?, ?, ?, ?, ?, 'Sở Tư pháp', ?, NOW())"
+        ))
+        .bind(id)
+        .bind(st)
+        .bind(rec)
+        .bind(due)
+        .bind(fin)
+        .bind(steps_json(id))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    let dir = scratch("sql-mariadb");
+    let sh = shared(&dir).await;
+    let query = format!(
+        "SELECT MaHoSo AS case_id, TrangThai AS status, NgayTiepNhan AS received_at, NgayHenTra AS due_at, \
+         NgayKetThuc AS finished_at, DonVi AS unit, QuaTrinh AS steps FROM {table} WHERE CapNhat > ?"
+    );
+    sql_story(sh, &url, &query).await;
+    sqlx::query(&format!("DROP TABLE {table}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sql_source_on_postgres() {
+    let Some(db) = crate::store::PgDatabase::create("source").await else {
+        eprintln!("SLAWATCH_TEST_DATABASE_URL is not set: PostgreSQL source not tested");
+        return;
+    };
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE hoso (ma_ho_so TEXT PRIMARY KEY, trang_thai INT, ngay_tiep_nhan TIMESTAMP, \
+         ngay_hen_tra TIMESTAMP, ngay_ket_thuc TIMESTAMP, don_vi TEXT, qua_trinh JSONB, cap_nhat TIMESTAMPTZ)",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    for (id, st, rec, due, fin) in ROWS {
+        sqlx::query(
+            "INSERT INTO hoso VALUES ($1, $2, $3::timestamp, $4::timestamp, $5::timestamp, 'Sở Tư pháp', $6::jsonb, now())",
+        )
+        .bind(id)
+        .bind(st)
+        .bind(rec)
+        .bind(due)
+        .bind(fin)
+        .bind(steps_json(id))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    c.close().await.ok();
+    let dir = scratch("sql-postgres");
+    let sh = shared(&dir).await;
+    let query = "SELECT ma_ho_so AS case_id, trang_thai AS status, ngay_tiep_nhan AS received_at, \
+                 ngay_hen_tra AS due_at, ngay_ket_thuc AS finished_at, don_vi AS unit, qua_trinh::text AS steps \
+                 FROM hoso WHERE cap_nhat > $1::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh'";
+    sql_story(sh, &db.url, query).await;
+    db.drop_it().await;
+}
+
+#[tokio::test]
+async fn sql_source_on_sqlite() {
+    let dir = scratch("sql-sqlite");
+    let path = dir.join("motcua.db");
+    {
+        use sqlx::Connection;
+        let mut c =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+                .await
+                .unwrap();
+        sqlx::query("CREATE TABLE hoso (id TEXT, st INTEGER, rec TEXT, due TEXT, fin TEXT, dv TEXT, steps TEXT, upd TEXT)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        for (id, st, rec, due, fin) in ROWS {
+            sqlx::query(
+                "INSERT INTO hoso VALUES (?, ?, ?, ?, ?, 'Sở Tư pháp', ?, '2099-01-01 00:00:00')",
+            )
+            .bind(id)
+            .bind(st)
+            .bind(rec)
+            .bind(due)
+            .bind(fin)
+            .bind(steps_json(id))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        }
+    }
+    let sh = shared(&dir).await;
+    let query = "SELECT id AS case_id, st AS status, rec AS received_at, due AS due_at, fin AS finished_at, \
+                 dv AS unit, steps FROM hoso WHERE upd > ?";
+    sql_story(sh, &format!("sqlite://{}", path.display()), query).await;
 }
