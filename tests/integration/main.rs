@@ -2,6 +2,7 @@
 //! the calendar arithmetic against a naive oracle.
 
 mod cli;
+mod daemon;
 mod props;
 mod sources;
 mod store;
