@@ -17,7 +17,7 @@ use crate::scheduler::Scheduler;
 use crate::sla::model::Case;
 use crate::sla::policy::Policy;
 use crate::sla::{evaluate, Lifecycle};
-use crate::source::normalize::{normalize, Mapping, Normalized};
+use crate::source::normalize::{normalize, redact_in_place, Mapping, Normalized};
 use crate::source::{self, PollContext, RawRecord, Source, SourceConfig};
 use crate::store::{
     self, Batch, CaseRow, EvalSummary, EvalUpdate, JobRun, QuarantineNew, Store, StoreError,
@@ -69,6 +69,15 @@ pub struct IngestStats {
     pub updated: usize,
     pub unchanged: usize,
     pub quarantined: usize,
+}
+
+impl IngestStats {
+    pub fn add(&mut self, o: IngestStats) {
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.quarantined += o.quarantined;
+    }
 }
 
 /// State shared by the jobs and the HTTP handlers.
@@ -149,24 +158,26 @@ impl Shared {
 
     /// Loads the open cases from the store and evaluates them.
     pub async fn load(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let cases = self.store.load_open().await?;
         let ctx = self.context();
-        let mut open = self.open.lock().expect("open lock");
-        open.clear();
-        for case in cases {
-            let proc = case
-                .procedure_code
-                .as_deref()
-                .and_then(|c| ctx.catalogue.get(c));
-            let eval = evaluate(&case, proc, &ctx.calendar, &ctx.policy, now)
-                .ok()
-                .map(|e| EvalSummary::of(&e, now));
-            open.insert(
-                (case.source.clone(), case.case_id.clone()),
-                Entry { case, eval },
-            );
-        }
-        Ok(open.len())
+        let mut loaded: HashMap<(String, String), Entry> = HashMap::new();
+        self.store
+            .load_open_each(&mut |case| {
+                let proc = case
+                    .procedure_code
+                    .as_deref()
+                    .and_then(|c| ctx.catalogue.get(c));
+                let eval = evaluate(&case, proc, &ctx.calendar, &ctx.policy, now)
+                    .ok()
+                    .map(|e| EvalSummary::of(&e, now));
+                loaded.insert(
+                    (case.source.clone(), case.case_id.clone()),
+                    Entry { case, eval },
+                );
+            })
+            .await?;
+        let n = loaded.len();
+        *self.open.lock().expect("open lock") = loaded;
+        Ok(n)
     }
 }
 
@@ -199,16 +210,30 @@ impl Delivery {
     }
 }
 
-/// Normalises, merges, evaluates and stores one delivery of records — the same for
-/// every source, push and quarantine retries. Memory is updated only after the
-/// batch is committed.
-pub async fn ingest(
+/// What a poll has prepared but maybe not yet committed, so that its next page sees
+/// its earlier pages: the cases they changed and the steps they left waiting.
+#[derive(Default)]
+pub struct Overlay {
+    cases: HashMap<String, Case>,
+    pending: HashMap<String, Vec<crate::sla::model::Step>>,
+}
+
+/// A prepared delivery: the batch to commit and its counts.
+pub struct Prepared {
+    pub batch: Batch,
+    pub stats: IngestStats,
+}
+
+/// Normalises, merges and evaluates one delivery against what is known (the overlay,
+/// memory, then the store). Writes nothing.
+pub async fn prepare(
     shared: &Shared,
     source: &str,
     mapping: &Mapping,
     delivery: Delivery,
     now: DateTime<Utc>,
-) -> Result<IngestStats, StoreError> {
+    overlay: &mut Overlay,
+) -> Result<Prepared, StoreError> {
     let Delivery {
         records,
         cursor,
@@ -226,22 +251,23 @@ pub async fn ingest(
                 reason: format!("{}: {why}", rec.origin),
                 body: text,
             }),
-            Ok(v) => {
-                let body = v.to_string();
-                match normalize(&v, mapping, source, &ctx.calendar, &shared.salt) {
-                    Ok(n) => items.push((n, body)),
-                    Err(r) => batch.quarantine.push(QuarantineNew {
-                        case_id: r.case_id,
-                        reason: format!("{}: {}", rec.origin, r.reason),
-                        body,
-                    }),
+            Ok(mut v) => match normalize(&v, mapping, source, &ctx.calendar, &shared.salt) {
+                Ok(n) => {
+                    // Raw versions are history, not a copy of the applicant's identity.
+                    redact_in_place(&mut v);
+                    items.push((n, v.to_string()));
                 }
-            }
+                Err(r) => batch.quarantine.push(QuarantineNew {
+                    case_id: r.case_id,
+                    reason: format!("{}: {}", rec.origin, r.reason),
+                    body: v.to_string(),
+                }),
+            },
         }
     }
     stats.quarantined = batch.quarantine.len();
 
-    // What is known of these cases: memory first, then the store.
+    // What is known of these cases: this poll's earlier pages, memory, the store.
     let ids: HashSet<String> = items
         .iter()
         .map(|(n, _)| match n {
@@ -253,7 +279,9 @@ pub async fn ingest(
     {
         let open = shared.open.lock().expect("open lock");
         for id in &ids {
-            if let Some(e) = open.get(&(source.to_string(), id.clone())) {
+            if let Some(c) = overlay.cases.get(id) {
+                working.insert(id.clone(), c.clone());
+            } else if let Some(e) = open.get(&(source.to_string(), id.clone())) {
                 working.insert(id.clone(), e.case.clone());
             }
         }
@@ -278,6 +306,14 @@ pub async fn ingest(
     } else {
         shared.store.pending_steps(source, &unknown).await?
     };
+    for id in &unknown {
+        if let Some(steps) = overlay.pending.get(id) {
+            pending
+                .entry(id.clone())
+                .or_default()
+                .extend(steps.iter().cloned());
+        }
+    }
 
     let mut changed: Vec<String> = Vec::new();
     let mut changed_set: HashSet<String> = HashSet::new();
@@ -293,6 +329,7 @@ pub async fn ingest(
                 let id = case.case_id.clone();
                 let existing = working.get(&id);
                 let steps = if existing.is_none() {
+                    overlay.pending.remove(&id);
                     pending
                         .remove(&id)
                         .inspect(|_| batch.pending_clear.push(id.clone()))
@@ -332,6 +369,11 @@ pub async fn ingest(
                 },
                 None => {
                     stats.inserted += 1;
+                    overlay
+                        .pending
+                        .entry(case_id.clone())
+                        .or_default()
+                        .extend(steps.iter().cloned());
                     batch
                         .pending_add
                         .extend(steps.into_iter().map(|s| (case_id.clone(), s)));
@@ -341,6 +383,7 @@ pub async fn ingest(
     }
     for id in &changed {
         let case = &working[id];
+        overlay.cases.insert(id.clone(), case.clone());
         let proc = case
             .procedure_code
             .as_deref()
@@ -358,11 +401,23 @@ pub async fn ingest(
     batch.cursor = cursor;
     batch.files = files;
     batch.resolved = resolved;
-    shared.store.commit(&batch).await?;
+    Ok(Prepared { batch, stats })
+}
 
+/// Commits a prepared batch, then updates the open cases in memory.
+pub async fn apply(shared: &Shared, batch: Batch) -> Result<(), StoreError> {
+    let committing = std::time::Instant::now();
+    shared.store.commit(&batch).await?;
+    tracing::debug!(
+        source = %batch.source,
+        cases = batch.cases.len(),
+        commit_ms = committing.elapsed().as_millis() as u64,
+        "batch committed"
+    );
+    let source = batch.source;
     let mut open = shared.open.lock().expect("open lock");
     for row in batch.cases {
-        let key = (source.to_string(), row.case.case_id.clone());
+        let key = (source.clone(), row.case.case_id.clone());
         if row.open {
             open.insert(
                 key,
@@ -375,7 +430,30 @@ pub async fn ingest(
             open.remove(&key);
         }
     }
-    Ok(stats)
+    Ok(())
+}
+
+/// Normalises, merges, evaluates and stores one delivery of records — the same for
+/// every source, push and quarantine retries. Memory is updated only after the
+/// batch is committed.
+pub async fn ingest(
+    shared: &Shared,
+    source: &str,
+    mapping: &Mapping,
+    delivery: Delivery,
+    now: DateTime<Utc>,
+) -> Result<IngestStats, StoreError> {
+    let p = prepare(
+        shared,
+        source,
+        mapping,
+        delivery,
+        now,
+        &mut Overlay::default(),
+    )
+    .await?;
+    apply(shared, p.batch).await?;
+    Ok(p.stats)
 }
 
 /// Re-evaluates every open case at `now` and stores the evaluations that changed.
@@ -454,20 +532,62 @@ pub async fn poll_once(
             catalogue: &ctx.catalogue,
             store: &shared.store,
         };
-        let poll = tokio::time::timeout(timeout, rt.source.poll(cursor.as_deref(), &pctx))
-            .await
-            .map_err(|_| format!("timed out after {} s", timeout.as_secs()))?
-            .map_err(|e| e.to_string())?;
-        let n = poll.records.len();
-        let delivery = Delivery {
-            records: poll.records,
-            cursor: poll.cursor,
-            files: poll.files,
-            resolved: Vec::new(),
+        // Pages are stored as they arrive; the cursor only after the last one.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<source::Page>(2);
+        let produce = async {
+            tokio::time::timeout(timeout, rt.source.poll_pages(cursor.as_deref(), &pctx, tx))
+                .await
+                .map_err(|_| format!("timed out after {} s", timeout.as_secs()))?
+                .map_err(|e| e.to_string())
         };
-        let stats = ingest(shared, name, &rt.mapping, delivery, started)
-            .await
-            .map_err(|e| e.to_string())?;
+        // Preparing page k+1 overlaps committing page k.
+        let (btx, mut brx) = tokio::sync::mpsc::channel::<Batch>(1);
+        let consume = async {
+            let mut n = 0;
+            let mut stats = IngestStats::default();
+            let mut overlay = Overlay::default();
+            while let Some(page) = rx.recv().await {
+                n += page.records.len();
+                let delivery = Delivery {
+                    records: page.records,
+                    files: page.files,
+                    ..Delivery::default()
+                };
+                let p = prepare(shared, name, &rt.mapping, delivery, started, &mut overlay)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                stats.add(p.stats);
+                if btx.send(p.batch).await.is_err() {
+                    return Err("storing stopped".to_string());
+                }
+            }
+            drop(btx);
+            Ok::<_, String>((n, stats))
+        };
+        let commit = async {
+            while let Some(batch) = brx.recv().await {
+                apply(shared, batch).await.map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        };
+        let (produced, consumed, committed) = tokio::join!(produce, consume, commit);
+        committed?;
+        let (n, stats) = consumed?;
+        let new_cursor = produced?;
+        if new_cursor.is_some() {
+            let delivery = Delivery {
+                cursor: new_cursor,
+                ..Delivery::default()
+            };
+            ingest(shared, name, &rt.mapping, delivery, started)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        tracing::debug!(
+            source = name,
+            ms = (Utc::now() - started).num_milliseconds(),
+            "poll stored"
+        );
         Ok((n, stats))
     }
     .await;

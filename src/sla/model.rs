@@ -131,10 +131,13 @@ pub mod status {
 pub struct Supplement {
     pub requested_at: DateTime<Utc>,
     /// When the completed dossier was received back; `None` while waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_at: Option<DateTime<Utc>>,
     /// NgayHenTraTruoc: the due before this supplement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_before: Option<DateTime<Utc>>,
     /// NgayHenTraMoi: the due after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_after: Option<DateTime<Utc>>,
 }
 
@@ -142,14 +145,22 @@ pub struct Supplement {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     /// PhongBanXuLy as the source wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department: Option<String>,
     /// The department's directory unit, when the directory knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub officer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acted_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_due_at: Option<DateTime<Utc>>,
 }
 
@@ -195,28 +206,45 @@ pub struct Case {
     pub source: String,
     pub case_id: String,
     pub kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub procedure_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub procedure_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field_code: Option<String>,
     /// Directory unit code; `None` when the unit is unknown to the directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_code: Option<String>,
     /// The unit as the source named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<Channel>,
     /// DVCQG status 1–10.
     pub status: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at_original: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub returned_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub supplements: Vec<Supplement>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
     /// Status changes in time order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub status_history: Vec<StatusChange>,
     /// Moves of the source's due in time order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub due_history: Vec<DueChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
     /// A salted hash of the applicant's id number: never the number itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]

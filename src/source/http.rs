@@ -11,7 +11,7 @@
 //! timeout; network faults, 5xx and 429 are retried with exponential back-off and
 //! jitter.
 
-use super::{Poll, PollContext, RawRecord, Source, SourceConfig, SourceError};
+use super::{Page, Poll, PollContext, RawRecord, Source, SourceConfig, SourceError};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as Span, Utc};
 use reqwest::StatusCode;
@@ -223,14 +223,15 @@ impl HttpSource {
             .map_err(|e| SourceError::Response(format!("{}: not JSON: {e}", redact_query(url))))
     }
 
-    fn page_records(&self, page: &Value) -> Result<Vec<Value>, SourceError> {
+    /// Takes the records out of a page (no copy).
+    fn page_records(&self, page: &mut Value) -> Result<Vec<Value>, SourceError> {
         let found = match &self.records {
-            Some(p) => page.pointer(p),
+            Some(p) => page.pointer_mut(p),
             None if page.is_array() => Some(page),
-            None => page.pointer("/data"),
+            None => page.pointer_mut("/data"),
         };
         match found {
-            Some(Value::Array(a)) => Ok(a.clone()),
+            Some(Value::Array(a)) => Ok(std::mem::take(a)),
             Some(Value::Null) | None => Ok(Vec::new()),
             Some(_) => Err(SourceError::Response(
                 "the records pointer does not point at an array".into(),
@@ -266,25 +267,41 @@ fn encode(s: &str) -> String {
 #[async_trait]
 impl Source for HttpSource {
     async fn poll(&self, cursor: Option<&str>, ctx: &PollContext<'_>) -> Result<Poll, SourceError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let produce = self.poll_pages(cursor, ctx, tx);
+        let collect = async {
+            let mut records = Vec::new();
+            while let Some(page) = rx.recv().await {
+                records.extend(page.records);
+            }
+            records
+        };
+        let (cursor, records) = tokio::join!(produce, collect);
+        Ok(Poll {
+            records,
+            cursor: cursor?,
+            files: Vec::new(),
+        })
+    }
+
+    async fn poll_pages(
+        &self,
+        cursor: Option<&str>,
+        ctx: &PollContext<'_>,
+        pages: tokio::sync::mpsc::Sender<Page>,
+    ) -> Result<Option<String>, SourceError> {
         let since = cursor
             .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
             .map(|c| c.with_timezone(&Utc) - self.overlap)
             .unwrap_or_else(|| ctx.now - Span::days(90));
         let cursor_text = encode(&self.format_cursor(since, ctx));
         let base = self.template.replace("{cursor}", &cursor_text);
-        let mut poll = Poll::default();
         let mut url = base.replace("{page}", &self.first_page.to_string());
         let mut page_no = self.first_page;
         for n in 0..self.max_pages {
-            let page = self.get(&url).await?;
-            let records = self.page_records(&page)?;
+            let mut page = self.get(&url).await?;
+            let records = self.page_records(&mut page)?;
             let count = records.len();
-            poll.records.extend(
-                records
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| RawRecord::json(v, format!("page {} [{i}]", n + 1))),
-            );
             let next = match &self.next_page {
                 Some(p) => page
                     .pointer(p)
@@ -303,13 +320,26 @@ impl Source for HttpSource {
                 }
                 None => None,
             };
+            if count > 0 {
+                let records = records
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| RawRecord::json(v, format!("page {} [{i}]", n + 1)))
+                    .collect();
+                pages
+                    .send(Page {
+                        records,
+                        files: Vec::new(),
+                    })
+                    .await
+                    .map_err(|_| SourceError::Transport("storing stopped".into()))?;
+            }
             match next {
                 Some(u) => url = u,
                 None => break,
             }
         }
-        poll.cursor = Some(ctx.now.to_rfc3339());
-        Ok(poll)
+        Ok(Some(ctx.now.to_rfc3339()))
     }
 }
 

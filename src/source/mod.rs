@@ -108,6 +108,36 @@ pub struct PollContext<'a> {
 pub trait Source: Send + Sync {
     /// Records changed since `cursor` (`None` on the first poll).
     async fn poll(&self, cursor: Option<&str>, ctx: &PollContext<'_>) -> Result<Poll, SourceError>;
+
+    /// The same, delivered page by page as it arrives, so storing one page overlaps
+    /// fetching the next. Each page is stored in its own transaction; the returned
+    /// cursor is stored only after every page. The default sends one page.
+    async fn poll_pages(
+        &self,
+        cursor: Option<&str>,
+        ctx: &PollContext<'_>,
+        pages: tokio::sync::mpsc::Sender<Page>,
+    ) -> Result<Option<String>, SourceError> {
+        let poll = self.poll(cursor, ctx).await?;
+        if !poll.records.is_empty() || !poll.files.is_empty() {
+            pages
+                .send(Page {
+                    records: poll.records,
+                    files: poll.files,
+                })
+                .await
+                .map_err(|_| SourceError::Transport("storing stopped".into()))?;
+        }
+        Ok(poll.cursor)
+    }
+}
+
+/// One page of a streamed poll: records, and the files they came from (stored with
+/// them, in the same transaction).
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    pub records: Vec<RawRecord>,
+    pub files: Vec<(String, String)>,
 }
 
 /// `[[source]]` in the configuration. Which keys apply depends on `type`.

@@ -468,6 +468,26 @@ pub const REDACTED_FIELDS: &[&str] = &[
     "applicant_name",
 ];
 
+/// Removes applicant identity from a raw record in place, at any depth (before a raw
+/// version is stored).
+pub fn redact_in_place(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if REDACTED_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(k)) {
+                    if !matches!(x, Value::Null) && x.as_str() != Some("") {
+                        *x = Value::String("***".into());
+                    }
+                } else if x.is_object() || x.is_array() {
+                    redact_in_place(x);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact_in_place),
+        _ => {}
+    }
+}
+
 /// A copy of a raw record with applicant identity removed, at any depth.
 pub fn redact(v: &Value) -> Value {
     match v {

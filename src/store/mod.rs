@@ -213,7 +213,19 @@ pub trait Store: Send + Sync {
     async fn save_evaluations(&self, updates: &[EvalUpdate]) -> Result<(), StoreError>;
 
     /// Every open case.
-    async fn load_open(&self) -> Result<Vec<Case>, StoreError>;
+    /// Every open case, handed to `visit` one at a time as the rows stream in (so the
+    /// rows are never all in memory at once beside the cases).
+    async fn load_open_each(
+        &self,
+        visit: &mut (dyn FnMut(Case) + Send),
+    ) -> Result<usize, StoreError>;
+
+    /// Every open case.
+    async fn load_open(&self) -> Result<Vec<Case>, StoreError> {
+        let mut out = Vec::new();
+        self.load_open_each(&mut |c| out.push(c)).await?;
+        Ok(out)
+    }
     /// Cases of a source by id (finished ones are not kept in memory).
     async fn get_cases(&self, source: &str, ids: &[String]) -> Result<Vec<Case>, StoreError>;
     /// Cases by id across sources, with their stored evaluation summary.

@@ -336,16 +336,20 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn load_open(&self) -> Result<Vec<Case>, StoreError> {
-        let rows = sqlx::query("SELECT source, case_id, doc::text FROM cases WHERE is_open")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-                parse_doc(&s, &c, &d)
-            })
-            .collect()
+    async fn load_open_each(
+        &self,
+        visit: &mut (dyn FnMut(Case) + Send),
+    ) -> Result<usize, StoreError> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query("SELECT source, case_id, doc::text FROM cases WHERE is_open")
+            .fetch(&self.pool);
+        let mut n = 0;
+        while let Some(r) = rows.try_next().await? {
+            let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            visit(parse_doc(&s, &c, &d)?);
+            n += 1;
+        }
+        Ok(n)
     }
 
     async fn get_cases(&self, source: &str, ids: &[String]) -> Result<Vec<Case>, StoreError> {

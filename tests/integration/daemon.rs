@@ -293,8 +293,9 @@ fn kill_9_in_the_middle_of_a_poll_loses_and_doubles_nothing() {
     });
     d.signal("-KILL");
     assert_eq!(d.wait(Duration::from_secs(10)), None, "killed by a signal");
-    // Page 1 was fetched, but the batch was never committed: nothing, and no cursor.
-    assert_eq!(sqlite_count(&dir, "SELECT COUNT(*) FROM cases"), 0);
+    // Page 1 may be stored (pages are stored as they arrive), page 2 never arrived,
+    // and the cursor did not move: the next poll asks for everything again.
+    assert!(sqlite_count(&dir, "SELECT COUNT(*) FROM cases") <= 2);
     assert_eq!(sqlite_count(&dir, "SELECT COUNT(*) FROM cursors"), 0);
 
     portal.stall_page_2.store(false, Ordering::SeqCst);

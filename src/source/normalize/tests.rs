@@ -214,6 +214,17 @@ fn custom_mappings_and_task_statuses() {
 }
 
 #[test]
+fn redaction_in_place_matches_the_copy() {
+    let mut inplace = domain_record();
+    redact_in_place(&mut inplace);
+    let mut copy = redact(&domain_record());
+    // Empty fields stay empty in place.
+    copy["Fax"] = Value::String(String::new());
+    copy["MaDoiTuong"] = Value::String(String::new());
+    assert_eq!(inplace, copy);
+}
+
+#[test]
 fn redaction_blanks_applicant_fields_at_any_depth() {
     let r = redact(&domain_record());
     let text = r.to_string();

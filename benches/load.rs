@@ -1,0 +1,365 @@
+//! Load harness for the daemon's data path (not a criterion benchmark: it measures
+//! sustained throughput and whole-process numbers). Targets from the ingest issue:
+//!
+//! - ingest from the http source into each store: ≥ 20,000 dossiers/s with steps;
+//! - with 1,000,000 cases stored (200,000 open): a poll bringing 10,000 changes is
+//!   ingested and evaluated in ≤ 2 s, a full re-evaluation of the open cases takes
+//!   ≤ 1 s, start-up to ready ≤ 10 s, resident memory ≤ 512 MB.
+//!
+//! Run: `cargo bench --bench load` (SQLite in a temporary folder), or with
+//! `SLAWATCH_BENCH_DATABASE_URL=postgres://…/db` for PostgreSQL (the database is
+//! emptied first). `SLAWATCH_BENCH_CASES` and `SLAWATCH_BENCH_OPEN` change the sizes.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::Router;
+use chrono::{Duration as Span, Utc};
+use serde_json::{json, Value};
+use slawatch::config::Loaded;
+use slawatch::daemon::{poll_once, reevaluate, Context, Shared, SourceRuntime};
+use slawatch::sla::model::{Case, StatusChange, Step};
+use slawatch::source::{self, SourceConfig};
+use slawatch::store::{self, Batch, CaseRow, Store};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<f64>().ok())
+            })
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// A DVCQG dossier with three steps; `version` changes its status.
+fn dossier(i: u64, version: u64) -> Value {
+    let day = 1 + (i % 28);
+    let status = if version == 0 { "4" } else { "5" };
+    json!({
+        "MaHoSo": format!("000.00.12.H22-2611{day:02}-{i:07}"),
+        "MaTTHC": "1.004227", "TenTTHC": "Cấp giấy phép xây dựng nhà ở riêng lẻ", "MaLinhVuc": "XD",
+        "KenhThucHien": "2", "DonViXuLy": "Sở Xây dựng", "TrangThaiHoSo": status,
+        "NgayTiepNhan": format!("202611{day:02}080000"), "NgayHenTra": format!("202612{day:02}170000"),
+        "NgayKetThucXuLy": "", "NgayTra": "", "SoGiayToChuHoSo": format!("0420900{i:05}"),
+        "DanhSachHoSoBoSung": if version == 0 { json!([]) } else { json!([{"NgayBoSung": "20261125090000"}]) },
+        "QuaTrinhXuLy": [
+            {"NoiDungXuLy": "Tiếp nhận hồ sơ", "PhongBanXuLy": "Bộ phận Một cửa", "TrangThai": "2",
+             "NgayBatDau": format!("202611{day:02}080000"), "ThoiDiemXuLy": format!("202611{day:02}081000")},
+            {"NoiDungXuLy": "Thẩm định hồ sơ", "PhongBanXuLy": "Sở Xây dựng", "TrangThai": "4",
+             "NgayBatDau": format!("202611{day:02}081000"), "ThoiDiemXuLy": format!("202611{day:02}160000"),
+             "NgayKetThucTheoQuyDinh": format!("202612{day:02}170000")},
+            {"NoiDungXuLy": "Phê duyệt", "PhongBanXuLy": "Lãnh đạo", "TrangThai": "4",
+             "NgayBatDau": format!("202611{day:02}160000"), "NgayKetThucTheoQuyDinh": format!("202612{day:02}170000")}
+        ]
+    })
+}
+
+/// The portal's pages, rendered before the clock starts: a real portal runs on another
+/// machine, so its own cost is not ours to measure.
+#[derive(Clone, Default)]
+struct Feed {
+    pages: Arc<std::sync::RwLock<Vec<axum::body::Bytes>>>,
+}
+
+const PAGE: u64 = 2000;
+
+impl Feed {
+    fn render(&self, from: u64, count: u64, version: u64) {
+        let mut pages = Vec::new();
+        let mut start = 0;
+        while start < count {
+            let items: Vec<Value> = (start..(start + PAGE).min(count))
+                .map(|i| dossier(from + i, version))
+                .collect();
+            pages.push(axum::body::Bytes::from(
+                serde_json::to_vec(&json!({"data": items})).unwrap(),
+            ));
+            start += PAGE;
+        }
+        *self.pages.write().unwrap() = pages;
+    }
+}
+
+async fn page(
+    State(f): State<Feed>,
+    Query(q): Query<HashMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let p: usize = q.get("page").and_then(|x| x.parse().ok()).unwrap_or(1);
+    let body = f
+        .pages
+        .read()
+        .unwrap()
+        .get(p - 1)
+        .cloned()
+        .unwrap_or_else(|| axum::body::Bytes::from_static(b"{\"data\":[]}"));
+    ([("content-type", "application/json")], body).into_response()
+}
+
+async fn serve(feed: Feed) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let app = Router::new().route("/hoso", get(page)).with_state(feed);
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+async fn open_store(tag: &str) -> (Arc<dyn Store>, String) {
+    if let Ok(url) = std::env::var("SLAWATCH_BENCH_DATABASE_URL") {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        for t in [
+            "cases",
+            "case_versions",
+            "pending_steps",
+            "cursors",
+            "quarantine",
+            "job_runs",
+            "seen_files",
+            "meta",
+            "_sqlx_migrations",
+        ] {
+            let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {t}"))
+                .execute(&mut c)
+                .await;
+        }
+        let s = store::open(&url).await.unwrap();
+        s.migrate().await.unwrap();
+        (s, url)
+    } else {
+        let dir = std::env::temp_dir().join(format!("slawatch-load-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}/slawatch.db", dir.display());
+        let s = store::open(&url).await.unwrap();
+        s.migrate().await.unwrap();
+        (s, url)
+    }
+}
+
+fn context() -> Context {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let loaded = Loaded::load(Some(&root.join("config/slawatch.toml"))).unwrap();
+    Context {
+        calendar: Arc::new(loaded.calendar()),
+        policy: loaded.policy.clone(),
+        catalogue: loaded.catalogue.clone(),
+        directory: loaded.directory.clone(),
+    }
+}
+
+fn runtime(shared: &Shared, base: &str) -> Arc<SourceRuntime> {
+    let cfg: SourceConfig = toml::from_str(&format!(
+        "name = \"portal\"\ntype = \"http\"\nurl = \"{base}/hoso?page={{page}}\"\ntimeout_seconds = 120\nmax_pages = 100000\n"
+    ))
+    .unwrap();
+    shared.register_source(&cfg.name, &cfg.kind);
+    let cal = slawatch::calendar::Calendar::builtin();
+    Arc::new(SourceRuntime {
+        mapping: cfg.mapping().unwrap(),
+        source: source::build(&cfg, &cal).unwrap().unwrap(),
+        config: cfg,
+    })
+}
+
+/// Finished cases written straight to the store, to reach the stored volume quickly.
+async fn fill_finished(s: &Arc<dyn Store>, n: u64, offset: u64) {
+    let now = Utc::now();
+    let received = now - Span::days(40);
+    let mut i = 0;
+    while i < n {
+        let mut b = Batch::new("archive", now);
+        for k in i..(i + 10_000).min(n) {
+            let case = Case {
+                source: "archive".into(),
+                case_id: format!("A-{:08}", offset + k),
+                procedure_code: Some("1.004227".into()),
+                unit_code: Some("SXD".into()),
+                unit_name: Some("Sở Xây dựng".into()),
+                status: 10,
+                received_at: Some(received),
+                due_at: Some(received + Span::days(21)),
+                due_at_original: Some(received + Span::days(21)),
+                finished_at: Some(received + Span::days(10)),
+                returned_at: Some(received + Span::days(11)),
+                steps: vec![Step {
+                    title: Some("Thẩm định hồ sơ".into()),
+                    department: Some("Sở Xây dựng".into()),
+                    started_at: Some(received),
+                    acted_at: Some(received + Span::days(5)),
+                    ..Step::default()
+                }],
+                status_history: vec![StatusChange {
+                    at: received,
+                    status: 10,
+                    approximate: true,
+                }],
+                updated_at: Some(now),
+                ..Case::default()
+            };
+            b.cases.push(CaseRow {
+                case,
+                open: false,
+                eval: None,
+            });
+        }
+        s.commit(&b).await.unwrap();
+        i += 10_000;
+    }
+}
+
+/// Starts `target/release/slawatch run` on the filled store (no sources), times it to
+/// a ready `/readyz` holding every open case, and reads its resident memory.
+async fn daemon_startup(url: &str, open: u64) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = root.join("target/release/slawatch");
+    if !bin.exists() {
+        println!(
+            "start-up: {} not built (cargo build --release), skipped",
+            bin.display()
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("slawatch-load-daemon-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("slawatch.toml"),
+        format!(
+            "[catalogue]\nfile = \"{root}/config/procedures.toml\"\n[directory]\nfile = \"{root}/config/units.toml\"\n\
+             [store]\nurl = \"{url}\"\n[http]\nlisten = \"127.0.0.1:19464\"\n",
+            root = root.display()
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let mut child = std::process::Command::new(&bin)
+        .args(["--config", "slawatch.toml", "run"])
+        .current_dir(&dir)
+        .env("SLAWATCH_LOG", "warn")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = async {
+        let c = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(r) = c.get("http://127.0.0.1:19464/readyz").send().await {
+                if let Ok(v) = r.json::<Value>().await {
+                    if v["open_cases"].as_u64() == Some(open) {
+                        return true;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+    .await;
+    let secs = t.elapsed().as_secs_f64();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0;
+    let _ = child.kill();
+    let _ = child.wait();
+    if ready {
+        println!("daemon start-up to ready with {open} open cases: {secs:.2} s; resident memory {rss:.0} MB");
+    } else {
+        println!("daemon did not become ready within 30 s");
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("SLAWATCH_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let total: u64 = std::env::var("SLAWATCH_BENCH_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let open: u64 = std::env::var("SLAWATCH_BENCH_OPEN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let (store, url) = open_store("main").await;
+    println!("store: {}", slawatch::daemon::redact_url(&url));
+    let feed = Feed::default();
+    feed.render(0, open, 0);
+    let base = serve(feed.clone()).await;
+    let shared = Arc::new(Shared::new(store.clone(), context(), "salt".into()));
+    let rt = runtime(&shared, &base);
+
+    // 1. Ingest throughput: the open cases arrive through the http source.
+    let t = Instant::now();
+    poll_once(&shared, &rt, Duration::from_secs(3600), 0).await;
+    let secs = t.elapsed().as_secs_f64();
+    let h = &shared.health()[0];
+    assert!(h.up, "{h:?}");
+    println!(
+        "ingest via http: {open} dossiers (3 steps each) in {secs:.2} s = {:.0} dossiers/s",
+        open as f64 / secs
+    );
+
+    // 2. Fill the store with finished cases up to the total.
+    let t = Instant::now();
+    fill_finished(&store, total.saturating_sub(open), 0).await;
+    println!(
+        "filled {} finished cases in {:.1} s",
+        total.saturating_sub(open),
+        t.elapsed().as_secs_f64()
+    );
+    drop(shared);
+
+    // 3. Start-up to ready, and resident memory, of the real daemon process on this store.
+    daemon_startup(&url, open).await;
+    let t = Instant::now();
+    let shared = Arc::new(Shared::new(store.clone(), context(), "salt".into()));
+    let n = shared.load(Utc::now()).await.unwrap();
+    println!(
+        "in-process load of {n} open cases: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // 4. Full re-evaluation of the open cases, one hour later (states move).
+    let t = Instant::now();
+    let changed = reevaluate(&shared, Utc::now() + Span::hours(1))
+        .await
+        .unwrap();
+    println!(
+        "full re-evaluation: {n} open cases in {:.2} s ({changed} evaluations changed and stored)",
+        t.elapsed().as_secs_f64()
+    );
+
+    // 5. A poll bringing 10,000 changes (status 4 → 5 with a supplement).
+    let rt = runtime(&shared, &base);
+    feed.render(0, 10_000, 1);
+    let t = Instant::now();
+    poll_once(&shared, &rt, Duration::from_secs(600), 0).await;
+    println!(
+        "poll with 10,000 changes: ingested and evaluated in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    println!("resident memory at the end: {:.0} MB", rss_mb());
+}
