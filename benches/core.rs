@@ -105,8 +105,8 @@ fn typical_cases(cal: &Calendar, n: usize, rng: &mut Rng) -> Vec<Case> {
                 let step_due = cal.add_workdays(at, 3).unwrap();
                 let acted = (k < 3).then(|| cal.add_workdays(at, 1 + rng.below(4) as u32).unwrap());
                 steps.push(Step {
-                    department: Some(format!("Phòng {k}")),
-                    unit_code: (k % 2 == 0).then(|| "STP".to_string()),
+                    department: Some(format!("Phòng {k}").into()),
+                    unit_code: (k % 2 == 0).then(|| "STP".into()),
                     title: Some("Thẩm định".into()),
                     started_at: Some(at),
                     acted_at: acted,

@@ -87,6 +87,8 @@ pub struct Shared {
     open: Mutex<HashMap<(String, String), Entry>>,
     health: Mutex<Vec<SourceHealth>>,
     salt: String,
+    /// Shared copies of the texts the open cases repeat.
+    interner: Mutex<crate::sla::model::Interner>,
 }
 
 impl Shared {
@@ -97,6 +99,7 @@ impl Shared {
             open: Mutex::new(HashMap::new()),
             health: Mutex::new(Vec::new()),
             salt,
+            interner: Mutex::new(Default::default()),
         }
     }
 
@@ -160,8 +163,10 @@ impl Shared {
     pub async fn load(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let ctx = self.context();
         let mut loaded: HashMap<(String, String), Entry> = HashMap::new();
+        let mut interner = std::mem::take(&mut *self.interner.lock().expect("interner lock"));
         self.store
-            .load_open_each(&mut |case| {
+            .load_open_each(&mut |mut case| {
+                interner.case(&mut case);
                 let proc = case
                     .procedure_code
                     .as_deref()
@@ -170,12 +175,13 @@ impl Shared {
                     .ok()
                     .map(|e| EvalSummary::of(&e, now));
                 loaded.insert(
-                    (case.source.clone(), case.case_id.clone()),
+                    (case.source.to_string(), case.case_id.clone()),
                     Entry { case, eval },
                 );
             })
             .await?;
         let n = loaded.len();
+        *self.interner.lock().expect("interner lock") = interner;
         *self.open.lock().expect("open lock") = loaded;
         Ok(n)
     }
@@ -381,6 +387,14 @@ pub async fn prepare(
             },
         }
     }
+    {
+        let mut interner = shared.interner.lock().expect("interner lock");
+        for id in &changed {
+            if let Some(c) = working.get_mut(id) {
+                interner.case(c);
+            }
+        }
+    }
     for id in &changed {
         let case = &working[id];
         overlay.cases.insert(id.clone(), case.clone());
@@ -474,7 +488,7 @@ pub async fn reevaluate(shared: &Shared, now: DateTime<Utc>) -> Result<usize, St
                     return None;
                 }
                 Some(EvalUpdate {
-                    source: c.source.clone(),
+                    source: c.source.to_string(),
                     case_id: c.case_id.clone(),
                     open: e.lifecycle == Lifecycle::Open,
                     eval: summary,

@@ -35,13 +35,13 @@ pub fn resolve_units(case: &mut Case, directory: &Directory) {
         .unit_name
         .as_deref()
         .and_then(|n| directory.resolve(n))
-        .map(|u| u.code.clone());
+        .map(|u| u.code.as_str().into());
     for s in &mut case.steps {
         s.unit_code = s
             .department
             .as_deref()
             .and_then(|d| directory.resolve(d))
-            .map(|u| u.code.clone());
+            .map(|u| u.code.as_str().into());
     }
 }
 
@@ -124,7 +124,7 @@ pub fn merge(
                 .department
                 .as_deref()
                 .and_then(|d| directory.resolve(d))
-                .map(|u| u.code.clone());
+                .map(|u| u.code.as_str().into());
         }
     }
     let original_of = |c: &Case| {
@@ -239,7 +239,7 @@ pub fn merge_steps(
             .department
             .as_deref()
             .and_then(|d| directory.resolve(d))
-            .map(|u| u.code.clone());
+            .map(|u| u.code.as_str().into());
     }
     if !add_steps(&mut case.steps, steps) {
         return None;

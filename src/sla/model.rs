@@ -4,7 +4,59 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
+
+/// Text that repeats across cases (source, unit, procedure, department, officer
+/// names): shared, so 200,000 open cases hold each name once.
+pub type Text = Arc<str>;
+
+/// Hands out one shared copy of each distinct text.
+#[derive(Debug, Default)]
+pub struct Interner(HashSet<Text>);
+
+impl Interner {
+    pub fn text(&mut self, s: &Text) -> Text {
+        match self.0.get(s) {
+            Some(t) => t.clone(),
+            None => {
+                self.0.insert(s.clone());
+                s.clone()
+            }
+        }
+    }
+
+    fn opt(&mut self, s: &mut Option<Text>) {
+        if let Some(t) = s {
+            *t = self.text(t);
+        }
+    }
+
+    /// Replaces a case's repeated texts by the shared copies.
+    pub fn case(&mut self, c: &mut Case) {
+        c.source = self.text(&c.source);
+        self.opt(&mut c.procedure_code);
+        self.opt(&mut c.procedure_name);
+        self.opt(&mut c.field_code);
+        self.opt(&mut c.unit_code);
+        self.opt(&mut c.unit_name);
+        for s in &mut c.steps {
+            self.opt(&mut s.department);
+            self.opt(&mut s.unit_code);
+            self.opt(&mut s.officer);
+            self.opt(&mut s.title);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// What kind of work a case is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -146,14 +198,14 @@ pub struct Supplement {
 pub struct Step {
     /// PhongBanXuLy as the source wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub department: Option<String>,
+    pub department: Option<Text>,
     /// The department's directory unit, when the directory knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit_code: Option<String>,
+    pub unit_code: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub officer: Option<String>,
+    pub officer: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
+    pub title: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,21 +255,21 @@ pub struct DueChange {
 /// A case: a dossier, a task or a petition.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Case {
-    pub source: String,
+    pub source: Text,
     pub case_id: String,
     pub kind: Kind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub procedure_code: Option<String>,
+    pub procedure_code: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub procedure_name: Option<String>,
+    pub procedure_name: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field_code: Option<String>,
+    pub field_code: Option<Text>,
     /// Directory unit code; `None` when the unit is unknown to the directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit_code: Option<String>,
+    pub unit_code: Option<Text>,
     /// The unit as the source named it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit_name: Option<String>,
+    pub unit_name: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<Channel>,
     /// DVCQG status 1–10.

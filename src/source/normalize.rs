@@ -259,10 +259,10 @@ impl Reader<'_> {
             None => None,
         };
         Ok(Step {
-            department: self.text(item, fields, "department")?,
+            department: self.text(item, fields, "department")?.map(Into::into),
             unit_code: None,
-            officer: self.text(item, fields, "officer")?,
-            title: self.text(item, fields, "title")?,
+            officer: self.text(item, fields, "officer")?.map(Into::into),
+            title: self.text(item, fields, "title")?.map(Into::into),
             status,
             started_at: self.instant(item, fields, "started_at")?,
             acted_at: self.instant(item, fields, "acted_at")?,
@@ -420,14 +420,14 @@ pub fn normalize(
         }
         let source_time = r.instant(record, f, "updated_at")?;
         let case = Case {
-            source: source.to_string(),
+            source: source.into(),
             case_id: case_id.clone(),
             kind,
-            procedure_code: r.text(record, f, "procedure_code")?,
-            procedure_name: r.text(record, f, "procedure_name")?,
-            field_code: r.text(record, f, "field_code")?,
+            procedure_code: r.text(record, f, "procedure_code")?.map(Into::into),
+            procedure_name: r.text(record, f, "procedure_name")?.map(Into::into),
+            field_code: r.text(record, f, "field_code")?.map(Into::into),
             unit_code: None,
-            unit_name: r.text(record, f, "unit")?,
+            unit_name: r.text(record, f, "unit")?.map(Into::into),
             channel,
             status,
             received_at,

@@ -120,9 +120,9 @@ impl Store for PgStore {
                 kinds.push(c.kind.as_str().to_string());
                 statuses.push(c.status as i16);
                 opens.push(r.open);
-                units.push(c.unit_code.clone());
-                unit_names.push(c.unit_name.clone());
-                procs.push(c.procedure_code.clone());
+                units.push(c.unit_code.as_deref());
+                unit_names.push(c.unit_name.as_deref());
+                procs.push(c.procedure_code.as_deref());
                 received.push(c.received_at);
                 dues.push(c.due_at);
                 updated.push(c.updated_at);

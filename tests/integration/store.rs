@@ -20,10 +20,11 @@ fn case(id: &str, status: u8, updated: &str, unit: Option<&str>) -> Case {
         source: "portal".into(),
         case_id: id.into(),
         status,
-        unit_code: unit.map(str::to_string),
+        unit_code: unit.map(Into::into),
         unit_name: Some(
             unit.map(|u| format!("Unit {u}"))
-                .unwrap_or_else(|| "UBND xã Lạ".into()),
+                .unwrap_or_else(|| "UBND xã Lạ".to_string())
+                .into(),
         ),
         procedure_code: Some("1.004227".into()),
         received_at: Some(t("2024-03-01T01:00:00Z")),

@@ -435,7 +435,7 @@ fn reappointment_once_is_allowed_twice_is_flagged() {
 fn step(unit: Option<&str>, start: &str, acted: Option<&str>, due: &str) -> Step {
     Step {
         department: Some("Phòng Kinh tế".into()),
-        unit_code: unit.map(str::to_string),
+        unit_code: unit.map(Into::into),
         started_at: Some(t(start)),
         acted_at: acted.map(t),
         step_due_at: Some(t(due)),

@@ -29,7 +29,7 @@ fn the_domain_example_normalises() {
     };
     assert_eq!(source_time, None);
     assert_eq!(case.case_id, "000.00.12.H22-230915-0042");
-    assert_eq!(case.source, "portal");
+    assert_eq!(&*case.source, "portal");
     assert_eq!(case.procedure_code.as_deref(), Some("1.004227"));
     assert_eq!(case.field_code.as_deref(), Some("G09-XD02"));
     assert_eq!(case.unit_name.as_deref(), Some("UBND phường X"));
