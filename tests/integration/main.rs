@@ -4,6 +4,7 @@
 mod cli;
 mod daemon;
 mod props;
+mod reload;
 mod sources;
 mod store;
 

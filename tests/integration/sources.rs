@@ -527,3 +527,95 @@ async fn sql_source_on_sqlite() {
                  dv AS unit, steps FROM hoso WHERE upd > ?";
     sql_story(sh, &format!("sqlite://{}", path.display()), query).await;
 }
+
+/// The bad-input corpus through the whole pipeline: every bad record is quarantined
+/// with a reason, nothing crashes, the good records land.
+#[tokio::test]
+async fn bad_input_corpus_is_quarantined_and_good_records_land() {
+    let dir = scratch("corpus");
+    let sh = shared(&dir).await;
+    let good = |id: &str| dossier(id, "4", "20240102080000", "20240110170000");
+    let mut records = vec![
+        slawatch::source::RawRecord::json(good("G-1"), "corpus"),
+        slawatch::source::RawRecord::json(good("G-2"), "corpus"),
+        slawatch::source::RawRecord::unparsable("{\"MaHoSo\": \"T-1\", \"TrangThaiHoSo\":", "not JSON: EOF", "corpus:3"),
+    ];
+    let mut bad = Vec::new();
+    let mut missing_id = good("x");
+    missing_id.as_object_mut().unwrap().remove("MaHoSo");
+    bad.push(missing_id);
+    let mut bad_date = good("B-DATE");
+    bad_date["NgayTiepNhan"] = json!("32/13/2024 25:61");
+    bad.push(bad_date);
+    let mut end_before = good("B-END");
+    end_before["NgayKetThucXuLy"] = json!("20231201080000");
+    bad.push(end_before);
+    bad.push(dossier("B-STATUS", "11", "20240102080000", "20240110170000"));
+    let mut huge = good("B-HUGE");
+    huge["DonViXuLy"] = json!("x".repeat(1_000_000));
+    bad.push(huge);
+    let mut wrong = good("B-TYPE");
+    wrong["NgayHenTra"] = json!({"date": "20240110170000"});
+    bad.push(wrong);
+    let mut wrong_list = good("B-LIST");
+    wrong_list["QuaTrinhXuLy"] = json!("not a list");
+    bad.push(wrong_list);
+    bad.push(json!(42));
+    bad.push(json!(null));
+    records.extend(bad.into_iter().map(|v| slawatch::source::RawRecord::json(v, "corpus")));
+    let mapping = slawatch::source::normalize::Mapping::dvcqg();
+    let stats = slawatch::daemon::ingest(
+        &sh,
+        "portal",
+        &mapping,
+        slawatch::daemon::Delivery::records(records),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((stats.inserted, stats.quarantined), (2, 10), "{stats:?}");
+    let q = sh.store.quarantine_list(None, false, 100).await.unwrap();
+    assert_eq!(q.len(), 10);
+    for r in &q {
+        assert!(!r.reason.is_empty());
+    }
+    let reasons: Vec<&str> = q.iter().map(|r| r.reason.as_str()).collect();
+    for want in ["not JSON", "no case id", "`received_at`", "is before `received_at`", "unknown status `11`", "longer than", "expected text, found an object", "expected an array", "expected a JSON object"] {
+        assert!(reasons.iter().any(|r| r.contains(want)), "no reason with `{want}` in {reasons:#?}");
+    }
+    assert_eq!(sh.store.counts().await.unwrap().cases, 2);
+}
+
+/// A source that says when each record changed: an older copy arriving later never
+/// overwrites the newer one.
+#[tokio::test]
+async fn out_of_order_updates_keep_the_newest() {
+    let dir = scratch("out-of-order");
+    let sh = shared(&dir).await;
+    let mut mapping = slawatch::source::normalize::Mapping::dvcqg();
+    mapping.fields.insert("updated_at".into(), "/NgayCapNhat".into());
+    let at = |status: &str, updated: &str| {
+        let mut v = dossier("OO-1", status, "20240102080000", "20240110170000");
+        v["NgayCapNhat"] = json!(updated);
+        slawatch::source::RawRecord::json(v, "t")
+    };
+    let ingest = |recs: Vec<slawatch::source::RawRecord>| {
+        let sh = sh.clone();
+        let mapping = mapping.clone();
+        async move {
+            slawatch::daemon::ingest(&sh, "portal", &mapping, slawatch::daemon::Delivery::records(recs), chrono::Utc::now())
+                .await
+                .unwrap()
+        }
+    };
+    ingest(vec![at("9", "20240108100000")]).await;
+    let s = ingest(vec![at("4", "20240105100000")]).await;
+    assert_eq!(s.unchanged, 1, "the older copy is ignored");
+    let c = sh.store.find_case("OO-1").await.unwrap();
+    assert_eq!(c[0].0.status, 9);
+    ingest(vec![at("10", "20240109100000")]).await;
+    let c = sh.store.find_case("OO-1").await.unwrap();
+    assert_eq!(c[0].0.status, 10);
+    let history: Vec<u8> = c[0].0.status_history.iter().map(|h| h.status).collect();
+    assert_eq!(history, [9, 10]);
+}
