@@ -7,13 +7,24 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn count(dir: &Path, sql: &str) -> i64 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         use sqlx::Connection;
-        let Ok(mut c) = sqlx::SqliteConnection::connect(&format!("sqlite://{}/slawatch.db?mode=ro", dir.display())).await else {
+        let Ok(mut c) = sqlx::SqliteConnection::connect(&format!(
+            "sqlite://{}/slawatch.db?mode=ro",
+            dir.display()
+        ))
+        .await
+        else {
             return -1;
         };
-        sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.unwrap_or(-1)
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&mut c)
+            .await
+            .unwrap_or(-1)
     })
 }
 
@@ -33,7 +44,11 @@ fn a_new_unit_alias_is_picked_up_without_a_restart_and_a_bad_file_is_refused() {
     let dir = scratch("reload");
     let inbox = dir.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
-    std::fs::write(dir.join("units.toml"), "[[unit]]\ncode = \"STP\"\nname = \"Sở Tư pháp\"\n").unwrap();
+    std::fs::write(
+        dir.join("units.toml"),
+        "[[unit]]\ncode = \"STP\"\nname = \"Sở Tư pháp\"\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("slawatch.toml"),
         format!(
@@ -54,11 +69,20 @@ fn a_new_unit_alias_is_picked_up_without_a_restart_and_a_bad_file_is_refused() {
         format!("{{\"MaHoSo\":\"{id}\",\"TrangThaiHoSo\":\"4\",\"NgayTiepNhan\":\"20240102080000\",\"NgayHenTra\":\"20240110170000\",\"DonViXuLy\":\"UBND phường Mới\"}}\n")
     };
     std::fs::write(inbox.join("a.ndjson"), rec("R-1")).unwrap();
-    wait_for(Duration::from_secs(30), "R-1", || count(&dir, "SELECT COUNT(*) FROM cases") == 1);
-    assert_eq!(count(&dir, "SELECT COUNT(*) FROM cases WHERE unit_code IS NULL"), 1);
+    wait_for(Duration::from_secs(30), "R-1", || {
+        count(&dir, "SELECT COUNT(*) FROM cases") == 1
+    });
+    assert_eq!(
+        count(&dir, "SELECT COUNT(*) FROM cases WHERE unit_code IS NULL"),
+        1
+    );
 
     // A broken directory is refused: the daemon keeps the old one and goes on.
-    std::fs::write(dir.join("units.toml"), "[[unit]]\ncode = \"STP\"\nname = \n").unwrap();
+    std::fs::write(
+        dir.join("units.toml"),
+        "[[unit]]\ncode = \"STP\"\nname = \n",
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_secs(6));
     // The fixed directory names the new ward: picked up on change, no restart.
     std::fs::write(
@@ -69,10 +93,15 @@ fn a_new_unit_alias_is_picked_up_without_a_restart_and_a_bad_file_is_refused() {
     std::thread::sleep(Duration::from_secs(6));
     std::fs::write(inbox.join("b.ndjson"), rec("R-2")).unwrap();
     wait_for(Duration::from_secs(30), "R-2 with its unit", || {
-        count(&dir, "SELECT COUNT(*) FROM cases WHERE case_id = 'R-2' AND unit_code = 'PM'") == 1
+        count(
+            &dir,
+            "SELECT COUNT(*) FROM cases WHERE case_id = 'R-2' AND unit_code = 'PM'",
+        ) == 1
     });
     assert!(child.try_wait().unwrap().is_none(), "still running");
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
@@ -103,8 +132,12 @@ fn quarantine_retry_ingests_after_a_mapping_fix() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(Duration::from_secs(30), "the quarantine", || count(&dir, "SELECT COUNT(*) FROM quarantine") == 1);
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    wait_for(Duration::from_secs(30), "the quarantine", || {
+        count(&dir, "SELECT COUNT(*) FROM quarantine") == 1
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     child.wait().unwrap();
 
     let cli = |args: &[&str]| {
@@ -114,22 +147,41 @@ fn quarantine_retry_ingests_after_a_mapping_fix() {
             .current_dir(&dir)
             .output()
             .unwrap();
-        (o.status.code(), String::from_utf8_lossy(&o.stdout).to_string())
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
     };
     let (_, shown) = cli(&["quarantine", "show", "1"]);
     assert!(shown.contains("unknown status `dang-lam`"), "{shown}");
-    assert!(!shown.contains("Nguyễn Văn A"), "applicant redacted: {shown}");
+    assert!(
+        !shown.contains("Nguyễn Văn A"),
+        "applicant redacted: {shown}"
+    );
     // Retrying unchanged fails again, and says why.
     let (code, out) = cli(&["quarantine", "retry"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("still rejected"), "{out}");
     // With the mapping fixed, the retry ingests it and resolves the row.
-    std::fs::write(dir.join("slawatch.toml"), config("status_map = { dang-lam = 4 }\n")).unwrap();
+    std::fs::write(
+        dir.join("slawatch.toml"),
+        config("status_map = { dang-lam = 4 }\n"),
+    )
+    .unwrap();
     let (code, out) = cli(&["quarantine", "retry"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("1 ingested"), "{out}");
-    assert_eq!(count(&dir, "SELECT COUNT(*) FROM cases WHERE case_id = 'T-1' AND kind = 'task'"), 1);
-    assert_eq!(count(&dir, "SELECT COUNT(*) FROM quarantine WHERE resolved"), 1);
+    assert_eq!(
+        count(
+            &dir,
+            "SELECT COUNT(*) FROM cases WHERE case_id = 'T-1' AND kind = 'task'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&dir, "SELECT COUNT(*) FROM quarantine WHERE resolved"),
+        1
+    );
     let (_, listed) = cli(&["quarantine", "list"]);
     assert!(listed.contains("0 record(s)"), "{listed}");
 }

@@ -538,7 +538,11 @@ async fn bad_input_corpus_is_quarantined_and_good_records_land() {
     let mut records = vec![
         slawatch::source::RawRecord::json(good("G-1"), "corpus"),
         slawatch::source::RawRecord::json(good("G-2"), "corpus"),
-        slawatch::source::RawRecord::unparsable("{\"MaHoSo\": \"T-1\", \"TrangThaiHoSo\":", "not JSON: EOF", "corpus:3"),
+        slawatch::source::RawRecord::unparsable(
+            "{\"MaHoSo\": \"T-1\", \"TrangThaiHoSo\":",
+            "not JSON: EOF",
+            "corpus:3",
+        ),
     ];
     let mut bad = Vec::new();
     let mut missing_id = good("x");
@@ -550,7 +554,12 @@ async fn bad_input_corpus_is_quarantined_and_good_records_land() {
     let mut end_before = good("B-END");
     end_before["NgayKetThucXuLy"] = json!("20231201080000");
     bad.push(end_before);
-    bad.push(dossier("B-STATUS", "11", "20240102080000", "20240110170000"));
+    bad.push(dossier(
+        "B-STATUS",
+        "11",
+        "20240102080000",
+        "20240110170000",
+    ));
     let mut huge = good("B-HUGE");
     huge["DonViXuLy"] = json!("x".repeat(1_000_000));
     bad.push(huge);
@@ -562,7 +571,10 @@ async fn bad_input_corpus_is_quarantined_and_good_records_land() {
     bad.push(wrong_list);
     bad.push(json!(42));
     bad.push(json!(null));
-    records.extend(bad.into_iter().map(|v| slawatch::source::RawRecord::json(v, "corpus")));
+    records.extend(
+        bad.into_iter()
+            .map(|v| slawatch::source::RawRecord::json(v, "corpus")),
+    );
     let mapping = slawatch::source::normalize::Mapping::dvcqg();
     let stats = slawatch::daemon::ingest(
         &sh,
@@ -580,8 +592,21 @@ async fn bad_input_corpus_is_quarantined_and_good_records_land() {
         assert!(!r.reason.is_empty());
     }
     let reasons: Vec<&str> = q.iter().map(|r| r.reason.as_str()).collect();
-    for want in ["not JSON", "no case id", "`received_at`", "is before `received_at`", "unknown status `11`", "longer than", "expected text, found an object", "expected an array", "expected a JSON object"] {
-        assert!(reasons.iter().any(|r| r.contains(want)), "no reason with `{want}` in {reasons:#?}");
+    for want in [
+        "not JSON",
+        "no case id",
+        "`received_at`",
+        "is before `received_at`",
+        "unknown status `11`",
+        "longer than",
+        "expected text, found an object",
+        "expected an array",
+        "expected a JSON object",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(want)),
+            "no reason with `{want}` in {reasons:#?}"
+        );
     }
     assert_eq!(sh.store.counts().await.unwrap().cases, 2);
 }
@@ -593,7 +618,9 @@ async fn out_of_order_updates_keep_the_newest() {
     let dir = scratch("out-of-order");
     let sh = shared(&dir).await;
     let mut mapping = slawatch::source::normalize::Mapping::dvcqg();
-    mapping.fields.insert("updated_at".into(), "/NgayCapNhat".into());
+    mapping
+        .fields
+        .insert("updated_at".into(), "/NgayCapNhat".into());
     let at = |status: &str, updated: &str| {
         let mut v = dossier("OO-1", status, "20240102080000", "20240110170000");
         v["NgayCapNhat"] = json!(updated);
@@ -603,9 +630,15 @@ async fn out_of_order_updates_keep_the_newest() {
         let sh = sh.clone();
         let mapping = mapping.clone();
         async move {
-            slawatch::daemon::ingest(&sh, "portal", &mapping, slawatch::daemon::Delivery::records(recs), chrono::Utc::now())
-                .await
-                .unwrap()
+            slawatch::daemon::ingest(
+                &sh,
+                "portal",
+                &mapping,
+                slawatch::daemon::Delivery::records(recs),
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap()
         }
     };
     ingest(vec![at("9", "20240108100000")]).await;
