@@ -251,25 +251,32 @@ impl Store for SqliteStore {
 
     async fn save_evaluations(&self, updates: &[EvalUpdate]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for u in updates {
-            let e = &u.eval;
-            sqlx::query(
-                "UPDATE cases SET is_open = ?, state = ?, outcome = ?, flags = ?, stuck = ?, effective_due = ?, \
-                 overdue_workdays = ?, evaluated_at = ?, calendar_version = ? WHERE source = ? AND case_id = ?",
-            )
-            .bind(u.open)
-            .bind(e.state)
-            .bind(e.outcome)
-            .bind(&e.flags)
-            .bind(e.stuck)
-            .bind(e.due)
-            .bind(e.overdue_workdays)
-            .bind(e.evaluated_at)
-            .bind(&e.calendar_version)
-            .bind(&u.source)
-            .bind(&u.case_id)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in updates.chunks(CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "WITH v(source, case_id, is_open, state, outcome, flags, stuck, effective_due, overdue_workdays, \
+                 evaluated_at, calendar_version) AS (",
+            );
+            q.push_values(chunk, |mut b, u| {
+                let e = &u.eval;
+                b.push_bind(&u.source)
+                    .push_bind(&u.case_id)
+                    .push_bind(u.open)
+                    .push_bind(e.state)
+                    .push_bind(e.outcome)
+                    .push_bind(&e.flags)
+                    .push_bind(e.stuck)
+                    .push_bind(e.due)
+                    .push_bind(e.overdue_workdays)
+                    .push_bind(e.evaluated_at)
+                    .push_bind(&e.calendar_version);
+            });
+            q.push(
+                ") UPDATE cases SET is_open = v.is_open, state = v.state, outcome = v.outcome, flags = v.flags, \
+                 stuck = v.stuck, effective_due = v.effective_due, overdue_workdays = v.overdue_workdays, \
+                 evaluated_at = v.evaluated_at, calendar_version = v.calendar_version \
+                 FROM v WHERE cases.source = v.source AND cases.case_id = v.case_id",
+            );
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
