@@ -29,19 +29,17 @@ impl Change {
     }
 }
 
+/// The directory code of a unit name, if the directory knows it.
+fn unit_of(name: Option<&str>, directory: &Directory) -> Option<crate::sla::model::Text> {
+    name.and_then(|n| directory.resolve(n))
+        .map(|u| u.code.as_str().into())
+}
+
 /// Resolves the case's unit and its steps' departments through the directory.
 pub fn resolve_units(case: &mut Case, directory: &Directory) {
-    case.unit_code = case
-        .unit_name
-        .as_deref()
-        .and_then(|n| directory.resolve(n))
-        .map(|u| u.code.as_str().into());
+    case.unit_code = unit_of(case.unit_name.as_deref(), directory);
     for s in &mut case.steps {
-        s.unit_code = s
-            .department
-            .as_deref()
-            .and_then(|d| directory.resolve(d))
-            .map(|u| u.code.as_str().into());
+        s.unit_code = unit_of(s.department.as_deref(), directory);
     }
 }
 
@@ -120,11 +118,7 @@ pub fn merge(
     let mut pending = pending;
     for s in &mut pending {
         if s.unit_code.is_none() {
-            s.unit_code = s
-                .department
-                .as_deref()
-                .and_then(|d| directory.resolve(d))
-                .map(|u| u.code.as_str().into());
+            s.unit_code = unit_of(s.department.as_deref(), directory);
         }
     }
     let original_of = |c: &Case| {
@@ -235,11 +229,7 @@ pub fn merge_steps(
     let mut case = existing.clone();
     let mut steps = steps;
     for s in &mut steps {
-        s.unit_code = s
-            .department
-            .as_deref()
-            .and_then(|d| directory.resolve(d))
-            .map(|u| u.code.as_str().into());
+        s.unit_code = unit_of(s.department.as_deref(), directory);
     }
     if !add_steps(&mut case.steps, steps) {
         return None;
