@@ -218,10 +218,31 @@ impl Delivery {
 
 /// What a poll has prepared but maybe not yet committed, so that its next page sees
 /// its earlier pages: the cases they changed and the steps they left waiting.
+///
+/// Only the last few pages are kept: with one batch queued and one committing, every
+/// page older than that is already in memory (the committer applies them in order
+/// before it takes the next), so the overlay stays small however long the poll.
 #[derive(Default)]
 pub struct Overlay {
-    cases: HashMap<String, Case>,
+    generations: std::collections::VecDeque<HashMap<String, Case>>,
     pending: HashMap<String, Vec<crate::sla::model::Step>>,
+}
+
+/// Pages an overlay remembers: the one being prepared sees the two before it (queued
+/// and committing) and one more for safety.
+const OVERLAY_PAGES: usize = 3;
+
+impl Overlay {
+    fn get(&self, id: &str) -> Option<&Case> {
+        self.generations.iter().rev().find_map(|g| g.get(id))
+    }
+
+    fn push(&mut self, cases: HashMap<String, Case>) {
+        self.generations.push_back(cases);
+        while self.generations.len() > OVERLAY_PAGES {
+            self.generations.pop_front();
+        }
+    }
 }
 
 /// A prepared delivery: the batch to commit and its counts.
@@ -285,7 +306,7 @@ pub async fn prepare(
     {
         let open = shared.open.lock().expect("open lock");
         for id in &ids {
-            if let Some(c) = overlay.cases.get(id) {
+            if let Some(c) = overlay.get(id) {
                 working.insert(id.clone(), c.clone());
             } else if let Some(e) = open.get(&(source.to_string(), id.clone())) {
                 working.insert(id.clone(), e.case.clone());
@@ -395,9 +416,10 @@ pub async fn prepare(
             }
         }
     }
+    let mut generation = HashMap::with_capacity(changed.len());
     for id in &changed {
         let case = &working[id];
-        overlay.cases.insert(id.clone(), case.clone());
+        generation.insert(id.clone(), case.clone());
         let proc = case
             .procedure_code
             .as_deref()
@@ -412,6 +434,7 @@ pub async fn prepare(
             }
         }
     }
+    overlay.push(generation);
     batch.cursor = cursor;
     batch.files = files;
     batch.resolved = resolved;
