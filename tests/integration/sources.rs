@@ -652,3 +652,101 @@ async fn out_of_order_updates_keep_the_newest() {
     let history: Vec<u8> = c[0].0.status_history.iter().map(|h| h.status).collect();
     assert_eq!(history, [9, 10]);
 }
+
+/// The demo province is a pure function of its seed and the time: the same poll gives
+/// the same records, its volume follows `per_day`, and it holds the whole variety.
+#[tokio::test]
+async fn demo_province_is_deterministic_and_varied() {
+    let dir = scratch("demo");
+    let sh = shared(&dir).await;
+    let ctx = sh.context();
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T03:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let poll = |per_day: u32| {
+        let cfg: SourceConfig = toml::from_str(&format!(
+            "name = \"demo\"\ntype = \"demo\"\nper_day = {per_day}\nseed = 7\n"
+        ))
+        .unwrap();
+        let src = source::build(&cfg, &ctx.calendar).unwrap().unwrap();
+        let store = sh.store.clone();
+        let ctx = ctx.clone();
+        async move {
+            let pctx = slawatch::source::PollContext {
+                source: "demo",
+                now,
+                calendar: &ctx.calendar,
+                directory: &ctx.directory,
+                catalogue: &ctx.catalogue,
+                store: &store,
+            };
+            src.poll(None, &pctx).await.unwrap()
+        }
+    };
+    let a = poll(100).await;
+    let b = poll(100).await;
+    let values = |p: &slawatch::source::Poll| -> Vec<Value> {
+        p.records.iter().map(|r| r.value.clone().unwrap()).collect()
+    };
+    assert_eq!(values(&a), values(&b), "same seed, same time, same records");
+    // 75 days back hold about 52 workdays: ~5,200 cases at 100 a workday.
+    let n = a.records.len();
+    assert!((4_500..6_000).contains(&n), "{n}");
+    let double = poll(200).await.records.len();
+    assert!(
+        (double as f64 / n as f64 - 2.0).abs() < 0.1,
+        "{n} vs {double}"
+    );
+    let vals = values(&a);
+    let ids: std::collections::HashSet<&str> = vals
+        .iter()
+        .map(|v| v["case_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), n, "unique ids");
+    let count = |f: &dyn Fn(&Value) -> bool| vals.iter().filter(|v| f(v)).count();
+    assert!(count(&|v| v["kind"] == "task") > n / 40, "tasks");
+    assert!(
+        count(&|v| v["supplements"].as_array().is_some_and(|s| !s.is_empty())) > n / 20,
+        "supplements"
+    );
+    assert!(count(&|v| v["status"] == 10) > n / 3, "finished");
+    assert!(count(&|v| v["status"] == 5) > 0, "waiting on a supplement");
+    assert!(
+        count(&|v| v["steps"].as_array().is_some_and(|s| s.len() == 3)) > n / 3,
+        "three steps"
+    );
+    // Every unit it uses is in the directory.
+    for v in &vals {
+        assert!(ctx.directory.resolve(v["unit"].as_str().unwrap()).is_some());
+    }
+    // Ingested: some late, some overdue, some stuck, nothing quarantined.
+    let mapping = cfg_mapping();
+    let stats = slawatch::daemon::ingest(
+        &sh,
+        "demo",
+        &mapping,
+        slawatch::daemon::Delivery::records(a.records),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!((stats.inserted, stats.quarantined), (n, 0));
+    let open = sh.open_cases();
+    let state = |s: &str| {
+        open.iter()
+            .filter(|e| e.eval.as_ref().and_then(|e| e.state) == Some(s))
+            .count()
+    };
+    assert!(
+        state("overdue") > 0 && state("on_track") > 0 && state("paused") > 0,
+        "varied states"
+    );
+    assert!(open
+        .iter()
+        .any(|e| e.eval.as_ref().is_some_and(|e| e.stuck)));
+}
+
+fn cfg_mapping() -> slawatch::source::normalize::Mapping {
+    let cfg: SourceConfig = toml::from_str("name = \"demo\"\ntype = \"demo\"\n").unwrap();
+    cfg.mapping().unwrap()
+}
