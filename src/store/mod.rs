@@ -286,6 +286,19 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Embedded(pub &'static [(i64, &'static str, &'static str)]);
 
+impl Embedded {
+    /// Ready only when the database's latest applied migration is the binary's latest.
+    pub(crate) fn check(&self, latest: Option<i64>) -> Result<(), StoreError> {
+        let want = self.0.iter().map(|m| m.0).max();
+        if latest != want {
+            return Err(StoreError::Config(format!(
+                "schema at version {latest:?}, expected {want:?}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl<'s> sqlx::migrate::MigrationSource<'s> for Embedded {
     fn resolve(
         self,

@@ -60,13 +60,7 @@ impl Store for PgStore {
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.pool)
                 .await?;
-        let want = MIGRATIONS.0.iter().map(|m| m.0).max();
-        if latest != want {
-            return Err(StoreError::Config(format!(
-                "schema at version {latest:?}, expected {want:?}"
-            )));
-        }
-        Ok(())
+        MIGRATIONS.check(latest)
     }
 
     async fn close(&self) {
