@@ -5,10 +5,11 @@ use clap::Parser;
 use slawatch::cli::{run, Cli, LogFormat};
 use std::process::ExitCode;
 
-/// glibc's allocator spends a third of the ingest path in malloc and free; mimalloc
-/// does not.
+/// glibc's allocator spent a third of the ingest path in malloc and free, and
+/// mimalloc's eager purging had the kernel zero pages again and again; jemalloc
+/// measured fastest (README, load harness).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
