@@ -558,6 +558,16 @@ async fn open_store(loaded: &Loaded) -> Result<std::sync::Arc<dyn crate::store::
     Ok(store)
 }
 
+/// Opens the store for a command that reads it: it must already be migrated.
+async fn open_migrated_store(loaded: &Loaded) -> Result<std::sync::Arc<dyn crate::store::Store>> {
+    let store = open_store(loaded).await?;
+    store
+        .ready()
+        .await
+        .context("the store is not migrated: run `slawatch migrate`")?;
+    Ok(store)
+}
+
 async fn migrate(config: &Option<PathBuf>) -> Result<()> {
     let loaded = load(config)?;
     let store = open_store(&loaded).await?;
@@ -588,11 +598,7 @@ async fn explain(
     format: OutputFormat,
 ) -> Result<ExitCode> {
     let loaded = load(config)?;
-    let store = open_store(&loaded).await?;
-    store
-        .ready()
-        .await
-        .context("the store is not migrated: run `slawatch migrate`")?;
+    let store = open_migrated_store(&loaded).await?;
     let found = store.find_case(case_id).await?;
     if found.is_empty() {
         eprintln!("error: no case `{case_id}` in the store");
@@ -685,11 +691,7 @@ fn shown_body(body: &str) -> String {
 
 async fn quarantine(config: &Option<PathBuf>, cmd: QuarantineCommand) -> Result<ExitCode> {
     let loaded = load(config)?;
-    let store = open_store(&loaded).await?;
-    store
-        .ready()
-        .await
-        .context("the store is not migrated: run `slawatch migrate`")?;
+    let store = open_migrated_store(&loaded).await?;
     let mut out = std::io::stdout().lock();
     let code = match cmd {
         QuarantineCommand::List { source, all, limit } => {
@@ -803,11 +805,7 @@ async fn quarantine(config: &Option<PathBuf>, cmd: QuarantineCommand) -> Result<
 
 async fn units_unmatched(config: &Option<PathBuf>) -> Result<()> {
     let loaded = load(config)?;
-    let store = open_store(&loaded).await?;
-    store
-        .ready()
-        .await
-        .context("the store is not migrated: run `slawatch migrate`")?;
+    let store = open_migrated_store(&loaded).await?;
     let rows = store.unmatched_units().await?;
     let mut out = std::io::stdout().lock();
     for (name, n) in &rows {
