@@ -219,18 +219,19 @@ impl Delivery {
 /// What a poll has prepared but maybe not yet committed, so that its next page sees
 /// its earlier pages: the cases they changed and the steps they left waiting.
 ///
-/// Only the last few pages are kept: with one batch queued and one committing, every
-/// page older than that is already in memory (the committer applies them in order
-/// before it takes the next), so the overlay stays small however long the poll.
+/// Only the last few pages are kept: every page older than those that can be queued,
+/// held or committing is already in memory (the committer remembers them in order),
+/// so the overlay stays small however long the poll.
 #[derive(Default)]
 pub struct Overlay {
     generations: std::collections::VecDeque<HashMap<String, Case>>,
     pending: HashMap<String, Vec<crate::sla::model::Step>>,
 }
 
-/// Pages an overlay remembers: the one being prepared sees the two before it (queued
-/// and committing) and one more for safety.
-const OVERLAY_PAGES: usize = 3;
+/// Pages an overlay remembers: while one page is prepared, one waits in the channel,
+/// one is held by the committer waiting for room, and [`COMMITS_IN_FLIGHT`] are
+/// committing; one more for safety.
+const OVERLAY_PAGES: usize = COMMITS_IN_FLIGHT + 3;
 
 impl Overlay {
     fn get(&self, id: &str) -> Option<&Case> {
@@ -443,14 +444,25 @@ pub async fn prepare(
 
 /// Commits a prepared batch, then updates the open cases in memory.
 pub async fn apply(shared: &Shared, batch: Batch) -> Result<(), StoreError> {
+    commit_timed(shared.store.as_ref(), &batch).await?;
+    remember(shared, batch);
+    Ok(())
+}
+
+async fn commit_timed(store: &dyn Store, batch: &Batch) -> Result<(), StoreError> {
     let committing = std::time::Instant::now();
-    shared.store.commit(&batch).await?;
+    store.commit(batch).await?;
     tracing::debug!(
         source = %batch.source,
         cases = batch.cases.len(),
         commit_ms = committing.elapsed().as_millis() as u64,
         "batch committed"
     );
+    Ok(())
+}
+
+/// Brings the open cases in memory up to a committed batch.
+fn remember(shared: &Shared, batch: Batch) {
     let source = batch.source;
     let mut open = shared.open.lock().expect("open lock");
     for row in batch.cases {
@@ -467,7 +479,85 @@ pub async fn apply(shared: &Shared, batch: Batch) -> Result<(), StoreError> {
             open.remove(&key);
         }
     }
-    Ok(())
+}
+
+/// How many page batches of one poll may be committing at once, each on its own
+/// connection. Batches that share a case or a quarantined body never overlap.
+const COMMITS_IN_FLIGHT: usize = 2;
+
+/// The rows a batch locks, as far as another batch of the same poll could share them.
+fn batch_keys(batch: &Batch) -> HashSet<String> {
+    let mut keys: HashSet<String> = batch
+        .cases
+        .iter()
+        .map(|r| r.case.case_id.clone())
+        .chain(batch.pending_add.iter().map(|(id, _)| id.clone()))
+        .chain(batch.pending_clear.iter().cloned())
+        .collect();
+    keys.extend(batch.quarantine.iter().map(|q| format!("\0q{}", q.body)));
+    keys
+}
+
+/// Commits the batches of one poll in order of arrival with up to
+/// [`COMMITS_IN_FLIGHT`] transactions open at once. Memory follows in the same order,
+/// and only for batches the store has committed, so it never runs ahead of the store.
+async fn commit_pipelined(
+    shared: &Shared,
+    mut batches: tokio::sync::mpsc::Receiver<Batch>,
+) -> Result<(), StoreError> {
+    type Pending = (
+        HashSet<String>,
+        tokio::task::JoinHandle<(Batch, Result<(), StoreError>)>,
+    );
+    let mut inflight: std::collections::VecDeque<Pending> = Default::default();
+    let mut failed: Option<StoreError> = None;
+    let settle = |done: (Batch, Result<(), StoreError>), failed: &mut Option<StoreError>| {
+        let (batch, result) = done;
+        match result {
+            Ok(()) => remember(shared, batch),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    };
+    while let Some(batch) = batches.recv().await {
+        if failed.is_some() {
+            break;
+        }
+        let keys = batch_keys(&batch);
+        while inflight.len() >= COMMITS_IN_FLIGHT
+            || inflight.iter().any(|(k, _)| !k.is_disjoint(&keys))
+        {
+            let (_, handle) = inflight.pop_front().expect("a commit in flight");
+            settle(join_commit(handle).await, &mut failed);
+        }
+        let store = shared.store.clone();
+        inflight.push_back((
+            keys,
+            tokio::spawn(async move {
+                let result = commit_timed(store.as_ref(), &batch).await;
+                (batch, result)
+            }),
+        ));
+    }
+    while let Some((_, handle)) = inflight.pop_front() {
+        settle(join_commit(handle).await, &mut failed);
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+async fn join_commit(
+    handle: tokio::task::JoinHandle<(Batch, Result<(), StoreError>)>,
+) -> (Batch, Result<(), StoreError>) {
+    match handle.await {
+        Ok(done) => done,
+        // A panicking commit task is a bug; its batch is gone, so the poll fails and
+        // the cursor stays where it was.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// Normalises, merges, evaluates and stores one delivery of records — the same for
@@ -577,8 +667,8 @@ pub async fn poll_once(
                 .map_err(|_| format!("timed out after {} s", timeout.as_secs()))?
                 .map_err(|e| e.to_string())
         };
-        // Preparing page k+1 overlaps committing page k.
-        let (btx, mut brx) = tokio::sync::mpsc::channel::<Batch>(1);
+        // Preparing page k+1 overlaps committing pages k and k-1.
+        let (btx, brx) = tokio::sync::mpsc::channel::<Batch>(1);
         let consume = async {
             let mut n = 0;
             let mut stats = IngestStats::default();
@@ -602,10 +692,8 @@ pub async fn poll_once(
             Ok::<_, String>((n, stats))
         };
         let commit = async {
-            while let Some(batch) = brx.recv().await {
-                apply(shared, batch).await.map_err(|e| e.to_string())?;
-            }
-            Ok::<_, String>(())
+            let result = commit_pipelined(shared, brx).await;
+            result.map_err(|e| e.to_string())
         };
         let (produced, consumed, committed) = tokio::join!(produce, consume, commit);
         committed?;

@@ -117,11 +117,13 @@ fn feed() -> Vec<Value> {
 }
 
 async fn shared(dir: &Path) -> Arc<Shared> {
+    shared_at(&format!("sqlite://{}/slawatch.db", dir.display())).await
+}
+
+async fn shared_at(url: &str) -> Arc<Shared> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let loaded = Loaded::load(Some(&root.join("config/slawatch.toml"))).unwrap();
-    let s = store::open(&format!("sqlite://{}/slawatch.db", dir.display()))
-        .await
-        .unwrap();
+    let s = store::open(url).await.unwrap();
     s.migrate().await.unwrap();
     let ctx = Context {
         calendar: Arc::new(loaded.calendar()),
@@ -749,4 +751,73 @@ async fn demo_province_is_deterministic_and_varied() {
 fn cfg_mapping() -> slawatch::source::normalize::Mapping {
     let cfg: SourceConfig = toml::from_str("name = \"demo\"\ntype = \"demo\"\n").unwrap();
     cfg.mapping().unwrap()
+}
+
+/// One poll whose pages all carry the same dossier, changing as it goes, beside other
+/// dossiers and the same bad record twice: pages are committed concurrently, yet the
+/// dossier ends as its last copy with every status in its history, and nothing else
+/// is lost or doubled.
+async fn a_case_on_every_page_ends_as_its_last_copy(sh: Arc<Shared>) {
+    let statuses = ["1", "2", "4", "5", "4", "6", "9"];
+    let mut records = Vec::new();
+    for (i, st) in statuses.iter().enumerate() {
+        let mut moving = dossier("MP-1", st, "20240102080000", "20240110170000");
+        if *st == "5" {
+            moving["DanhSachHoSoBoSung"] =
+                json!([{"NgayBoSung": "20240103090000", "NgayTiepNhanBoSung": ""}]);
+        }
+        records.push(moving);
+        let other = if i % 3 == 2 {
+            dossier("MP-BAD", "42", "20240301080000", "20240430170000")
+        } else {
+            dossier(&format!("MP-O{i}"), "4", "20240102080000", "20240110170000")
+        };
+        records.push(other);
+    }
+    let portal = Portal::default();
+    *portal.records.lock().unwrap() = records;
+    let base = serve(portal.clone()).await;
+    let rt = runtime(
+        &sh,
+        &format!(
+            "name = \"portal\"\ntype = \"http\"\nurl = \"{base}/api/hoso?page={{page}}\"\n\
+             auth = \"bearer\"\nsecret_env = \"SLAWATCH_TEST_PAGES_TOKEN\"\ntimeout_seconds = 5\n"
+        ),
+    );
+    poll_once(&sh, &rt, Duration::from_secs(30), 60).await;
+    let health = sh.health();
+    assert!(health[0].up && health[0].last_records == 14, "{health:?}");
+    let counts = sh.store.counts().await.unwrap();
+    // MP-1 and the five others; the bad record (pages 3 and 6) is one quarantine row.
+    assert_eq!((counts.cases, counts.quarantined), (6, 1));
+    let stored = sh.store.find_case("MP-1").await.unwrap();
+    assert_eq!(stored.len(), 1);
+    let case = &stored[0].0;
+    assert_eq!(case.status, 9);
+    let history: Vec<u8> = case.status_history.iter().map(|h| h.status).collect();
+    assert_eq!(history, [1, 2, 4, 5, 4, 6, 9]);
+    assert_eq!(case.supplements.len(), 1);
+    // Memory agrees with the store: MP-1 is finished, the five others are open.
+    assert_eq!(sh.open_count(), 5);
+    assert!(state_of(&sh, "MP-1").is_none());
+}
+
+#[tokio::test]
+async fn pages_committed_concurrently_keep_order_on_sqlite() {
+    std::env::set_var("SLAWATCH_TEST_PAGES_TOKEN", "t0ken");
+    let dir = scratch("pages-sqlite");
+    a_case_on_every_page_ends_as_its_last_copy(shared(&dir).await).await;
+}
+
+#[tokio::test]
+async fn pages_committed_concurrently_keep_order_on_postgres() {
+    std::env::set_var("SLAWATCH_TEST_PAGES_TOKEN", "t0ken");
+    let Some(db) = crate::store::PgDatabase::create("pages").await else {
+        eprintln!("SLAWATCH_TEST_DATABASE_URL is not set: not run on PostgreSQL");
+        return;
+    };
+    let sh = shared_at(&db.url).await;
+    a_case_on_every_page_ends_as_its_last_copy(sh.clone()).await;
+    sh.store.close().await;
+    db.drop_it().await;
 }
