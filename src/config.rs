@@ -300,6 +300,15 @@ impl Default for StoreConfig {
     }
 }
 
+/// `[metrics]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Adds `slawatch_procedure_cases_open{kind,procedure,state}`. Off by default: a
+    /// province has about 2,000 procedures, each a set of series.
+    pub procedure_labels: bool,
+}
+
 /// `[http]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -351,6 +360,7 @@ pub struct Config {
     pub directory: DirectoryConfig,
     pub store: StoreConfig,
     pub http: HttpConfig,
+    pub metrics: MetricsConfig,
     pub daemon: DaemonConfig,
     pub source: Vec<crate::source::SourceConfig>,
 }

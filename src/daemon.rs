@@ -13,15 +13,17 @@ use crate::catalogue::Catalogue;
 use crate::config::{self, Loaded};
 use crate::directory::Directory;
 use crate::ingest::{merge, merge_steps, Change};
+use crate::metrics::{Metrics, OpenFact, OpenTally, Snapshot, SourceFact};
 use crate::scheduler::Scheduler;
 use crate::sla::model::Case;
 use crate::sla::policy::Policy;
+use crate::sla::ratio::{on_time_until, PeriodKind};
 use crate::sla::{evaluate, Lifecycle};
 use crate::source::normalize::{normalize, redact_in_place, Mapping, Normalized};
 use crate::source::{self, PollContext, RawRecord, Source, SourceConfig};
 use crate::store::{
-    self, Batch, CaseRow, EvalSummary, EvalUpdate, JobRun, QuarantineNew, Store, StoreError,
-    VersionRow,
+    self, Batch, CaseRow, EvalSummary, EvalUpdate, FinishedGroup, JobRun, PeriodStarts,
+    QuarantineNew, Store, StoreError, VersionRow,
 };
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Duration as Span, Utc};
@@ -89,7 +91,24 @@ pub struct Shared {
     salt: String,
     /// Shared copies of the texts the open cases repeat.
     interner: Mutex<crate::sla::model::Interner>,
+    pub metrics: Metrics,
+    /// Period counts of ended cases, read from the store when cases end or a period
+    /// turns, and every few minutes.
+    finished: Mutex<FinishedCache>,
+    /// Wakes the metrics task.
+    metrics_wanted: tokio::sync::Notify,
 }
+
+#[derive(Default)]
+struct FinishedCache {
+    starts: Option<PeriodStarts>,
+    read_at: Option<std::time::Instant>,
+    stale: bool,
+    groups: Vec<FinishedGroup>,
+}
+
+/// How long period counts of ended cases are reused when no case ended meanwhile.
+const FINISHED_REREAD: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Shared {
     pub fn new(store: Arc<dyn Store>, context: Context, salt: String) -> Shared {
@@ -100,7 +119,21 @@ impl Shared {
             health: Mutex::new(Vec::new()),
             salt,
             interner: Mutex::new(Default::default()),
+            metrics: Metrics::new(false),
+            finished: Mutex::new(FinishedCache::default()),
+            metrics_wanted: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Turns on the per-procedure metric family.
+    pub fn with_procedure_metrics(mut self, on: bool) -> Shared {
+        self.metrics = Metrics::new(on);
+        self
+    }
+
+    /// Asks the metrics task for a refresh (coalesced).
+    pub fn metrics_changed(&self) {
+        self.metrics_wanted.notify_one();
     }
 
     pub fn context(&self) -> Arc<Context> {
@@ -173,7 +206,7 @@ impl Shared {
                     .and_then(|c| ctx.catalogue.get(c));
                 let eval = evaluate(&case, proc, &ctx.calendar, &ctx.policy, now)
                     .ok()
-                    .map(|e| EvalSummary::of(&e, now));
+                    .map(|e| summarize(&case, &ctx, &e, now));
                 loaded.insert(
                     (case.source.to_string(), case.case_id.clone()),
                     Entry { case, eval },
@@ -184,6 +217,153 @@ impl Shared {
         *self.interner.lock().expect("interner lock") = interner;
         *self.open.lock().expect("open lock") = loaded;
         Ok(n)
+    }
+}
+
+/// The stored summary of an evaluation; an ended case carries its indicator 2.1.
+fn summarize(
+    case: &Case,
+    ctx: &Context,
+    e: &crate::sla::Evaluation,
+    now: DateTime<Utc>,
+) -> EvalSummary {
+    let summary = EvalSummary::of(e, now);
+    if e.lifecycle == Lifecycle::Open {
+        return summary;
+    }
+    let proc = case
+        .procedure_code
+        .as_deref()
+        .and_then(|c| ctx.catalogue.get(c));
+    summary.judged(on_time_until(
+        case,
+        proc,
+        &ctx.calendar,
+        &ctx.policy,
+        DateTime::<Utc>::MAX_UTC,
+    ))
+}
+
+impl Shared {
+    /// Adds one ingest's counts to `slawatch_ingest_records_total`.
+    pub fn count_ingest(&self, source: &str, s: &IngestStats) {
+        for (result, n) in [
+            ("inserted", s.inserted),
+            ("updated", s.updated),
+            ("unchanged", s.unchanged),
+            ("quarantined", s.quarantined),
+        ] {
+            self.metrics
+                .ingest_records
+                .with_label_values(&[source, result])
+                .inc_by(n as f64);
+        }
+    }
+
+    /// Recomputes the case gauges from the open cases and the stored period counts,
+    /// and renders the exposition.
+    pub async fn refresh_metrics(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let ctx = self.context();
+        let starts = PeriodStarts {
+            year: crate::sla::ratio::Period::containing(PeriodKind::Year, now, &ctx.calendar).start,
+            quarter: crate::sla::ratio::Period::containing(PeriodKind::Quarter, now, &ctx.calendar)
+                .start,
+            month: crate::sla::ratio::Period::containing(PeriodKind::Month, now, &ctx.calendar)
+                .start,
+        };
+        let reread = {
+            let f = self.finished.lock().expect("finished lock");
+            f.stale
+                || f.starts != Some(starts)
+                || f.read_at.is_none_or(|t| t.elapsed() >= FINISHED_REREAD)
+        };
+        if reread {
+            self.finished.lock().expect("finished lock").stale = false;
+            let groups = self.store.finished_groups(&starts).await?;
+            let mut f = self.finished.lock().expect("finished lock");
+            f.groups = groups;
+            f.starts = Some(starts);
+            f.read_at = Some(std::time::Instant::now());
+        }
+        let mut tally = OpenTally::default();
+        {
+            let open = self.open.lock().expect("open lock");
+            for entry in open.values() {
+                let c = &entry.case;
+                let proc = c
+                    .procedure_code
+                    .as_deref()
+                    .and_then(|p| ctx.catalogue.get(p));
+                let e = entry.eval.as_ref();
+                let state = e.and_then(|e| e.state);
+                tally.add(&OpenFact {
+                    kind: c.kind,
+                    unit: c.unit_code.clone(),
+                    procedure: if self.metrics.procedure_labels() {
+                        c.procedure_code.clone()
+                    } else {
+                        None
+                    },
+                    state,
+                    stuck: e.is_some_and(|e| e.stuck),
+                    flags: e
+                        .map(|e| crate::metrics::flag_names(&e.flags))
+                        .unwrap_or_default(),
+                    overdue_workdays: (state == Some("overdue"))
+                        .then(|| e.map(|e| e.overdue_workdays.max(0) as u32))
+                        .flatten(),
+                    on_time: on_time_until(c, proc, &ctx.calendar, &ctx.policy, now),
+                });
+            }
+        }
+        let quarantined: HashMap<String, i64> =
+            self.store.quarantine_counts().await?.into_iter().collect();
+        let sources: Vec<SourceFact> = self
+            .health()
+            .into_iter()
+            .map(|h| SourceFact {
+                quarantined: quarantined.get(&h.name).copied().unwrap_or(0),
+                up: h.up,
+                last_success: h.last_success.map(|t| t.timestamp_millis() as f64 / 1000.0),
+                name: h.name,
+            })
+            .collect();
+        let official_until = ctx.calendar.official_until().map(|d| {
+            let next = d
+                .succ_opt()
+                .unwrap_or(d)
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight");
+            ctx.calendar.instant(next).timestamp() as f64
+        });
+        let finished = self.finished.lock().expect("finished lock").groups.clone();
+        self.metrics.refresh(&Snapshot {
+            open: &tally,
+            finished: &finished,
+            directory: &ctx.directory,
+            sources: &sources,
+            official_until,
+        });
+        Ok(())
+    }
+}
+
+/// Refreshes the metrics when asked, at most once a second, until cancelled.
+pub async fn metrics_loop(shared: Arc<Shared>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = shared.metrics_wanted.notified() => {}
+        }
+        let t = std::time::Instant::now();
+        if let Err(e) = shared.refresh_metrics(Utc::now()).await {
+            tracing::warn!(error = %e, "metrics refresh failed");
+        }
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "metrics refreshed");
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
     }
 }
 
@@ -426,9 +606,11 @@ pub async fn prepare(
             .as_deref()
             .and_then(|c| ctx.catalogue.get(c));
         match evaluate(case, proc, &ctx.calendar, &ctx.policy, now) {
-            Ok(e) => batch
-                .cases
-                .push(CaseRow::new(case.clone(), Some((&e, now)))),
+            Ok(e) => batch.cases.push(CaseRow {
+                open: e.lifecycle == Lifecycle::Open,
+                eval: Some(summarize(case, &ctx, &e, now)),
+                case: case.clone(),
+            }),
             Err(e) => {
                 tracing::warn!(source, case_id = %id, error = %e, "cannot evaluate");
                 batch.cases.push(CaseRow::new(case.clone(), None));
@@ -464,6 +646,9 @@ async fn commit_timed(store: &dyn Store, batch: &Batch) -> Result<(), StoreError
 /// Brings the open cases in memory up to a committed batch.
 fn remember(shared: &Shared, batch: Batch) {
     let source = batch.source;
+    if batch.cases.iter().any(|r| !r.open) {
+        shared.finished.lock().expect("finished lock").stale = true;
+    }
     let mut open = shared.open.lock().expect("open lock");
     for row in batch.cases {
         let key = (source.clone(), row.case.case_id.clone());
@@ -585,6 +770,18 @@ pub async fn ingest(
 
 /// Re-evaluates every open case at `now` and stores the evaluations that changed.
 pub async fn reevaluate(shared: &Shared, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let timer = shared
+        .metrics
+        .evaluation_duration
+        .with_label_values::<&str>(&[])
+        .start_timer();
+    let n = reevaluate_inner(shared, now).await;
+    timer.observe_duration();
+    shared.metrics_changed();
+    n
+}
+
+async fn reevaluate_inner(shared: &Shared, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let ctx = shared.context();
     let updates: Vec<EvalUpdate> = {
         let open = shared.open.lock().expect("open lock");
@@ -596,7 +793,7 @@ pub async fn reevaluate(shared: &Shared, now: DateTime<Utc>) -> Result<usize, St
                     .as_deref()
                     .and_then(|p| ctx.catalogue.get(p));
                 let e = evaluate(c, proc, &ctx.calendar, &ctx.policy, now).ok()?;
-                let summary = EvalSummary::of(&e, now);
+                let summary = summarize(c, &ctx, &e, now);
                 if entry.eval.as_ref().is_some_and(|old| old.same_as(&summary)) {
                     return None;
                 }
@@ -717,6 +914,15 @@ pub async fn poll_once(
     }
     .await;
     let finished = Utc::now();
+    shared
+        .metrics
+        .poll_duration
+        .with_label_values(&[name])
+        .observe((finished - started).num_milliseconds() as f64 / 1000.0);
+    if let Ok((_, s)) = &result {
+        shared.count_ingest(name, s);
+    }
+    shared.metrics_changed();
     let (ok, message) = match &result {
         Ok((n, s)) => {
             tracing::info!(
@@ -827,7 +1033,10 @@ pub async fn run(loaded: Loaded) -> Result<()> {
         catalogue: loaded.catalogue.clone(),
         directory: loaded.directory.clone(),
     };
-    let shared = Arc::new(Shared::new(store.clone(), context, salt));
+    let shared = Arc::new(
+        Shared::new(store.clone(), context, salt)
+            .with_procedure_metrics(cfg.metrics.procedure_labels),
+    );
     let started = Utc::now();
     let n = shared.load(started).await.context("loading open cases")?;
     let counts = store.counts().await?;
@@ -866,6 +1075,11 @@ pub async fn run(loaded: Loaded) -> Result<()> {
         .collect();
 
     let cancel = CancellationToken::new();
+    shared
+        .refresh_metrics(Utc::now())
+        .await
+        .context("first metrics")?;
+    let metrics_task = tokio::spawn(metrics_loop(shared.clone(), cancel.clone()));
     let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.http.listen))?;
@@ -968,6 +1182,7 @@ pub async fn run(loaded: Loaded) -> Result<()> {
                         "directory and catalogue reloaded"
                     );
                     shared.set_context(c);
+                    shared.metrics_changed();
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "reload failed: keeping the previous directory and catalogue")
@@ -978,6 +1193,7 @@ pub async fn run(loaded: Loaded) -> Result<()> {
     scheduler.shutdown().await;
     cancel.cancel();
     let _ = server.await;
+    let _ = metrics_task.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod directory;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
 pub mod scheduler;
 pub mod sla;
 pub mod source;

@@ -88,6 +88,7 @@ pub fn router(shared: Arc<Shared>, push: Vec<(SourceConfig, Mapping)>, max_body:
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/ingest/dvcqg/login", post(login))
         .route("/api/v1/ingest/dvcqg", post(push_records))
         .fallback(not_found)
@@ -97,6 +98,17 @@ pub fn router(shared: Arc<Shared>, push: Vec<(SourceConfig, Mapping)>, max_body:
 
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"error": "not found"}))).into_response()
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        st.shared.metrics.exposition(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> Json<Value> {
@@ -267,6 +279,8 @@ async fn push_records(State(st): State<AppState>, headers: HeaderMap, body: Byte
     {
         Ok(s) => {
             st.shared.touch_source(&p.name, now, n);
+            st.shared.count_ingest(&p.name, &s);
+            st.shared.metrics_changed();
             (
                 StatusCode::OK,
                 Json(json!({

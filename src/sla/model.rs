@@ -59,7 +59,9 @@ impl Interner {
 }
 
 /// What kind of work a case is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Hồ sơ thủ tục hành chính.

@@ -168,6 +168,28 @@ pub fn judge(
     }))
 }
 
+/// Indicator 2.1 of one case as it stands at `until` (an ended case: for good, with
+/// `until` at or after its end); `None` outside the population or without a due.
+pub fn on_time_until(
+    case: &Case,
+    procedure: Option<&Procedure>,
+    cal: &Calendar,
+    policy: &Policy,
+    until: DateTime<Utc>,
+) -> Option<bool> {
+    judge(
+        case,
+        procedure,
+        cal,
+        policy,
+        DateTime::<Utc>::MIN_UTC,
+        until,
+    )
+    .ok()
+    .flatten()
+    .map(|j| j.on_time)
+}
+
 /// On-time count and population.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Ratio {

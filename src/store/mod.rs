@@ -47,6 +47,10 @@ pub struct EvalSummary {
     pub overdue_workdays: i32,
     pub evaluated_at: DateTime<Utc>,
     pub calendar_version: String,
+    /// When the case ended (finish, withdrawal, terminal stop, refusal).
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Indicator 2.1 of an ended case (SPEC §4.7); `None` outside its population.
+    pub on_time: Option<bool>,
 }
 
 impl EvalSummary {
@@ -60,7 +64,15 @@ impl EvalSummary {
             overdue_workdays: e.overdue_workdays as i32,
             evaluated_at: at,
             calendar_version: e.calendar.to_string(),
+            ended_at: e.end,
+            on_time: None,
         }
+    }
+
+    /// With the case's indicator 2.1 judgement.
+    pub fn judged(mut self, on_time: Option<bool>) -> EvalSummary {
+        self.on_time = on_time;
+        self
     }
 
     /// Whether two summaries say the same (ignoring when they were made).
@@ -72,6 +84,8 @@ impl EvalSummary {
             && self.due == other.due
             && self.overdue_workdays == other.overdue_workdays
             && self.calendar_version == other.calendar_version
+            && self.ended_at == other.ended_at
+            && self.on_time == other.on_time
     }
 }
 
@@ -186,6 +200,27 @@ pub struct EvalUpdate {
     pub eval: EvalSummary,
 }
 
+/// Where the running month, quarter and year began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeriodStarts {
+    pub year: DateTime<Utc>,
+    pub quarter: DateTime<Utc>,
+    pub month: DateTime<Utc>,
+}
+
+/// Ended cases alike in everything the period metrics label, counted per period.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FinishedGroup {
+    pub kind: String,
+    pub unit: Option<String>,
+    pub outcome: Option<String>,
+    pub on_time: Option<bool>,
+    pub returned_late: bool,
+    pub in_year: i64,
+    pub in_quarter: i64,
+    pub in_month: i64,
+}
+
 /// Row counts, for start-up logs and readiness.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -270,6 +305,9 @@ pub trait Store: Send + Sync {
     /// Unit names no directory entry matched, with how many cases name them.
     async fn unmatched_units(&self) -> Result<Vec<(String, i64)>, StoreError>;
     async fn counts(&self) -> Result<Counts, StoreError>;
+    /// Cases that ended at or after `since.year`, grouped for the period metrics.
+    async fn finished_groups(&self, since: &PeriodStarts)
+        -> Result<Vec<FinishedGroup>, StoreError>;
 }
 
 /// Opens the store a URL names: `sqlite://data/slawatch.db` (or a bare path) or

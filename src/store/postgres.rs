@@ -7,11 +7,18 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 use std::time::Duration;
 
-const MIGRATIONS: Embedded = Embedded(&[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)]);
+const MIGRATIONS: Embedded = Embedded(&[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "period facts",
+        include_str!("../../migrations/postgres/0002_period_facts.sql"),
+    ),
+]);
 
 pub struct PgStore {
     pool: PgPool,
@@ -107,6 +114,8 @@ impl Store for PgStore {
             let mut ages = Vec::with_capacity(n);
             let mut evaluated = Vec::with_capacity(n);
             let mut versions = Vec::with_capacity(n);
+            let mut ended = Vec::with_capacity(n);
+            let mut on_times = Vec::with_capacity(n);
             for r in rows {
                 let c = &r.case;
                 let e = r.eval.as_ref();
@@ -129,20 +138,23 @@ impl Store for PgStore {
                 ages.push(e.map(|e| e.overdue_workdays).unwrap_or(0));
                 evaluated.push(e.map(|e| e.evaluated_at));
                 versions.push(e.map(|e| e.calendar_version.clone()));
+                ended.push(e.and_then(|e| e.ended_at));
+                on_times.push(e.and_then(|e| e.on_time));
             }
             sqlx::query(
                 "INSERT INTO cases (source, case_id, kind, status, is_open, unit_code, unit_name, procedure_code, \
                  received_at, due_at, updated_at, doc, state, outcome, flags, stuck, effective_due, \
-                 overdue_workdays, evaluated_at, calendar_version) \
+                 overdue_workdays, evaluated_at, calendar_version, ended_at, on_time) \
                  SELECT $1, t.case_id, t.kind, t.status, t.is_open, t.unit_code, t.unit_name, t.procedure_code, \
                  t.received_at, t.due_at, t.updated_at, t.doc::jsonb, t.state, t.outcome, t.flags, t.stuck, \
-                 t.effective_due, t.overdue_workdays, t.evaluated_at, t.calendar_version \
+                 t.effective_due, t.overdue_workdays, t.evaluated_at, t.calendar_version, t.ended_at, t.on_time \
                  FROM UNNEST($2::text[], $3::text[], $4::int2[], $5::bool[], $6::text[], $7::text[], $8::text[], \
                  $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], \
-                 $15::text[], $16::bool[], $17::timestamptz[], $18::int4[], $19::timestamptz[], $20::text[]) \
+                 $15::text[], $16::bool[], $17::timestamptz[], $18::int4[], $19::timestamptz[], $20::text[], \
+                 $21::timestamptz[], $22::bool[]) \
                  AS t(case_id, kind, status, is_open, unit_code, unit_name, procedure_code, received_at, due_at, \
                  updated_at, doc, state, outcome, flags, stuck, effective_due, overdue_workdays, evaluated_at, \
-                 calendar_version) \
+                 calendar_version, ended_at, on_time) \
                  ON CONFLICT (source, case_id) DO UPDATE SET kind = excluded.kind, status = excluded.status, \
                  is_open = excluded.is_open, unit_code = excluded.unit_code, unit_name = excluded.unit_name, \
                  procedure_code = excluded.procedure_code, received_at = excluded.received_at, \
@@ -150,7 +162,8 @@ impl Store for PgStore {
                  state = excluded.state, outcome = excluded.outcome, flags = excluded.flags, \
                  stuck = excluded.stuck, effective_due = excluded.effective_due, \
                  overdue_workdays = excluded.overdue_workdays, evaluated_at = excluded.evaluated_at, \
-                 calendar_version = excluded.calendar_version \
+                 calendar_version = excluded.calendar_version, ended_at = excluded.ended_at, \
+                 on_time = excluded.on_time \
                  WHERE cases.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= cases.updated_at",
             )
             .bind(&batch.source)
@@ -173,6 +186,8 @@ impl Store for PgStore {
             .bind(&ages)
             .bind(&evaluated)
             .bind(&versions)
+            .bind(&ended)
+            .bind(&on_times)
             .execute(&mut *tx)
             .await?;
         }
@@ -304,14 +319,17 @@ impl Store for PgStore {
             .iter()
             .map(|u| u.eval.calendar_version.as_str())
             .collect();
+        let ended: Vec<Option<DateTime<Utc>>> = updates.iter().map(|u| u.eval.ended_at).collect();
+        let on_times: Vec<Option<bool>> = updates.iter().map(|u| u.eval.on_time).collect();
         sqlx::query(
             "UPDATE cases SET is_open = t.is_open, state = t.state, outcome = t.outcome, flags = t.flags, \
              stuck = t.stuck, effective_due = t.effective_due, overdue_workdays = t.overdue_workdays, \
-             evaluated_at = t.evaluated_at, calendar_version = t.calendar_version \
+             evaluated_at = t.evaluated_at, calendar_version = t.calendar_version, ended_at = t.ended_at, \
+             on_time = t.on_time \
              FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::text[], $7::bool[], \
-             $8::timestamptz[], $9::int4[], $10::timestamptz[], $11::text[]) \
+             $8::timestamptz[], $9::int4[], $10::timestamptz[], $11::text[], $12::timestamptz[], $13::bool[]) \
              AS t(source, case_id, is_open, state, outcome, flags, stuck, effective_due, overdue_workdays, \
-             evaluated_at, calendar_version) \
+             evaluated_at, calendar_version, ended_at, on_time) \
              WHERE cases.source = t.source AND cases.case_id = t.case_id",
         )
         .bind(&sources)
@@ -325,6 +343,8 @@ impl Store for PgStore {
         .bind(&ages)
         .bind(&at)
         .bind(&versions)
+        .bind(&ended)
+        .bind(&on_times)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -368,7 +388,7 @@ impl Store for PgStore {
     ) -> Result<Vec<(Case, Option<EvalSummary>)>, StoreError> {
         let rows = sqlx::query(
             "SELECT source, doc::text AS doc, state, outcome, flags, stuck, effective_due, overdue_workdays, \
-             evaluated_at, calendar_version FROM cases WHERE case_id = $1 ORDER BY source",
+             evaluated_at, calendar_version, ended_at, on_time FROM cases WHERE case_id = $1 ORDER BY source",
         )
         .bind(case_id)
         .fetch_all(&self.pool)
@@ -386,7 +406,12 @@ impl Store for PgStore {
                 r.try_get("overdue_workdays")?,
                 r.try_get("evaluated_at")?,
                 r.try_get("calendar_version")?,
-            );
+            )
+            .map(|e| EvalSummary {
+                ended_at: r.try_get("ended_at").ok().flatten(),
+                on_time: r.try_get("on_time").ok().flatten(),
+                ..e
+            });
             out.push((case, eval));
         }
         Ok(out)
@@ -528,6 +553,37 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn finished_groups(
+        &self,
+        since: &PeriodStarts,
+    ) -> Result<Vec<FinishedGroup>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, unit_code, outcome, on_time, position('returned_late' in flags) > 0 AS returned_late, \
+             COUNT(*) AS y, COUNT(*) FILTER (WHERE ended_at >= $2) AS q, COUNT(*) FILTER (WHERE ended_at >= $3) AS m \
+             FROM cases WHERE NOT is_open AND ended_at >= $1 GROUP BY 1, 2, 3, 4, 5",
+        )
+        .bind(since.year)
+        .bind(since.quarter)
+        .bind(since.month)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FinishedGroup {
+                    kind: r.try_get("kind")?,
+                    unit: r.try_get("unit_code")?,
+                    outcome: r.try_get("outcome")?,
+                    on_time: r.try_get("on_time")?,
+                    returned_late: r.try_get("returned_late")?,
+                    in_year: r.try_get("y")?,
+                    in_quarter: r.try_get("q")?,
+                    in_month: r.try_get("m")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {

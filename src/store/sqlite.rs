@@ -7,13 +7,20 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
-const MIGRATIONS: Embedded = Embedded(&[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)]);
+const MIGRATIONS: Embedded = Embedded(&[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "period facts",
+        include_str!("../../migrations/sqlite/0002_period_facts.sql"),
+    ),
+]);
 
-/// Rows per multi-row statement (20 columns: well under SQLite's 32,766 parameters).
+/// Rows per multi-row statement (22 columns: well under SQLite's 32,766 parameters).
 const CHUNK: usize = 1000;
 
 pub struct SqliteStore {
@@ -121,7 +128,7 @@ impl Store for SqliteStore {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO cases (source, case_id, kind, status, is_open, unit_code, unit_name, procedure_code, \
                  received_at, due_at, updated_at, doc, state, outcome, flags, stuck, effective_due, \
-                 overdue_workdays, evaluated_at, calendar_version) ",
+                 overdue_workdays, evaluated_at, calendar_version, ended_at, on_time) ",
             );
             q.push_values(chunk, |mut b, r| {
                 let c = &r.case;
@@ -145,7 +152,9 @@ impl Store for SqliteStore {
                     .push_bind(e.and_then(|e| e.due))
                     .push_bind(e.map(|e| e.overdue_workdays).unwrap_or(0))
                     .push_bind(e.map(|e| e.evaluated_at))
-                    .push_bind(e.map(|e| e.calendar_version.clone()));
+                    .push_bind(e.map(|e| e.calendar_version.clone()))
+                    .push_bind(e.and_then(|e| e.ended_at))
+                    .push_bind(e.and_then(|e| e.on_time));
             });
             q.push(
                 " ON CONFLICT (source, case_id) DO UPDATE SET kind = excluded.kind, status = excluded.status, \
@@ -155,7 +164,8 @@ impl Store for SqliteStore {
                  state = excluded.state, outcome = excluded.outcome, flags = excluded.flags, \
                  stuck = excluded.stuck, effective_due = excluded.effective_due, \
                  overdue_workdays = excluded.overdue_workdays, evaluated_at = excluded.evaluated_at, \
-                 calendar_version = excluded.calendar_version \
+                 calendar_version = excluded.calendar_version, ended_at = excluded.ended_at, \
+                 on_time = excluded.on_time \
                  WHERE cases.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= cases.updated_at",
             );
             q.build().execute(&mut *tx).await?;
@@ -248,7 +258,7 @@ impl Store for SqliteStore {
         for chunk in updates.chunks(CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "WITH v(source, case_id, is_open, state, outcome, flags, stuck, effective_due, overdue_workdays, \
-                 evaluated_at, calendar_version) AS (",
+                 evaluated_at, calendar_version, ended_at, on_time) AS (",
             );
             q.push_values(chunk, |mut b, u| {
                 let e = &u.eval;
@@ -262,12 +272,15 @@ impl Store for SqliteStore {
                     .push_bind(e.due)
                     .push_bind(e.overdue_workdays)
                     .push_bind(e.evaluated_at)
-                    .push_bind(&e.calendar_version);
+                    .push_bind(&e.calendar_version)
+                    .push_bind(e.ended_at)
+                    .push_bind(e.on_time);
             });
             q.push(
                 ") UPDATE cases SET is_open = v.is_open, state = v.state, outcome = v.outcome, flags = v.flags, \
                  stuck = v.stuck, effective_due = v.effective_due, overdue_workdays = v.overdue_workdays, \
-                 evaluated_at = v.evaluated_at, calendar_version = v.calendar_version \
+                 evaluated_at = v.evaluated_at, calendar_version = v.calendar_version, \
+                 ended_at = v.ended_at, on_time = v.on_time \
                  FROM v WHERE cases.source = v.source AND cases.case_id = v.case_id",
             );
             q.build().execute(&mut *tx).await?;
@@ -317,7 +330,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(Case, Option<EvalSummary>)>, StoreError> {
         let rows = sqlx::query(
             "SELECT source, doc, state, outcome, flags, stuck, effective_due, overdue_workdays, evaluated_at, \
-             calendar_version FROM cases WHERE case_id = ? ORDER BY source",
+             calendar_version, ended_at, on_time FROM cases WHERE case_id = ? ORDER BY source",
         )
         .bind(case_id)
         .fetch_all(&self.pool)
@@ -335,7 +348,12 @@ impl Store for SqliteStore {
                 r.try_get("overdue_workdays")?,
                 r.try_get("evaluated_at")?,
                 r.try_get("calendar_version")?,
-            );
+            )
+            .map(|e| EvalSummary {
+                ended_at: r.try_get("ended_at").ok().flatten(),
+                on_time: r.try_get("on_time").ok().flatten(),
+                ..e
+            });
             out.push((case, eval));
         }
         Ok(out)
@@ -482,6 +500,38 @@ impl Store for SqliteStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    async fn finished_groups(
+        &self,
+        since: &PeriodStarts,
+    ) -> Result<Vec<FinishedGroup>, StoreError> {
+        // Instants are RFC 3339 text in UTC, so they compare as strings.
+        let rows = sqlx::query(
+            "SELECT kind, unit_code, outcome, on_time, instr(flags, 'returned_late') > 0 AS returned_late, \
+             COUNT(*) AS y, SUM(ended_at >= ?2) AS q, SUM(ended_at >= ?3) AS m \
+             FROM cases WHERE is_open = 0 AND ended_at >= ?1 GROUP BY 1, 2, 3, 4, 5",
+        )
+        .bind(since.year)
+        .bind(since.quarter)
+        .bind(since.month)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FinishedGroup {
+                    kind: r.try_get("kind")?,
+                    unit: r.try_get("unit_code")?,
+                    outcome: r.try_get("outcome")?,
+                    on_time: r.try_get("on_time")?,
+                    returned_late: r.try_get("returned_late")?,
+                    in_year: r.try_get("y")?,
+                    in_quarter: r.try_get("q")?,
+                    in_month: r.try_get("m")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     async fn counts(&self) -> Result<Counts, StoreError> {
         let (cases, open): (i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN is_open THEN 1 ELSE 0 END), 0) FROM cases",
@@ -523,5 +573,7 @@ pub(crate) fn stored_eval(
         overdue_workdays,
         evaluated_at: evaluated_at?,
         calendar_version: calendar_version.unwrap_or_default(),
+        ended_at: None,
+        on_time: None,
     })
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod daemon;
+mod metrics;
 mod props;
 mod reload;
 mod sources;

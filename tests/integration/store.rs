@@ -6,7 +6,8 @@ use crate::scratch;
 use chrono::{DateTime, Duration, Utc};
 use slawatch::sla::model::{Case, StatusChange, Step};
 use slawatch::store::{
-    self, Batch, CaseRow, EvalSummary, EvalUpdate, JobRun, QuarantineNew, Store, VersionRow,
+    self, Batch, CaseRow, EvalSummary, EvalUpdate, FinishedGroup, JobRun, PeriodStarts,
+    QuarantineNew, Store, VersionRow,
 };
 use sqlx::Connection;
 use std::sync::Arc;
@@ -49,6 +50,8 @@ fn eval(state: &'static str) -> EvalSummary {
         overdue_workdays: 0,
         evaluated_at: t("2024-03-10T01:00:00Z"),
         calendar_version: "vn-official@abcdef".into(),
+        ended_at: None,
+        on_time: None,
     }
 }
 
@@ -245,6 +248,72 @@ async fn story(s: Arc<dyn Store>) {
     assert_eq!(
         s.unmatched_units().await.unwrap(),
         vec![("UBND xã Lạ".to_string(), 1)]
+    );
+
+    // Period counts of ended cases: ended in January (year only), February (quarter)
+    // and March (month), on time or not, one returned late, one outside 766.
+    let mut b = Batch::new("portal", at);
+    for (id, ended, on_time, outcome, flags) in [
+        ("E-JAN", "2024-01-15T03:00:00Z", Some(true), "early", ""),
+        ("E-FEB", "2024-02-15T03:00:00Z", Some(false), "late", ""),
+        (
+            "E-MAR1",
+            "2024-03-05T03:00:00Z",
+            Some(true),
+            "on_time",
+            "returned_late",
+        ),
+        ("E-MAR2", "2024-03-06T03:00:00Z", Some(true), "on_time", ""),
+        ("E-MAR3", "2024-03-07T03:00:00Z", None, "early", ""),
+        ("E-2023", "2023-12-29T03:00:00Z", Some(true), "early", ""),
+    ] {
+        let mut e = eval("on_track");
+        e.state = None;
+        e.outcome = Some(outcome);
+        e.flags = flags.into();
+        e.ended_at = Some(t(ended));
+        e.on_time = on_time;
+        b.cases.push(CaseRow {
+            case: case(id, 10, "2024-03-10T01:00:00Z", Some("SXD")),
+            open: false,
+            eval: Some(e),
+        });
+    }
+    s.commit(&b).await.unwrap();
+    let mut groups = s
+        .finished_groups(&PeriodStarts {
+            year: t("2023-12-31T17:00:00Z"),
+            quarter: t("2024-01-31T17:00:00Z"),
+            month: t("2024-02-29T17:00:00Z"),
+        })
+        .await
+        .unwrap();
+    groups.sort_by_key(|g| (g.outcome.clone(), g.on_time, g.returned_late));
+    let g = |outcome: &str, on_time: Option<bool>, rl: bool, y, q, m| FinishedGroup {
+        kind: "dossier".into(),
+        unit: Some("SXD".into()),
+        outcome: Some(outcome.into()),
+        on_time,
+        returned_late: rl,
+        in_year: y,
+        in_quarter: q,
+        in_month: m,
+    };
+    assert_eq!(
+        groups,
+        vec![
+            g("early", None, false, 1, 1, 1),
+            g("early", Some(true), false, 1, 0, 0),
+            g("late", Some(false), false, 1, 1, 0),
+            g("on_time", Some(true), false, 1, 1, 1),
+            g("on_time", Some(true), true, 1, 1, 1),
+        ]
+    );
+    let found = s.find_case("E-FEB").await.unwrap();
+    let e = found[0].1.clone().unwrap();
+    assert_eq!(
+        (e.ended_at, e.on_time),
+        (Some(t("2024-02-15T03:00:00Z")), Some(false))
     );
 
     s.record_job(&JobRun {

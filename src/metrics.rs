@@ -1,0 +1,756 @@
+//! Prometheus metrics (SPEC §7, contract names and labels).
+//!
+//! One [`Metrics`] owns its registry and registers every family at start-up. Gauges
+//! that describe cases are derived from state — the open cases in memory and the
+//! period counts of ended cases from the store — by [`Metrics::refresh`], which runs
+//! after each evaluation and renders the exposition once into a cache; `/metrics`
+//! only hands out that cache, so a scrape costs the same whatever the case count.
+//!
+//! Labels are bounded: kind, unit code (`unknown` for a unit the directory does not
+//! know), state, flag, outcome, period, source. Never a case, a person or an
+//! applicant. Series exist with zeros for every (kind, unit) that has cases, so alert
+//! rules see a zero rather than nothing. A per-procedure family is opt-in.
+
+use crate::directory::Directory;
+use crate::sla::model::Kind;
+use crate::sla::State;
+use crate::store::FinishedGroup;
+use axum::body::Bytes;
+use prometheus::{
+    CounterVec, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+/// The unit label of cases whose unit the directory does not know.
+pub const UNKNOWN_UNIT: &str = "unknown";
+
+/// Buckets of `slawatch_overdue_age_workdays`.
+const AGE_BUCKETS: [f64; 8] = [0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 40.0];
+
+/// The flags an open case can carry (SPEC §4.8); `returned_late` is for ended cases.
+const OPEN_FLAGS: [&str; 6] = [
+    "late_supplement_request",
+    "multiple_supplements",
+    "apology_due",
+    "reappointed_twice",
+    "due_beyond_legal",
+    "step_overdue",
+];
+
+const OUTCOMES: [&str; 3] = ["early", "on_time", "late"];
+const PERIODS: [&str; 3] = ["month", "quarter", "year"];
+
+/// What one open case adds to the gauges.
+#[derive(Clone, Debug)]
+pub struct OpenFact {
+    pub kind: Kind,
+    pub unit: Option<Arc<str>>,
+    pub procedure: Option<Arc<str>>,
+    pub state: Option<&'static str>,
+    pub stuck: bool,
+    /// Contract flag names.
+    pub flags: Vec<&'static str>,
+    pub overdue_workdays: Option<u32>,
+    /// Indicator 2.1 to now (`None` outside the population).
+    pub on_time: Option<bool>,
+}
+
+/// Counts of the open cases, built while the daemon walks them.
+#[derive(Clone, Debug, Default)]
+pub struct OpenTally {
+    open: HashMap<(Kind, Arc<str>, &'static str), i64>,
+    stuck: HashMap<(Kind, Arc<str>), i64>,
+    flagged: HashMap<(Kind, Arc<str>, &'static str), i64>,
+    ages: HashMap<(Kind, Arc<str>), Vec<u32>>,
+    ratio: HashMap<(Kind, Arc<str>), (u64, u64)>,
+    procedures: HashMap<(Kind, Arc<str>, &'static str), i64>,
+    units: BTreeSet<(Kind, Arc<str>)>,
+    unknown: Option<Arc<str>>,
+}
+
+impl OpenTally {
+    pub fn add(&mut self, f: &OpenFact) {
+        let unit = match &f.unit {
+            Some(u) => u.clone(),
+            None => self
+                .unknown
+                .get_or_insert_with(|| Arc::from(UNKNOWN_UNIT))
+                .clone(),
+        };
+        if !self.units.contains(&(f.kind, unit.clone())) {
+            self.units.insert((f.kind, unit.clone()));
+        }
+        if let Some(state) = f.state {
+            *self.open.entry((f.kind, unit.clone(), state)).or_default() += 1;
+            if let Some(p) = &f.procedure {
+                *self
+                    .procedures
+                    .entry((f.kind, p.clone(), state))
+                    .or_default() += 1;
+            }
+        }
+        if f.stuck {
+            *self.stuck.entry((f.kind, unit.clone())).or_default() += 1;
+        }
+        for flag in &f.flags {
+            *self
+                .flagged
+                .entry((f.kind, unit.clone(), flag))
+                .or_default() += 1;
+        }
+        if let Some(age) = f.overdue_workdays {
+            self.ages
+                .entry((f.kind, unit.clone()))
+                .or_default()
+                .push(age);
+        }
+        if let Some(ok) = f.on_time {
+            let r = self.ratio.entry((f.kind, unit)).or_default();
+            r.0 += ok as u64;
+            r.1 += 1;
+        }
+    }
+
+    /// Open cases counted (those with a state).
+    pub fn len(&self) -> i64 {
+        self.open.values().sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
+/// A source's health as the metrics show it.
+#[derive(Clone, Debug)]
+pub struct SourceFact {
+    pub name: String,
+    pub up: bool,
+    pub last_success: Option<f64>,
+    pub quarantined: i64,
+}
+
+/// Everything [`Metrics::refresh`] needs, gathered by the daemon.
+pub struct Snapshot<'a> {
+    pub open: &'a OpenTally,
+    pub finished: &'a [FinishedGroup],
+    pub directory: &'a Directory,
+    pub sources: &'a [SourceFact],
+    /// `slawatch_calendar_official_until_timestamp_seconds`: the end of the last
+    /// official day.
+    pub official_until: Option<f64>,
+}
+
+/// The metric families, their registry and the rendered cache.
+pub struct Metrics {
+    registry: Registry,
+    procedure_labels: bool,
+    cases_open: IntGaugeVec,
+    cases_stuck: IntGaugeVec,
+    cases_flagged: IntGaugeVec,
+    cases_finished: IntGaugeVec,
+    on_time_ratio: GaugeVec,
+    overdue_age: HistogramVec,
+    returned_late: IntGaugeVec,
+    procedure_open: Option<IntGaugeVec>,
+    source_up: IntGaugeVec,
+    source_last_success: GaugeVec,
+    quarantined: IntGaugeVec,
+    unit_info: IntGaugeVec,
+    official_until: Gauge,
+    /// Fed by the daemon as polls and evaluations happen.
+    pub poll_duration: HistogramVec,
+    pub ingest_records: CounterVec,
+    pub notifications: CounterVec,
+    pub outbox_pending: IntGaugeVec,
+    pub evaluation_duration: HistogramVec,
+    rendered: RwLock<Bytes>,
+}
+
+fn int_gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("registered once");
+    h
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    let c = CounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+impl Metrics {
+    pub fn new(procedure_labels: bool) -> Metrics {
+        let r = Registry::new();
+        let cases_open = int_gauge(
+            &r,
+            "slawatch_cases_open",
+            "Open cases by kind, unit and state (not_started, on_track, due_soon, overdue, paused, no_deadline).",
+            &["kind", "unit", "state"],
+        );
+        let cases_stuck = int_gauge(
+            &r,
+            "slawatch_cases_stuck",
+            "Open cases with no activity for the configured workdays or whose current step is past its due.",
+            &["kind", "unit"],
+        );
+        let cases_flagged = int_gauge(
+            &r,
+            "slawatch_cases_flagged",
+            "Open cases carrying a compliance flag (SPEC 4.8).",
+            &["kind", "unit", "flag"],
+        );
+        let cases_finished = int_gauge(
+            &r,
+            "slawatch_cases_finished",
+            "Cases finished in the running period, by outcome (early, on_time, late).",
+            &["kind", "unit", "outcome", "period"],
+        );
+        let on_time_ratio = gauge(
+            &r,
+            "slawatch_on_time_ratio",
+            "Decision 766 indicator 2.1 for the running period to date: on time / population (absent for an empty population).",
+            &["kind", "unit", "period"],
+        );
+        let overdue_age = histogram(
+            &r,
+            "slawatch_overdue_age_workdays",
+            "Whole workdays past the due of open overdue cases.",
+            &["kind", "unit"],
+            AGE_BUCKETS.to_vec(),
+        );
+        let returned_late = int_gauge(
+            &r,
+            "slawatch_cases_returned_late",
+            "Cases finished in the running period on time but whose result was handed over after the due.",
+            &["kind", "unit", "period"],
+        );
+        let procedure_open = procedure_labels.then(|| {
+            int_gauge(
+                &r,
+                "slawatch_procedure_cases_open",
+                "Open cases by kind, procedure code and state (opt-in: metrics.procedure_labels).",
+                &["kind", "procedure", "state"],
+            )
+        });
+        let source_up = int_gauge(
+            &r,
+            "slawatch_source_up",
+            "1 when the source's last poll succeeded (push sources: 1).",
+            &["source"],
+        );
+        let source_last_success = gauge(
+            &r,
+            "slawatch_source_last_success_timestamp_seconds",
+            "Unix time of the source's last successful poll or delivery.",
+            &["source"],
+        );
+        let poll_duration = histogram(
+            &r,
+            "slawatch_source_poll_duration_seconds",
+            "Duration of a poll, from the first request to the stored cursor.",
+            &["source"],
+            vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
+        );
+        let ingest_records = counter(
+            &r,
+            "slawatch_ingest_records_total",
+            "Records ingested, by result (inserted, updated, unchanged, quarantined).",
+            &["source", "result"],
+        );
+        let quarantined = int_gauge(
+            &r,
+            "slawatch_quarantined_records",
+            "Quarantined records not yet resolved.",
+            &["source"],
+        );
+        let notifications = counter(
+            &r,
+            "slawatch_notifications_total",
+            "Notifications by channel, rule and result (sent, failed).",
+            &["channel", "rule", "result"],
+        );
+        let outbox_pending = int_gauge(
+            &r,
+            "slawatch_outbox_pending",
+            "Messages waiting in the outbox.",
+            &["channel"],
+        );
+        let official_until = Gauge::with_opts(Opts::new(
+            "slawatch_calendar_official_until_timestamp_seconds",
+            "Unix time at which the officially announced days off end (the end of the last official day).",
+        ))
+        .expect("valid metric");
+        r.register(Box::new(official_until.clone()))
+            .expect("registered once");
+        let evaluation_duration = histogram(
+            &r,
+            "slawatch_evaluation_duration_seconds",
+            "Duration of one evaluation pass over the open cases.",
+            &[],
+            vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+        );
+        let unit_info = int_gauge(
+            &r,
+            "slawatch_unit_info",
+            "Always 1: a unit's name, parent and level, to join on the unit label.",
+            &["unit", "name", "parent", "level"],
+        );
+        let build = int_gauge(
+            &r,
+            "slawatch_build_info",
+            "Always 1: the running version.",
+            &["version"],
+        );
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Metrics {
+            registry: r,
+            procedure_labels,
+            cases_open,
+            cases_stuck,
+            cases_flagged,
+            cases_finished,
+            on_time_ratio,
+            overdue_age,
+            returned_late,
+            procedure_open,
+            source_up,
+            source_last_success,
+            quarantined,
+            unit_info,
+            official_until,
+            poll_duration,
+            ingest_records,
+            notifications,
+            outbox_pending,
+            evaluation_duration,
+            rendered: RwLock::new(Bytes::new()),
+        }
+    }
+
+    /// Whether the per-procedure family is on.
+    pub fn procedure_labels(&self) -> bool {
+        self.procedure_labels
+    }
+
+    /// Sets every derived gauge from a snapshot and renders the exposition.
+    pub fn refresh(&self, s: &Snapshot<'_>) {
+        // (kind, unit) pairs with cases, open or ended this year: they get zeros.
+        let mut pairs: BTreeSet<(Kind, Arc<str>)> = s.open.units.clone();
+        for g in s.finished {
+            if let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == g.kind) {
+                let unit = g.unit.as_deref().unwrap_or(UNKNOWN_UNIT);
+                pairs.insert((kind, Arc::from(unit)));
+            }
+        }
+        self.cases_open.reset();
+        self.cases_stuck.reset();
+        self.cases_flagged.reset();
+        self.cases_finished.reset();
+        self.on_time_ratio.reset();
+        self.overdue_age.reset();
+        self.returned_late.reset();
+        for (kind, unit) in &pairs {
+            let k = kind.as_str();
+            for state in State::ALL {
+                let n = s
+                    .open
+                    .open
+                    .get(&(*kind, unit.clone(), state.as_str()))
+                    .copied()
+                    .unwrap_or(0);
+                self.cases_open
+                    .with_label_values(&[k, unit, state.as_str()])
+                    .set(n);
+            }
+            let stuck = s
+                .open
+                .stuck
+                .get(&(*kind, unit.clone()))
+                .copied()
+                .unwrap_or(0);
+            self.cases_stuck.with_label_values(&[k, unit]).set(stuck);
+            for flag in OPEN_FLAGS {
+                let n = s
+                    .open
+                    .flagged
+                    .get(&(*kind, unit.clone(), flag))
+                    .copied()
+                    .unwrap_or(0);
+                self.cases_flagged
+                    .with_label_values(&[k, unit, flag])
+                    .set(n);
+            }
+            let h = self.overdue_age.with_label_values(&[k, unit]);
+            if let Some(ages) = s.open.ages.get(&(*kind, unit.clone())) {
+                for a in ages {
+                    h.observe(*a as f64);
+                }
+            }
+            for period in PERIODS {
+                for outcome in OUTCOMES {
+                    self.cases_finished
+                        .with_label_values(&[k, unit, outcome, period])
+                        .set(0);
+                }
+                self.returned_late
+                    .with_label_values(&[k, unit, period])
+                    .set(0);
+            }
+        }
+        // Period counts: the ended cases of each period plus the open ones to now.
+        let mut ratio: BTreeMap<(Kind, Arc<str>, &str), (u64, u64)> = BTreeMap::new();
+        for ((kind, unit), (ok, all)) in &s.open.ratio {
+            for period in PERIODS {
+                let r = ratio.entry((*kind, unit.clone(), period)).or_default();
+                r.0 += ok;
+                r.1 += all;
+            }
+        }
+        for g in s.finished {
+            let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == g.kind) else {
+                continue;
+            };
+            let unit: Arc<str> = Arc::from(g.unit.as_deref().unwrap_or(UNKNOWN_UNIT));
+            for (period, n) in [
+                ("month", g.in_month),
+                ("quarter", g.in_quarter),
+                ("year", g.in_year),
+            ] {
+                if n == 0 {
+                    continue;
+                }
+                if let Some(o) = g.outcome.as_deref().filter(|o| OUTCOMES.contains(o)) {
+                    self.cases_finished
+                        .with_label_values(&[kind.as_str(), &unit, o, period])
+                        .add(n);
+                }
+                if g.returned_late {
+                    self.returned_late
+                        .with_label_values(&[kind.as_str(), &unit, period])
+                        .add(n);
+                }
+                if let Some(ok) = g.on_time {
+                    let r = ratio.entry((kind, unit.clone(), period)).or_default();
+                    r.0 += if ok { n as u64 } else { 0 };
+                    r.1 += n as u64;
+                }
+            }
+        }
+        for ((kind, unit, period), (ok, all)) in ratio {
+            if all > 0 {
+                self.on_time_ratio
+                    .with_label_values(&[kind.as_str(), &unit, period])
+                    .set(ok as f64 / all as f64);
+            }
+        }
+        if let Some(p) = &self.procedure_open {
+            p.reset();
+            for ((kind, procedure, state), n) in &s.open.procedures {
+                p.with_label_values(&[kind.as_str(), procedure, state])
+                    .set(*n);
+            }
+        }
+        self.unit_info.reset();
+        for u in s.directory.units() {
+            self.unit_info
+                .with_label_values(&[
+                    &u.code,
+                    &u.name,
+                    u.parent.as_deref().unwrap_or(""),
+                    &u.level.to_string(),
+                ])
+                .set(1);
+        }
+        self.unit_info
+            .with_label_values(&[UNKNOWN_UNIT, "Không xác định", "", "0"])
+            .set(1);
+        self.set_sources(s.sources);
+        match s.official_until {
+            Some(t) => self.official_until.set(t),
+            None => self.official_until.set(0.0),
+        }
+        self.render();
+    }
+
+    /// Updates the per-source gauges (after each poll) without touching the rest.
+    pub fn set_sources(&self, sources: &[SourceFact]) {
+        self.source_up.reset();
+        self.source_last_success.reset();
+        self.quarantined.reset();
+        for src in sources {
+            self.source_up
+                .with_label_values(&[&src.name])
+                .set(src.up as i64);
+            if let Some(t) = src.last_success {
+                self.source_last_success
+                    .with_label_values(&[&src.name])
+                    .set(t);
+            }
+            self.quarantined
+                .with_label_values(&[&src.name])
+                .set(src.quarantined);
+            for result in ["inserted", "updated", "unchanged", "quarantined"] {
+                // Present from the start, so rate() sees the first increase.
+                let _ = self.ingest_records.with_label_values(&[&src.name, result]);
+            }
+        }
+    }
+
+    /// Renders the registry into the cache that scrapes read.
+    pub fn render(&self) {
+        let families = self.registry.gather();
+        let mut out = String::with_capacity(64 * 1024);
+        if let Err(e) = TextEncoder::new().encode_utf8(&families, &mut out) {
+            tracing::error!(error = %e, "cannot render metrics");
+            return;
+        }
+        *self.rendered.write().expect("metrics cache lock") = Bytes::from(out);
+    }
+
+    /// The exposition as last rendered.
+    pub fn exposition(&self) -> Bytes {
+        self.rendered.read().expect("metrics cache lock").clone()
+    }
+}
+
+/// The contract names in a stored comma-separated flag list.
+pub fn flag_names(flags: &str) -> Vec<&'static str> {
+    flags
+        .split(',')
+        .filter_map(|f| OPEN_FLAGS.iter().find(|k| **k == f).copied())
+        .collect()
+}
+
+/// The content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fact(unit: Option<&str>, state: &'static str, on_time: Option<bool>) -> OpenFact {
+        OpenFact {
+            kind: Kind::Dossier,
+            unit: unit.map(Arc::from),
+            procedure: Some(Arc::from("1.004227")),
+            state: Some(state),
+            stuck: state == "overdue",
+            flags: if state == "overdue" {
+                vec!["apology_due"]
+            } else {
+                vec![]
+            },
+            overdue_workdays: (state == "overdue").then_some(4),
+            on_time,
+        }
+    }
+
+    fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .map(|l| &l[series.len() + 1..])
+    }
+
+    fn directory() -> Directory {
+        Directory::parse(
+            "[[unit]]\ncode = \"UBND\"\nname = \"UBND tỉnh\"\n\n[[unit]]\ncode = \"SXD\"\nname = \"Sở Xây dựng\"\nparent = \"UBND\"\nlevel = 1\n",
+            "units.toml",
+        )
+        .expect("directory")
+    }
+
+    #[test]
+    fn gauges_zeros_ratio_and_unknown_units() {
+        let m = Metrics::new(true);
+        let mut tally = OpenTally::default();
+        tally.add(&fact(Some("SXD"), "on_track", Some(true)));
+        tally.add(&fact(Some("SXD"), "overdue", Some(false)));
+        tally.add(&fact(None, "due_soon", Some(true)));
+        // Ended this month: 3 on time (2 early, 1 on the day), 1 late returned late;
+        // and 2 earlier in the quarter, on time.
+        let finished = vec![
+            FinishedGroup {
+                kind: "dossier".into(),
+                unit: Some("SXD".into()),
+                outcome: Some("early".into()),
+                on_time: Some(true),
+                returned_late: false,
+                in_year: 4,
+                in_quarter: 4,
+                in_month: 2,
+            },
+            FinishedGroup {
+                kind: "dossier".into(),
+                unit: Some("SXD".into()),
+                outcome: Some("on_time".into()),
+                on_time: Some(true),
+                returned_late: false,
+                in_year: 1,
+                in_quarter: 1,
+                in_month: 1,
+            },
+            FinishedGroup {
+                kind: "dossier".into(),
+                unit: Some("SXD".into()),
+                outcome: Some("late".into()),
+                on_time: Some(false),
+                returned_late: true,
+                in_year: 1,
+                in_quarter: 1,
+                in_month: 1,
+            },
+        ];
+        m.refresh(&Snapshot {
+            open: &tally,
+            finished: &finished,
+            directory: &directory(),
+            sources: &[SourceFact {
+                name: "portal".into(),
+                up: false,
+                last_success: Some(1_700_000_000.5),
+                quarantined: 3,
+            }],
+            official_until: Some(1_798_736_400.0),
+        });
+        let text = String::from_utf8(m.exposition().to_vec()).unwrap();
+        let at = |s: &str| line(&text, s).unwrap_or_else(|| panic!("no series {s}"));
+        let k = "kind=\"dossier\"";
+        assert_eq!(
+            at(&format!(
+                "slawatch_cases_open{{{k},state=\"overdue\",unit=\"SXD\"}}"
+            )),
+            "1"
+        );
+        // Zeros for every state of a (kind, unit) with cases.
+        assert_eq!(
+            at(&format!(
+                "slawatch_cases_open{{{k},state=\"paused\",unit=\"SXD\"}}"
+            )),
+            "0"
+        );
+        assert_eq!(
+            at(&format!(
+                "slawatch_cases_open{{{k},state=\"due_soon\",unit=\"unknown\"}}"
+            )),
+            "1"
+        );
+        assert_eq!(
+            at(&format!("slawatch_cases_stuck{{{k},unit=\"SXD\"}}")),
+            "1"
+        );
+        assert_eq!(
+            at(&format!(
+                "slawatch_cases_flagged{{flag=\"apology_due\",{k},unit=\"SXD\"}}"
+            )),
+            "1"
+        );
+        // Month: 2 open judged (1 on time) + 4 ended (3 on time) = 4/6.
+        assert_eq!(
+            at(&format!(
+                "slawatch_on_time_ratio{{{k},period=\"month\",unit=\"SXD\"}}"
+            )),
+            (4.0f64 / 6.0).to_string()
+        );
+        // Year: 2 open (1) + 6 ended (5) = 6/8.
+        assert_eq!(
+            at(&format!(
+                "slawatch_on_time_ratio{{{k},period=\"year\",unit=\"SXD\"}}"
+            )),
+            "0.75"
+        );
+        assert_eq!(
+            at(&format!(
+                "slawatch_cases_finished{{{k},outcome=\"early\",period=\"quarter\",unit=\"SXD\"}}"
+            )),
+            "4"
+        );
+        assert_eq!(
+            at(&format!(
+                "slawatch_cases_returned_late{{{k},period=\"month\",unit=\"SXD\"}}"
+            )),
+            "1"
+        );
+        // Overdue age 4 workdays: in the le=5 bucket, not in le=3.
+        assert_eq!(
+            at(&format!(
+                "slawatch_overdue_age_workdays_bucket{{{k},unit=\"SXD\",le=\"3\"}}"
+            )),
+            "0"
+        );
+        assert_eq!(
+            at(&format!(
+                "slawatch_overdue_age_workdays_bucket{{{k},unit=\"SXD\",le=\"5\"}}"
+            )),
+            "1"
+        );
+        assert_eq!(
+            at("slawatch_unit_info{level=\"1\",name=\"Sở Xây dựng\",parent=\"UBND\",unit=\"SXD\"}"),
+            "1"
+        );
+        assert_eq!(at("slawatch_source_up{source=\"portal\"}"), "0");
+        assert_eq!(at("slawatch_quarantined_records{source=\"portal\"}"), "3");
+        assert_eq!(
+            at("slawatch_calendar_official_until_timestamp_seconds"),
+            "1798736400"
+        );
+        assert_eq!(
+            at(&format!(
+                "slawatch_procedure_cases_open{{{k},procedure=\"1.004227\",state=\"overdue\"}}"
+            )),
+            "1"
+        );
+        // No label ever carries a case id: the only values are the bounded sets.
+        assert!(!text.contains("case_id"));
+    }
+
+    #[test]
+    fn an_empty_population_reports_no_ratio() {
+        let m = Metrics::new(false);
+        let mut tally = OpenTally::default();
+        tally.add(&fact(Some("SXD"), "no_deadline", None));
+        m.refresh(&Snapshot {
+            open: &tally,
+            finished: &[],
+            directory: &directory(),
+            sources: &[],
+            official_until: None,
+        });
+        let text = String::from_utf8(m.exposition().to_vec()).unwrap();
+        assert!(!text.contains("slawatch_on_time_ratio{"));
+        assert!(!text.contains("slawatch_procedure_cases_open"));
+        assert!(text.contains(
+            "slawatch_cases_open{kind=\"dossier\",state=\"no_deadline\",unit=\"SXD\"} 1"
+        ));
+    }
+
+    #[test]
+    fn stored_flags_map_to_contract_names() {
+        assert_eq!(
+            flag_names("apology_due,step_overdue,nonsense,returned_late"),
+            ["apology_due", "step_overdue"]
+        );
+        assert!(flag_names("").is_empty());
+    }
+}

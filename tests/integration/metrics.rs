@@ -1,0 +1,212 @@
+//! Metrics from real ingested cases: hand-made dossiers around a fixed "now"
+//! (Fri 15/03/2024 10:00 in Hà Tĩnh), the exposition's values checked by hand, and
+//! the whole exposition through `promtool check metrics` when promtool is installed
+//! (`.ci/run` installs it).
+
+use crate::scratch;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use slawatch::config::Loaded;
+use slawatch::daemon::{ingest, Context, Delivery, Shared};
+use slawatch::source::normalize::Mapping;
+use slawatch::source::RawRecord;
+use slawatch::store;
+use std::path::Path;
+use std::sync::Arc;
+
+fn dossier(id: &str, status: &str, received: &str, due: &str, finished: &str) -> Value {
+    json!({
+        "MaHoSo": id, "MaTTHC": "9.999999", "TenTTHC": "Thủ tục thử", "DonViXuLy": "Sở Tư pháp",
+        "KenhThucHien": "1", "TrangThaiHoSo": status, "NgayTiepNhan": received, "NgayHenTra": due,
+        "NgayKetThucXuLy": finished, "NgayTra": finished, "ChuHoSo": "Nguyễn Văn A",
+    })
+}
+
+pub async fn shared_with_cases(dir: &Path, now: DateTime<Utc>) -> Arc<Shared> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let loaded = Loaded::load(Some(&root.join("config/slawatch.toml"))).unwrap();
+    let s = store::open(&format!("sqlite://{}/slawatch.db", dir.display()))
+        .await
+        .unwrap();
+    s.migrate().await.unwrap();
+    let ctx = Context {
+        calendar: Arc::new(loaded.calendar()),
+        policy: loaded.policy.clone(),
+        catalogue: loaded.catalogue.clone(),
+        directory: loaded.directory.clone(),
+    };
+    let sh = Arc::new(Shared::new(s, ctx, "salt".into()));
+    let mut unknown = dossier("M-UNKNOWN", "2", "20240314090000", "20240328170000", "");
+    unknown["DonViXuLy"] = json!("UBND xã Không Có");
+    let records = vec![
+        // Open, due Fri 08/03 17:00: overdue by Mon–Thu, 4 whole workdays.
+        dossier("M-OVERDUE", "4", "20240301080000", "20240308170000", ""),
+        // Open, due 28/03: on track, on time to date.
+        dossier("M-ONTRACK", "4", "20240314080000", "20240328170000", ""),
+        // Finished 05/03 before its due 08/03: early, in the month.
+        dossier(
+            "M-EARLY",
+            "10",
+            "20240301080000",
+            "20240308170000",
+            "20240305100000",
+        ),
+        // Finished 20/02 after its due 16/02: late, in the quarter and year only.
+        dossier(
+            "M-LATE",
+            "10",
+            "20240201080000",
+            "20240216170000",
+            "20240220100000",
+        ),
+        // Finished 29/12/2023: in no running period.
+        dossier(
+            "M-LASTYEAR",
+            "10",
+            "20231201080000",
+            "20231229170000",
+            "20231228100000",
+        ),
+        unknown,
+    ];
+    let recs = records
+        .into_iter()
+        .map(|v| RawRecord::json(v, "test"))
+        .collect();
+    ingest(
+        &sh,
+        "portal",
+        &Mapping::dvcqg(),
+        Delivery::records(recs),
+        now,
+    )
+    .await
+    .unwrap();
+    sh.register_source("portal", "http");
+    sh.refresh_metrics(now).await.unwrap();
+    sh
+}
+
+fn value<'a>(text: &'a str, series: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+}
+
+pub fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2024-03-15T10:00:00+07:00")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+#[tokio::test]
+async fn exposition_from_ingested_cases() {
+    let dir = scratch("metrics");
+    let sh = shared_with_cases(&dir, now()).await;
+    let text = String::from_utf8(sh.metrics.exposition().to_vec()).unwrap();
+    let path = dir.join("metrics.txt");
+    std::fs::write(&path, &text).unwrap();
+    let d = "kind=\"dossier\"";
+    let v = |s: String| value(&text, &s).to_string();
+    assert_eq!(
+        v(format!(
+            "slawatch_cases_open{{{d},state=\"overdue\",unit=\"STP\"}}"
+        )),
+        "1"
+    );
+    assert_eq!(
+        v(format!(
+            "slawatch_cases_open{{{d},state=\"on_track\",unit=\"STP\"}}"
+        )),
+        "1"
+    );
+    assert_eq!(
+        v(format!(
+            "slawatch_cases_open{{{d},state=\"paused\",unit=\"STP\"}}"
+        )),
+        "0"
+    );
+    assert_eq!(
+        v(format!(
+            "slawatch_cases_open{{{d},state=\"on_track\",unit=\"unknown\"}}"
+        )),
+        "1"
+    );
+    assert_eq!(
+        v(format!(
+            "slawatch_overdue_age_workdays_bucket{{{d},unit=\"STP\",le=\"3\"}}"
+        )),
+        "0"
+    );
+    assert_eq!(
+        v(format!(
+            "slawatch_overdue_age_workdays_bucket{{{d},unit=\"STP\",le=\"5\"}}"
+        )),
+        "1"
+    );
+    assert_eq!(
+        v(format!(
+            "slawatch_overdue_age_workdays_sum{{{d},unit=\"STP\"}}"
+        )),
+        "4"
+    );
+    // Month: overdue (late), on track (on time), early = 2/3.
+    assert_eq!(
+        v(format!(
+            "slawatch_on_time_ratio{{{d},period=\"month\",unit=\"STP\"}}"
+        )),
+        (2.0f64 / 3.0).to_string()
+    );
+    // Quarter and year add the late February one: 2/4.
+    for period in ["quarter", "year"] {
+        assert_eq!(
+            v(format!(
+                "slawatch_on_time_ratio{{{d},period=\"{period}\",unit=\"STP\"}}"
+            )),
+            "0.5"
+        );
+    }
+    assert_eq!(
+        v(format!(
+            "slawatch_cases_finished{{{d},outcome=\"early\",period=\"month\",unit=\"STP\"}}"
+        )),
+        "1"
+    );
+    assert_eq!(
+        v(format!(
+            "slawatch_cases_finished{{{d},outcome=\"late\",period=\"month\",unit=\"STP\"}}"
+        )),
+        "0"
+    );
+    assert_eq!(
+        v(format!(
+            "slawatch_cases_finished{{{d},outcome=\"late\",period=\"year\",unit=\"STP\"}}"
+        )),
+        "1"
+    );
+    assert_eq!(v("slawatch_source_up{source=\"portal\"}".into()), "0");
+    // The official calendar file ends with 2026: midnight 01/01/2027 in Hà Tĩnh.
+    assert_eq!(
+        v("slawatch_calendar_official_until_timestamp_seconds".into()),
+        "1798736400"
+    );
+    assert!(!text.contains("M-OVERDUE") && !text.contains("Nguyễn"));
+
+    // promtool, when installed, must accept the exposition.
+    match std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) if std::env::var_os("CI_REQUIRE_PROMTOOL").is_none() => {
+            eprintln!("promtool is not installed: exposition not linted")
+        }
+        Err(e) => panic!("promtool required: {e}"),
+    }
+}
