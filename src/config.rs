@@ -317,6 +317,10 @@ pub struct HttpConfig {
     pub listen: String,
     /// Largest request body accepted (push), in bytes.
     pub max_body_bytes: usize,
+    /// Environment variable holding the bearer token `/api/v1` requires. When it is
+    /// unset or empty the API is open (a warning is logged); `/metrics` and the health
+    /// endpoints are always open.
+    pub api_token_env: String,
 }
 
 impl Default for HttpConfig {
@@ -324,6 +328,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: "127.0.0.1:9464".into(),
             max_body_bytes: 16 * 1024 * 1024,
+            api_token_env: "SLAWATCH_API_TOKEN".into(),
         }
     }
 }

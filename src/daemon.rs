@@ -97,6 +97,8 @@ pub struct Shared {
     finished: Mutex<FinishedCache>,
     /// Wakes the metrics task.
     metrics_wanted: tokio::sync::Notify,
+    /// Unit summaries as of the last metrics refresh.
+    units: RwLock<Arc<Vec<crate::metrics::UnitSummary>>>,
 }
 
 #[derive(Default)]
@@ -122,6 +124,7 @@ impl Shared {
             metrics: Metrics::new(false),
             finished: Mutex::new(FinishedCache::default()),
             metrics_wanted: tokio::sync::Notify::new(),
+            units: RwLock::new(Arc::new(Vec::new())),
         }
     }
 
@@ -129,6 +132,31 @@ impl Shared {
     pub fn with_procedure_metrics(mut self, on: bool) -> Shared {
         self.metrics = Metrics::new(on);
         self
+    }
+
+    /// Unit summaries as of the last metrics refresh.
+    pub fn unit_summaries(&self) -> Arc<Vec<crate::metrics::UnitSummary>> {
+        self.units.read().expect("units lock").clone()
+    }
+
+    /// The open cases that `keep` selects, with their evaluations (cloned).
+    pub fn select_open(&self, mut keep: impl FnMut(&Entry) -> bool) -> Vec<Entry> {
+        self.open
+            .lock()
+            .expect("open lock")
+            .values()
+            .filter(|e| keep(e))
+            .cloned()
+            .collect()
+    }
+
+    /// An open case by source and id.
+    pub fn open_case(&self, source: &str, case_id: &str) -> Option<Entry> {
+        self.open
+            .lock()
+            .expect("open lock")
+            .get(&(source.to_string(), case_id.to_string()))
+            .cloned()
     }
 
     /// Asks the metrics task for a refresh (coalesced).
@@ -337,13 +365,16 @@ impl Shared {
             ctx.calendar.instant(next).timestamp() as f64
         });
         let finished = self.finished.lock().expect("finished lock").groups.clone();
-        self.metrics.refresh(&Snapshot {
+        let snapshot = Snapshot {
             open: &tally,
             finished: &finished,
             directory: &ctx.directory,
             sources: &sources,
             official_until,
-        });
+        };
+        self.metrics.refresh(&snapshot);
+        *self.units.write().expect("units lock") =
+            Arc::new(crate::metrics::unit_summaries(&snapshot));
         Ok(())
     }
 }
@@ -1084,7 +1115,15 @@ pub async fn run(loaded: Loaded) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", cfg.http.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "http listener");
-    let app = crate::http::router(shared.clone(), push_sources, cfg.http.max_body_bytes);
+    let api_token = std::env::var(&cfg.http.api_token_env)
+        .ok()
+        .filter(|t| !t.is_empty());
+    let app = crate::http::router(
+        shared.clone(),
+        push_sources,
+        cfg.http.max_body_bytes,
+        api_token,
+    );
     let server_cancel = cancel.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

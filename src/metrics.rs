@@ -535,6 +535,144 @@ impl Metrics {
     }
 }
 
+/// One unit's open cases and running periods for one kind (the API's unit summary;
+/// the same numbers as the metrics).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct KindSummary {
+    pub open: BTreeMap<&'static str, i64>,
+    pub stuck: i64,
+    pub flagged: BTreeMap<&'static str, i64>,
+    /// Per period: `{on_time, population, ratio}`; `ratio` is null for an empty one.
+    pub on_time: BTreeMap<&'static str, PeriodRatio>,
+    pub finished: BTreeMap<&'static str, BTreeMap<&'static str, i64>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct PeriodRatio {
+    pub on_time: u64,
+    pub population: u64,
+    pub ratio: Option<f64>,
+}
+
+/// A unit with its summaries per kind.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UnitSummary {
+    pub unit: String,
+    pub name: String,
+    pub parent: Option<String>,
+    pub level: u8,
+    pub kinds: BTreeMap<&'static str, KindSummary>,
+}
+
+/// Summaries of every unit of the directory (and `unknown` when it has cases).
+pub fn unit_summaries(s: &Snapshot<'_>) -> Vec<UnitSummary> {
+    let mut kinds: BTreeMap<(String, &'static str), KindSummary> = BTreeMap::new();
+    fn slot<'m>(
+        kinds: &'m mut BTreeMap<(String, &'static str), KindSummary>,
+        unit: &str,
+        kind: Kind,
+    ) -> &'m mut KindSummary {
+        kinds
+            .entry((unit.to_string(), kind.as_str()))
+            .or_insert_with(|| KindSummary {
+                open: State::ALL.iter().map(|st| (st.as_str(), 0)).collect(),
+                on_time: PERIODS
+                    .iter()
+                    .map(|p| (*p, PeriodRatio::default()))
+                    .collect(),
+                finished: PERIODS
+                    .iter()
+                    .map(|p| (*p, OUTCOMES.iter().map(|o| (*o, 0)).collect()))
+                    .collect(),
+                ..KindSummary::default()
+            })
+    }
+    for (kind, unit) in &s.open.units {
+        slot(&mut kinds, unit, *kind);
+    }
+    for ((kind, unit, state), n) in &s.open.open {
+        *slot(&mut kinds, unit, *kind).open.entry(state).or_default() += n;
+    }
+    for ((kind, unit), n) in &s.open.stuck {
+        slot(&mut kinds, unit, *kind).stuck += n;
+    }
+    for ((kind, unit, flag), n) in &s.open.flagged {
+        *slot(&mut kinds, unit, *kind)
+            .flagged
+            .entry(flag)
+            .or_default() += n;
+    }
+    for ((kind, unit), (ok, all)) in &s.open.ratio {
+        for r in slot(&mut kinds, unit, *kind).on_time.values_mut() {
+            r.on_time += ok;
+            r.population += all;
+        }
+    }
+    for g in s.finished {
+        let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == g.kind) else {
+            continue;
+        };
+        let k = slot(&mut kinds, g.unit.as_deref().unwrap_or(UNKNOWN_UNIT), kind);
+        for (period, n) in [
+            ("month", g.in_month),
+            ("quarter", g.in_quarter),
+            ("year", g.in_year),
+        ] {
+            if let Some(o) = g.outcome.as_deref() {
+                if let Some(c) = k
+                    .finished
+                    .get_mut(period)
+                    .and_then(|m| m.iter_mut().find(|(name, _)| **name == o))
+                {
+                    *c.1 += n;
+                }
+            }
+            if let (Some(ok), Some(r)) = (g.on_time, k.on_time.get_mut(period)) {
+                r.on_time += if ok { n as u64 } else { 0 };
+                r.population += n as u64;
+            }
+        }
+    }
+    for k in kinds.values_mut() {
+        for r in k.on_time.values_mut() {
+            r.ratio = (r.population > 0).then(|| r.on_time as f64 / r.population as f64);
+        }
+    }
+    let mut out: Vec<UnitSummary> = s
+        .directory
+        .units()
+        .iter()
+        .map(|u| UnitSummary {
+            unit: u.code.clone(),
+            name: u.name.clone(),
+            parent: u.parent.clone(),
+            level: u.level,
+            kinds: BTreeMap::new(),
+        })
+        .collect();
+    for ((unit, kind), summary) in kinds {
+        let i = match out.iter().position(|u| u.unit == unit) {
+            Some(i) => i,
+            None => {
+                out.push(UnitSummary {
+                    name: if unit == UNKNOWN_UNIT {
+                        "Không xác định".into()
+                    } else {
+                        unit.clone()
+                    },
+                    unit,
+                    parent: None,
+                    level: 0,
+                    kinds: BTreeMap::new(),
+                });
+                out.len() - 1
+            }
+        };
+        out[i].kinds.insert(kind, summary);
+    }
+    out
+}
+
 /// The contract names in a stored comma-separated flag list.
 pub fn flag_names(flags: &str) -> Vec<&'static str> {
     flags

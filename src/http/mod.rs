@@ -1,5 +1,5 @@
-//! The HTTP listener (SPEC §8): `/healthz`, `/readyz`, and the DVCQG-style push
-//! endpoint (SPEC §5). The full API and `/metrics` come with the metrics issue.
+//! The HTTP listener (SPEC §8): `/metrics`, `/healthz`, `/readyz`, the JSON API
+//! ([`api`]) and the DVCQG-style push endpoint (SPEC §5).
 //!
 //! Push speaks the national portal's protocol, so a vendor can point its existing sync
 //! at slawatch: `POST /api/v1/ingest/dvcqg/login` with `{"username","password"}` gives
@@ -8,6 +8,8 @@
 //! or, with `Authorization: Bearer <token>`, a bare JSON array. Answers are
 //! `{"error_code":"0","message":…}`. Push is off unless credentials are configured
 //! (from the environment); TLS belongs to a reverse proxy in front.
+
+pub mod api;
 
 use crate::daemon::{ingest, Delivery, Shared};
 use crate::source::normalize::Mapping;
@@ -63,7 +65,12 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 }
 
 /// The router of the listener.
-pub fn router(shared: Arc<Shared>, push: Vec<(SourceConfig, Mapping)>, max_body: usize) -> Router {
+pub fn router(
+    shared: Arc<Shared>,
+    push: Vec<(SourceConfig, Mapping)>,
+    max_body: usize,
+    api_token: Option<String>,
+) -> Router {
     let push: Vec<PushSource> = push
         .into_iter()
         .map(|(cfg, mapping)| PushSource {
@@ -80,6 +87,12 @@ pub fn router(shared: Arc<Shared>, push: Vec<(SourceConfig, Mapping)>, max_body:
             tracing::warn!(source = %p.name, "push source has no credentials in the environment: push is off");
         }
     }
+    if api_token.is_none() {
+        tracing::warn!(
+            "no API token in the environment: /api/v1 is open to anyone who reaches the listener"
+        );
+    }
+    let api = api::routes(shared.clone(), api_token);
     let state = AppState {
         shared,
         push: Arc::new(push),
@@ -91,9 +104,10 @@ pub fn router(shared: Arc<Shared>, push: Vec<(SourceConfig, Mapping)>, max_body:
         .route("/metrics", get(metrics))
         .route("/api/v1/ingest/dvcqg/login", post(login))
         .route("/api/v1/ingest/dvcqg", post(push_records))
+        .with_state(state)
+        .merge(api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state)
 }
 
 async fn not_found() -> Response {

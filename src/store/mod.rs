@@ -200,6 +200,30 @@ pub struct EvalUpdate {
     pub eval: EvalSummary,
 }
 
+/// An acknowledgement of a case's alert: stops repeats of `rule` for the due it names.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Ack {
+    pub source: String,
+    pub case_id: String,
+    pub rule: String,
+    pub due_at: Option<DateTime<Utc>>,
+    pub note: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One line of a case's notification log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NotificationRow {
+    pub at: DateTime<Utc>,
+    pub rule: String,
+    pub level: i32,
+    pub recipient: String,
+    pub channel: String,
+    pub status: String,
+    pub message_id: Option<String>,
+}
+
 /// Where the running month, quarter and year began.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeriodStarts {
@@ -305,6 +329,16 @@ pub trait Store: Send + Sync {
     /// Unit names no directory entry matched, with how many cases name them.
     async fn unmatched_units(&self) -> Result<Vec<(String, i64)>, StoreError>;
     async fn counts(&self) -> Result<Counts, StoreError>;
+    /// Records an acknowledgement; returns its id.
+    async fn ack_add(&self, ack: &Ack) -> Result<i64, StoreError>;
+    /// A case's acknowledgements, oldest first.
+    async fn acks(&self, source: &str, case_id: &str) -> Result<Vec<Ack>, StoreError>;
+    /// A case's notification log, oldest first.
+    async fn notifications(
+        &self,
+        source: &str,
+        case_id: &str,
+    ) -> Result<Vec<NotificationRow>, StoreError>;
     /// Cases that ended at or after `since.year`, grouped for the period metrics.
     async fn finished_groups(&self, since: &PeriodStarts)
         -> Result<Vec<FinishedGroup>, StoreError>;

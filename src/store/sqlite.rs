@@ -18,6 +18,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "period facts",
         include_str!("../../migrations/sqlite/0002_period_facts.sql"),
     ),
+    (
+        3,
+        "acknowledgements and notification log",
+        include_str!("../../migrations/sqlite/0003_acks_notifications.sql"),
+    ),
 ]);
 
 /// Rows per multi-row statement (22 columns: well under SQLite's 32,766 parameters).
@@ -498,6 +503,77 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn ack_add(&self, ack: &Ack) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO acknowledgements (source, case_id, rule, due_at, note, by_whom, at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        )
+        .bind(&ack.source)
+        .bind(&ack.case_id)
+        .bind(&ack.rule)
+        .bind(ack.due_at)
+        .bind(&ack.note)
+        .bind(&ack.by)
+        .bind(ack.at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn acks(&self, source: &str, case_id: &str) -> Result<Vec<Ack>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT source, case_id, rule, due_at, note, by_whom, at FROM acknowledgements \
+             WHERE source = ?1 AND case_id = ?2 ORDER BY id",
+        )
+        .bind(source)
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Ack {
+                    source: r.try_get("source")?,
+                    case_id: r.try_get("case_id")?,
+                    rule: r.try_get("rule")?,
+                    due_at: r.try_get("due_at")?,
+                    note: r.try_get("note")?,
+                    by: r.try_get("by_whom")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn notifications(
+        &self,
+        source: &str,
+        case_id: &str,
+    ) -> Result<Vec<NotificationRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, rule, level, recipient, channel, status, message_id FROM notification_log \
+             WHERE source = ?1 AND case_id = ?2 ORDER BY id",
+        )
+        .bind(source)
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NotificationRow {
+                    at: r.try_get("at")?,
+                    rule: r.try_get("rule")?,
+                    level: r.try_get("level")?,
+                    recipient: r.try_get("recipient")?,
+                    channel: r.try_get("channel")?,
+                    status: r.try_get("status")?,
+                    message_id: r.try_get("message_id")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     async fn finished_groups(

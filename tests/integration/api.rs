@@ -1,0 +1,129 @@
+//! The JSON API on a real listener over hand-made cases: the token, filters and
+//! urgency order, one case with its trace, acknowledgement and the notification log,
+//! unit summaries, and errors as JSON.
+
+use crate::metrics::{now, shared_with_cases};
+use crate::scratch;
+use serde_json::{json, Value};
+
+async fn serve(token: Option<&str>) -> String {
+    let dir = scratch("api");
+    let sh = shared_with_cases(&dir, now()).await;
+    let app = slawatch::http::router(sh, vec![], 1 << 20, token.map(str::to_string));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_api_answers_with_the_token_only() {
+    let base = serve(Some("tok")).await;
+    let c = reqwest::Client::new();
+    let r = c.get(format!("{base}/api/v1/cases")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.json::<Value>().await.unwrap()["error"].is_string());
+    let r = c
+        .get(format!("{base}/api/v1/cases"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Metrics and health stay open.
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let r = c.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+
+    let get = |path: String| {
+        let c = c.clone();
+        async move {
+            let r = c.get(path).bearer_auth("tok").send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    // Open cases: M-OVERDUE, M-ONTRACK, M-UNKNOWN; overdue first.
+    let (s, v) = get(format!("{base}/api/v1/cases")).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["total"], 3);
+    assert_eq!(v["items"][0]["case_id"], "M-OVERDUE");
+    assert_eq!(v["items"][0]["due_at"], "2024-03-08T17:00:00+07:00");
+    assert_eq!(v["items"][0]["state"], "overdue");
+    assert!(v["items"][0].get("applicant_hash").is_none());
+    let (_, v) = get(format!("{base}/api/v1/cases?unit=unknown")).await;
+    assert_eq!(v["items"][0]["case_id"], "M-UNKNOWN");
+    let (_, v) = get(format!("{base}/api/v1/cases?state=on_track&unit=STP")).await;
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["items"][0]["case_id"], "M-ONTRACK");
+    let (_, v) = get(format!("{base}/api/v1/cases?limit=1&offset=1&sort=id")).await;
+    assert_eq!(
+        (v["total"].as_u64(), v["items"].as_array().unwrap().len()),
+        (Some(3), 1)
+    );
+    // By id: M-ONTRACK, M-OVERDUE, M-UNKNOWN.
+    assert_eq!(v["items"][0]["case_id"], "M-OVERDUE");
+
+    // Bad parameters: 400 with what was wrong.
+    let (s, v) = get(format!("{base}/api/v1/cases?state=late")).await;
+    assert_eq!(s, 400);
+    assert!(v["error"].as_str().unwrap().contains("`state`"));
+    let (s, _) = get(format!("{base}/api/v1/cases?limit=0")).await;
+    assert_eq!(s, 400);
+    let (s, v) = get(format!("{base}/api/v1/nowhere")).await;
+    assert_eq!((s, v["error"].as_str()), (404, Some("not found")));
+
+    // One case, open (memory) and finished (store), in both languages.
+    let (s, v) = get(format!("{base}/api/v1/cases/M-OVERDUE?lang=en")).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["lang"], "en");
+    assert!(!v["trace"].as_array().unwrap().is_empty());
+    let (s, v) = get(format!("{base}/api/v1/cases/M-LATE")).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["case"]["outcome"], "late");
+    assert_eq!(v["case"]["open"], false);
+    let (s, _) = get(format!("{base}/api/v1/cases/NO-SUCH")).await;
+    assert_eq!(s, 404);
+
+    // Acknowledge, then see it in the log.
+    let r = c
+        .post(format!("{base}/api/v1/cases/M-OVERDUE/ack"))
+        .bearer_auth("tok")
+        .json(&json!({"rule": "overdue", "note": "Đã gửi phiếu xin lỗi", "by": "Trần Thị B"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let ack: Value = r.json().await.unwrap();
+    assert_eq!(ack["due_at"], "2024-03-08T17:00:00+07:00");
+    let r = c
+        .post(format!("{base}/api/v1/cases/M-OVERDUE/ack"))
+        .bearer_auth("tok")
+        .json(&json!({"rule": "late", "note": "x", "by": "y"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let (_, v) = get(format!("{base}/api/v1/cases/M-OVERDUE/notifications")).await;
+    assert_eq!(v["acknowledgements"][0]["note"], "Đã gửi phiếu xin lỗi");
+    assert_eq!(v["notifications"], json!([]));
+
+    // Unit summaries agree with the metrics: month 2/3, quarter 2/4.
+    let (s, v) = get(format!("{base}/api/v1/units/STP")).await;
+    assert_eq!(s, 200);
+    let d = &v["kinds"]["dossier"];
+    assert_eq!(d["open"]["overdue"], 1);
+    assert_eq!(d["on_time"]["month"]["population"], 3);
+    assert_eq!(d["on_time"]["quarter"]["ratio"], 0.5);
+    let (_, v) = get(format!("{base}/api/v1/units")).await;
+    assert!(v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["unit"] == "unknown"));
+    let (s, v) = get(format!("{base}/api/v1/sources")).await;
+    assert_eq!((s, v["items"][0]["name"].as_str()), (200, Some("portal")));
+    let (s, _) = get(format!("{base}/api/v1/quarantine?resolved=maybe")).await;
+    assert_eq!(s, 400);
+}
