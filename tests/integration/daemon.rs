@@ -445,3 +445,151 @@ fn push_accepts_the_portal_protocol() {
     d.signal("-TERM");
     assert_eq!(d.wait(Duration::from_secs(20)), Some(0));
 }
+
+/// A real Prometheus (Debian's package) scrapes the real daemon on loopback with the
+/// shipped rules: `slawatch_cases_open` arrives with the values of the hand-made
+/// cases, the recording rules compute, and every query of the Grafana dashboard
+/// returns data.
+#[test]
+fn a_real_prometheus_scrapes_the_daemon() {
+    if Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI_REQUIRE_PROMTOOL").is_none(),
+            "prometheus is required here"
+        );
+        eprintln!("prometheus is not installed: scrape test skipped");
+        return;
+    }
+    let dir = scratch("daemon-prometheus");
+    write_config(
+        &dir,
+        "[[source]]\nname = \"vendor\"\ntype = \"push\"\ntoken_env = \"PUSH_TOKEN\"\n",
+    );
+    let d = Daemon::start(&dir, &[("PUSH_TOKEN", "tk")]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = reqwest::Client::new();
+    rt.block_on(async {
+        // Dates long past, so the states hold whatever day the test runs.
+        let records = json!([
+            {"MaHoSo": "PR-OVERDUE", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
+             "NgayHenTra": "20240110170000", "DonViXuLy": "Sở Tư pháp"},
+            {"MaHoSo": "PR-PAUSED", "TrangThaiHoSo": "5", "NgayTiepNhan": "20240102080000",
+             "NgayHenTra": "20240110170000", "DonViXuLy": "Sở Tư pháp",
+             "DanhSachHoSoBoSung": [{"NgayBoSung": "20240103090000", "NgayTiepNhanBoSung": ""}]},
+            {"MaHoSo": "PR-ELSEWHERE", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
+             "NgayHenTra": "20240110170000", "DonViXuLy": "UBND xã Không Có"},
+            {"MaHoSo": "PR-DONE", "TrangThaiHoSo": "10", "NgayTiepNhan": "20240102080000",
+             "NgayHenTra": "20240110170000", "NgayKetThucXuLy": "20240109100000", "DonViXuLy": "Sở Tư pháp"}
+        ]);
+        let r = c
+            .post(format!("http://{}/api/v1/ingest/dvcqg", d.addr))
+            .bearer_auth("tk")
+            .json(&records)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    });
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let rules = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/slawatch.rules.yml"),
+    )
+    .unwrap()
+    .replace("interval: 1m", "interval: 1s");
+    std::fs::write(dir.join("slawatch.rules.yml"), rules).unwrap();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - slawatch.rules.yml\n\
+             scrape_configs:\n  - job_name: slawatch\n    static_configs:\n      - targets: [\"{}\"]\n",
+            d.addr
+        ),
+    )
+    .unwrap();
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _prom = Killed(
+        Command::new("prometheus")
+            .args([
+                "--config.file=prometheus.yml",
+                "--storage.tsdb.path=tsdb",
+                &format!("--web.listen-address=127.0.0.1:{port}"),
+            ])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus starts"),
+    );
+    let query = |q: &str| -> Vec<Value> {
+        rt.block_on(async {
+            match c
+                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+                .query(&[("query", q)])
+                .send()
+                .await
+            {
+                Ok(r) => r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["data"]["result"].as_array().cloned()),
+                Err(_) => None,
+            }
+            .unwrap_or_default()
+        })
+    };
+    let scalar = |q: &str| -> Option<f64> {
+        query(q)
+            .first()
+            .and_then(|s| s["value"][1].as_str().and_then(|v| v.parse().ok()))
+    };
+    wait_until(
+        Duration::from_secs(60),
+        "a scrape holding the cases",
+        || {
+            scalar("slawatch_cases_open{kind=\"dossier\",unit=\"STP\",state=\"overdue\"}")
+                == Some(1.0)
+        },
+    );
+    let open = |unit: &str, state: &str| {
+        scalar(&format!(
+            "slawatch_cases_open{{job=\"slawatch\",kind=\"dossier\",unit=\"{unit}\",state=\"{state}\"}}"
+        ))
+    };
+    assert_eq!(open("STP", "paused"), Some(1.0));
+    assert_eq!(open("STP", "on_track"), Some(0.0));
+    assert_eq!(open("unknown", "overdue"), Some(1.0));
+    assert_eq!(scalar("sum(slawatch_cases_open)"), Some(3.0));
+    assert_eq!(scalar("slawatch_source_up{source=\"vendor\"}"), Some(1.0));
+    // Recording rules, evaluated by this Prometheus.
+    wait_until(Duration::from_secs(30), "the recording rules", || {
+        scalar("unit:slawatch_cases_overdue:sum{unit=\"STP\"}") == Some(1.0)
+    });
+    // Every dashboard query returns data (rate() needs a few scrapes).
+    for (title, expr) in crate::deploy::dashboard_queries() {
+        wait_until(
+            Duration::from_secs(30),
+            &format!("data for `{title}`: {expr}"),
+            || !query(&expr).is_empty(),
+        );
+    }
+    drop(d);
+}

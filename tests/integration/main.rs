@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod daemon;
+mod deploy;
 mod metrics;
 mod props;
 mod reload;
