@@ -150,6 +150,13 @@ impl Shared {
             .collect()
     }
 
+    /// Runs `f` over the open cases under their lock: keep it short (no I/O).
+    pub fn with_open<R>(&self, f: impl FnOnce(&mut dyn Iterator<Item = &Entry>) -> R) -> R {
+        let open = self.open.lock().expect("open lock");
+        let mut it = open.values();
+        f(&mut it)
+    }
+
     /// An open case by source and id.
     pub fn open_case(&self, source: &str, case_id: &str) -> Option<Entry> {
         self.open

@@ -51,6 +51,8 @@ pub enum ApiError {
     NotFound(String),
     Unauthorized,
     Store(StoreError),
+    /// A bug or a panic behind the request: logged, answered with a plain message.
+    Internal(String),
 }
 
 impl From<StoreError> for ApiError {
@@ -68,6 +70,13 @@ impl IntoResponse for ApiError {
                 StatusCode::UNAUTHORIZED,
                 "a valid bearer token is required".to_string(),
             ),
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "API request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_string(),
+                )
+            }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "API request failed in the store");
                 (
@@ -91,6 +100,8 @@ impl IntoResponse for ApiError {
 struct Api {
     shared: Arc<Shared>,
     token: Option<Arc<str>>,
+    /// One scan of the open cases at a time.
+    scans: Arc<tokio::sync::Semaphore>,
 }
 
 /// The `/api/v1` routes (without the push endpoint), guarded by `token` when set.
@@ -98,6 +109,7 @@ pub fn routes(shared: Arc<Shared>, token: Option<String>) -> Router {
     let api = Api {
         shared,
         token: token.filter(|t| !t.is_empty()).map(Arc::from),
+        scans: Arc::new(tokio::sync::Semaphore::new(1)),
     };
     Router::new()
         .route("/api/v1/cases", get(list_cases))
@@ -310,49 +322,88 @@ async fn list_cases(
     let stuck = p.flag("stuck")?;
     let limit = p.number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let offset = p.number("offset", 0, 0, MAX_OFFSET)?;
-    let unit = p.text("unit");
-    let procedure = p.text("procedure");
-    let source = p.text("source");
-    let mut items = api.shared.select_open(|e| {
-        let c = &e.case;
-        let ev = e.eval.as_ref();
-        unit.is_none_or(|u| match c.unit_code.as_deref() {
-            Some(code) => code == u,
-            None => u == crate::metrics::UNKNOWN_UNIT,
-        }) && state.is_none_or(|s| ev.and_then(|e| e.state) == Some(s))
-            && kind.is_none_or(|k| c.kind.as_str() == k)
-            && flag.is_none_or(|f| flags_of(ev).contains(&f))
-            && procedure.is_none_or(|pc| c.procedure_code.as_deref() == Some(pc))
-            && source.is_none_or(|s| &*c.source == s)
-            && stuck.is_none_or(|s| ev.is_some_and(|e| e.stuck) == s)
-    });
-    let id = |e: &Entry| (e.case.source.clone(), e.case.case_id.clone());
-    match sort {
-        "due" => items.sort_by_key(|e| {
-            (
-                e.eval.as_ref().and_then(|v| v.due).is_none(),
-                e.eval.as_ref().and_then(|v| v.due),
-                id(e),
-            )
-        }),
-        "received" => items.sort_by_key(|e| (e.case.received_at, id(e))),
-        "id" => items.sort_by_key(id),
-        _ => items.sort_by_key(|e| (urgency(e), id(e))),
-    }
-    let total = items.len();
-    let cal = api.shared.context().calendar.clone();
-    let page: Vec<Value> = items
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|e| summary_json(&e.case, e.eval.as_ref(), true, &cal))
-        .collect();
+    let unit = p.text("unit").map(str::to_string);
+    let procedure = p.text("procedure").map(str::to_string);
+    let source = p.text("source").map(str::to_string);
+    // The scan runs on the blocking pool, one at a time, so scrapes and ingest keep
+    // the async workers (and a core) however many list calls arrive.
+    let _turn = api.scans.acquire().await.expect("scan semaphore");
+    let shared = api.shared.clone();
+    let (total, page) = tokio::task::spawn_blocking(move || {
+        let (unit, procedure, source) = (unit.as_deref(), procedure.as_deref(), source.as_deref());
+        scan(&shared, sort, offset, limit, |e: &Entry| {
+            let c = &e.case;
+            let ev = e.eval.as_ref();
+            unit.is_none_or(|u| match c.unit_code.as_deref() {
+                Some(code) => code == u,
+                None => u == crate::metrics::UNKNOWN_UNIT,
+            }) && state.is_none_or(|s| ev.and_then(|e| e.state) == Some(s))
+                && kind.is_none_or(|k| c.kind.as_str() == k)
+                && flag.is_none_or(|f| flags_of(ev).contains(&f))
+                && procedure.is_none_or(|pc| c.procedure_code.as_deref() == Some(pc))
+                && source.is_none_or(|s| &*c.source == s)
+                && stuck.is_none_or(|s| ev.is_some_and(|e| e.stuck) == s)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("case scan failed: {e}")))?;
     Ok(Json(json!({
         "total": total,
         "limit": limit,
         "offset": offset,
         "items": page,
     })))
+}
+
+/// The page `offset..offset + limit` of the open cases `keep` selects, in `sort`
+/// order, and how many there are.
+fn scan(
+    shared: &Shared,
+    sort: &str,
+    offset: usize,
+    limit: usize,
+    keep: impl Fn(&Entry) -> bool,
+) -> (usize, Vec<Value>) {
+    let cal = shared.context().calendar.clone();
+    // Under the lock: filter, compute each hit's sort key once, select the first
+    // `offset + limit` in linear time, sort only those, render only the page.
+    shared.with_open(|open| {
+        let key = |e: &Entry| -> (u8, i64, i64) {
+            let due = e.eval.as_ref().and_then(|v| v.due).map(|d| d.timestamp());
+            match sort {
+                "due" => (due.is_none() as u8, due.unwrap_or(i64::MAX), 0),
+                "received" => {
+                    let r = e.case.received_at.map(|r| r.timestamp());
+                    (r.is_some() as u8, r.unwrap_or(i64::MIN), 0)
+                }
+                "id" => (0, 0, 0),
+                _ => urgency(e),
+            }
+        };
+        let mut hits: Vec<((u8, i64, i64), &str, &str, &Entry)> = open
+            .filter(|e| keep(e))
+            .map(|e| (key(e), &*e.case.source, e.case.case_id.as_str(), e))
+            .collect();
+        let total = hits.len();
+        let end = offset.saturating_add(limit).min(total);
+        if offset >= total {
+            return (total, Vec::new());
+        }
+        let order = |a: &((u8, i64, i64), &str, &str, &Entry),
+                     b: &((u8, i64, i64), &str, &str, &Entry)| {
+            (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2))
+        };
+        if end < total {
+            hits.select_nth_unstable_by(end, order);
+            hits.truncate(end);
+        }
+        hits.sort_unstable_by(order);
+        let page: Vec<Value> = hits[offset..]
+            .iter()
+            .map(|(_, _, _, e)| summary_json(&e.case, e.eval.as_ref(), true, &cal))
+            .collect();
+        (total, page)
+    })
 }
 
 /// Finds a case: open ones in memory, then the store. `source` picks among cases
