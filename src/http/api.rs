@@ -355,6 +355,9 @@ async fn list_cases(
     })))
 }
 
+/// A selected case with its sort key and id.
+type Hit<'a> = ((u8, i64, i64), &'a str, &'a str, &'a Entry);
+
 /// The page `offset..offset + limit` of the open cases `keep` selects, in `sort`
 /// order, and how many there are.
 fn scan(
@@ -380,7 +383,7 @@ fn scan(
                 _ => urgency(e),
             }
         };
-        let mut hits: Vec<((u8, i64, i64), &str, &str, &Entry)> = open
+        let mut hits: Vec<Hit> = open
             .filter(|e| keep(e))
             .map(|e| (key(e), &*e.case.source, e.case.case_id.as_str(), e))
             .collect();
@@ -389,10 +392,7 @@ fn scan(
         if offset >= total {
             return (total, Vec::new());
         }
-        let order = |a: &((u8, i64, i64), &str, &str, &Entry),
-                     b: &((u8, i64, i64), &str, &str, &Entry)| {
-            (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2))
-        };
+        let order = |a: &Hit, b: &Hit| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2));
         if end < total {
             hits.select_nth_unstable_by(end, order);
             hits.truncate(end);
