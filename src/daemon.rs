@@ -386,6 +386,42 @@ impl Shared {
     }
 }
 
+/// Gives ended cases stored before schema version 2 their end and indicator 2.1, once
+/// (recorded in `meta`), so the period counts include them.
+pub async fn backfill_period_facts(
+    shared: &Shared,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    const DONE: &str = "period_facts_backfilled";
+    if shared.store.meta_get(DONE).await?.is_some() {
+        return Ok(0);
+    }
+    let ctx = shared.context();
+    let mut updates = Vec::new();
+    shared
+        .store
+        .load_unjudged_each(&mut |case| {
+            let proc = case
+                .procedure_code
+                .as_deref()
+                .and_then(|c| ctx.catalogue.get(c));
+            if let Ok(e) = evaluate(&case, proc, &ctx.calendar, &ctx.policy, now) {
+                updates.push(EvalUpdate {
+                    source: case.source.to_string(),
+                    case_id: case.case_id.clone(),
+                    open: e.lifecycle == Lifecycle::Open,
+                    eval: summarize(&case, &ctx, &e, now),
+                });
+            }
+        })
+        .await?;
+    for chunk in updates.chunks(10_000) {
+        shared.store.save_evaluations(chunk).await?;
+    }
+    shared.store.meta_put(DONE, &now.to_rfc3339()).await?;
+    Ok(updates.len())
+}
+
 /// Refreshes the metrics when asked, at most once a second, until cancelled.
 pub async fn metrics_loop(shared: Arc<Shared>, cancel: CancellationToken) {
     loop {
@@ -1112,6 +1148,15 @@ pub async fn run(loaded: Loaded) -> Result<()> {
         .map(|s| (s.clone(), s.mapping().expect("validated")))
         .collect();
 
+    let backfilled = backfill_period_facts(&shared, Utc::now())
+        .await
+        .context("recording the end of earlier finished cases")?;
+    if backfilled > 0 {
+        tracing::info!(
+            cases = backfilled,
+            "earlier finished cases given their end and on-time judgement"
+        );
+    }
     let cancel = CancellationToken::new();
     shared
         .refresh_metrics(Utc::now())

@@ -279,6 +279,13 @@ pub trait Store: Send + Sync {
         visit: &mut (dyn FnMut(Case) + Send),
     ) -> Result<usize, StoreError>;
 
+    /// Ended cases stored before their end and indicator 2.1 were kept (schema
+    /// version 2): handed to `visit` one at a time.
+    async fn load_unjudged_each(
+        &self,
+        visit: &mut (dyn FnMut(Case) + Send),
+    ) -> Result<usize, StoreError>;
+
     /// Every open case.
     async fn load_open(&self) -> Result<Vec<Case>, StoreError> {
         let mut out = Vec::new();

@@ -23,6 +23,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "acknowledgements and notification log",
         include_str!("../../migrations/sqlite/0003_acks_notifications.sql"),
     ),
+    (
+        4,
+        "case id index",
+        include_str!("../../migrations/sqlite/0004_case_id_index.sql"),
+    ),
 ]);
 
 /// Rows per multi-row statement (22 columns: well under SQLite's 32,766 parameters).
@@ -301,6 +306,24 @@ impl Store for SqliteStore {
         use futures_util::TryStreamExt;
         let mut rows = sqlx::query("SELECT source, case_id, doc FROM cases WHERE is_open = 1")
             .fetch(&self.pool);
+        let mut n = 0;
+        while let Some(r) = rows.try_next().await? {
+            let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            visit(parse_doc(&s, &c, &d)?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn load_unjudged_each(
+        &self,
+        visit: &mut (dyn FnMut(Case) + Send),
+    ) -> Result<usize, StoreError> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query(
+            "SELECT source, case_id, doc FROM cases WHERE is_open = 0 AND ended_at IS NULL AND evaluated_at IS NOT NULL",
+        )
+        .fetch(&self.pool);
         let mut n = 0;
         while let Some(r) = rows.try_next().await? {
             let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));

@@ -210,3 +210,46 @@ async fn exposition_from_ingested_cases() {
         Err(e) => panic!("promtool required: {e}"),
     }
 }
+
+/// Finished cases stored before the end and indicator 2.1 were kept get them once at
+/// start-up, so the period counts include them.
+#[tokio::test]
+async fn earlier_finished_cases_are_backfilled_once() {
+    let dir = scratch("backfill");
+    let sh = shared_with_cases(&dir, now()).await;
+    // Make M-EARLY and M-LATE look like rows from before schema version 2.
+    let url = format!("sqlite://{}/slawatch.db", dir.display());
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let n = sqlx::query("UPDATE cases SET ended_at = NULL, on_time = NULL WHERE is_open = 0")
+            .execute(&mut c)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert_eq!(n, 3);
+    }
+    let n = slawatch::daemon::backfill_period_facts(&sh, now())
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let late = sh.store.find_case("M-LATE").await.unwrap();
+    let e = late[0].1.clone().unwrap();
+    // Finished Tue 20/02/2024 10:00 (+07), due 16/02: late in 766 terms.
+    assert_eq!(
+        e.ended_at,
+        Some(
+            DateTime::parse_from_rfc3339("2024-02-20T10:00:00+07:00")
+                .unwrap()
+                .with_timezone(&Utc)
+        )
+    );
+    assert_eq!(e.on_time, Some(false));
+    // Once only.
+    assert_eq!(
+        slawatch::daemon::backfill_period_facts(&sh, now())
+            .await
+            .unwrap(),
+        0
+    );
+}
