@@ -141,20 +141,8 @@ async fn open_store(tag: &str) -> (Arc<dyn Store>, String) {
     if let Ok(url) = std::env::var("SLAWATCH_BENCH_DATABASE_URL") {
         use sqlx::Connection;
         let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-        for t in [
-            "cases",
-            "case_versions",
-            "pending_steps",
-            "cursors",
-            "quarantine",
-            "job_runs",
-            "seen_files",
-            "meta",
-            "_sqlx_migrations",
-        ] {
-            let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {t}"))
-                .execute(&mut c)
-                .await;
+        for sql in ["DROP SCHEMA public CASCADE", "CREATE SCHEMA public"] {
+            sqlx::query(sql).execute(&mut c).await.unwrap();
         }
         let s = store::open(&url).await.unwrap();
         s.migrate().await.unwrap();
