@@ -5,6 +5,7 @@
 //! states, outcomes, flags, the Decision 766 ratio, traces); it does no I/O and never
 //! reads the clock. [`config`] and [`cli`] are the edges.
 
+pub mod alert;
 pub mod calendar;
 pub mod catalogue;
 pub mod cli;

@@ -1,0 +1,297 @@
+//! The escalation ladder (SPEC §10): which alerts a case wants now, to whom, and when
+//! a message may go out. Pure: the directory, the configuration and `now` are
+//! arguments; the daemon stores what fires and the dispatcher sends it.
+//!
+//! An alert is identified by (case, rule, level, due version): it fires once; a case
+//! that leaves the state resolves it; a re-appointed due is a new version and may fire
+//! again. `escalated` climbs one level of the unit tree per `escalate_every` workdays
+//! of overdue age, up to the top; only the level reached is wanted.
+
+use crate::calendar::Calendar;
+use crate::directory::{Directory, Unit};
+use crate::sla::model::Case;
+use crate::store::EvalSummary;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How a rule's alerts go out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// An e-mail of its own (bundled per recipient), in the sending window.
+    Immediate,
+    /// Only in the morning digest.
+    Digest,
+    Off,
+}
+
+/// The rules of the ladder, in the order of SPEC §10.
+pub const RULES: [&str; 6] = [
+    "due_soon",
+    "apology_due",
+    "overdue",
+    "escalated",
+    "stuck",
+    "step_overdue",
+];
+
+/// `[alerts.rules]`: the mode of each rule.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleModes {
+    pub due_soon: Mode,
+    pub apology_due: Mode,
+    pub overdue: Mode,
+    pub escalated: Mode,
+    pub stuck: Mode,
+    pub step_overdue: Mode,
+}
+
+impl Default for RuleModes {
+    fn default() -> Self {
+        RuleModes {
+            due_soon: Mode::Digest,
+            apology_due: Mode::Immediate,
+            overdue: Mode::Immediate,
+            escalated: Mode::Immediate,
+            stuck: Mode::Digest,
+            step_overdue: Mode::Immediate,
+        }
+    }
+}
+
+impl RuleModes {
+    pub fn of(&self, rule: &str) -> Mode {
+        match rule {
+            "due_soon" => self.due_soon,
+            "apology_due" => self.apology_due,
+            "overdue" => self.overdue,
+            "escalated" => self.escalated,
+            "stuck" => self.stuck,
+            "step_overdue" => self.step_overdue,
+            _ => Mode::Off,
+        }
+    }
+}
+
+/// A person to write to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Recipient {
+    pub name: String,
+    pub email: String,
+}
+
+/// An alert a case wants now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Wanted {
+    pub rule: &'static str,
+    /// 0, or the escalation level (1 = the unit's parent, …).
+    pub level: u8,
+    /// The due this alert is about (RFC 3339 UTC), or `none`.
+    pub due_key: String,
+    /// The unit the alert is about (its code), when known.
+    pub unit: Option<String>,
+    pub to: Vec<Recipient>,
+    pub cc: Vec<Recipient>,
+    pub mode: Mode,
+}
+
+fn person(u: &Unit) -> Option<Recipient> {
+    let head = u.head.as_ref()?;
+    let email = head.email.as_ref().filter(|e| !e.trim().is_empty())?;
+    Some(Recipient {
+        name: head.name.clone(),
+        email: email.trim().to_string(),
+    })
+}
+
+fn tagged<'d>(dir: &'d Directory, tag: &str) -> Option<&'d Unit> {
+    dir.units().iter().find(|u| u.tags.iter().any(|t| t == tag))
+}
+
+/// The service centre's head: the fallback for units without a head e-mail and for
+/// unknown units, and the copy of breach alerts.
+pub fn service_centre(dir: &Directory) -> Option<Recipient> {
+    tagged(dir, "service_centre").and_then(person)
+}
+
+/// The head of the provincial office (weekly report).
+pub fn provincial_office(dir: &Directory) -> Option<Recipient> {
+    tagged(dir, "provincial_office").and_then(person)
+}
+
+/// Who receives a unit's alerts for a case of `field`: the deputy for the field (the
+/// head in copy), else the head, else the service centre. Copies from the directory.
+pub fn unit_recipients(
+    dir: &Directory,
+    unit_code: Option<&str>,
+    field: Option<&str>,
+) -> (Vec<Recipient>, Vec<Recipient>) {
+    let unit = unit_code.and_then(|c| dir.get(c));
+    let mut to = Vec::new();
+    let mut cc = Vec::new();
+    if let Some(u) = unit {
+        if let Some(d) = field.and_then(|f| u.deputies.iter().find(|d| d.field == f)) {
+            to.push(Recipient {
+                name: d.name.clone(),
+                email: d.email.clone(),
+            });
+            cc.extend(person(u));
+        } else {
+            to.extend(person(u));
+        }
+        for c in &u.copies {
+            cc.push(Recipient {
+                name: String::new(),
+                email: c.clone(),
+            });
+        }
+    }
+    if to.is_empty() {
+        to.extend(service_centre(dir));
+    }
+    (to, cc)
+}
+
+/// The unit `levels` steps up the tree from `code` (stopping at the top).
+pub fn ancestor<'d>(dir: &'d Directory, code: &str, levels: u32) -> Option<&'d Unit> {
+    let mut u = dir.get(code)?;
+    for _ in 0..levels {
+        match u.parent.as_deref().and_then(|p| dir.get(p)) {
+            Some(p) => u = p,
+            None => break,
+        }
+    }
+    Some(u)
+}
+
+/// What the ladder needs besides the case.
+pub struct Ladder<'a> {
+    pub directory: &'a Directory,
+    pub modes: &'a RuleModes,
+    /// Workdays of overdue age per escalation level.
+    pub escalate_every: u32,
+}
+
+fn dedup(mut v: Vec<Recipient>, not_in: &[Recipient]) -> Vec<Recipient> {
+    v.sort();
+    v.dedup_by(|a, b| a.email.eq_ignore_ascii_case(&b.email));
+    v.retain(|r| {
+        !not_in
+            .iter()
+            .any(|o| o.email.eq_ignore_ascii_case(&r.email))
+    });
+    v
+}
+
+/// The alerts an open case wants at the time of its evaluation `e`.
+pub fn wanted(case: &Case, e: &EvalSummary, l: &Ladder<'_>, now: DateTime<Utc>) -> Vec<Wanted> {
+    let due_key = e
+        .due
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "none".into());
+    let unit = case.unit_code.as_deref();
+    let field = case.field_code.as_deref();
+    let flags: Vec<&str> = e.flags.split(',').collect();
+    let mut out = Vec::new();
+    let mut push = |rule: &'static str,
+                    level: u8,
+                    unit: Option<&str>,
+                    to: Vec<Recipient>,
+                    cc: Vec<Recipient>| {
+        let mode = l.modes.of(rule);
+        if mode == Mode::Off || to.is_empty() {
+            return;
+        }
+        let to = dedup(to, &[]);
+        let cc = dedup(cc, &to);
+        out.push(Wanted {
+            rule,
+            level,
+            due_key: due_key.clone(),
+            unit: unit.map(str::to_string),
+            to,
+            cc,
+            mode,
+        });
+    };
+    let centre: Vec<Recipient> = service_centre(l.directory).into_iter().collect();
+    let (to, cc) = unit_recipients(l.directory, unit, field);
+    match e.state {
+        Some("due_soon") => push("due_soon", 0, unit, to.clone(), cc.clone()),
+        Some("overdue") => {
+            let mut copy = cc.clone();
+            copy.extend(centre.iter().cloned());
+            push("overdue", 0, unit, to.clone(), copy);
+            let level = if l.escalate_every == 0 {
+                0
+            } else {
+                (e.overdue_workdays.max(0) as u32) / l.escalate_every
+            };
+            if let (true, Some(code)) = (level > 0, unit) {
+                if let Some(up) = ancestor(l.directory, code, level) {
+                    if up.code != code {
+                        if let Some(head) = person(up) {
+                            push(
+                                "escalated",
+                                level.min(u8::MAX as u32) as u8,
+                                unit,
+                                vec![head],
+                                to.clone(),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    if flags.contains(&"apology_due") {
+        let mut copy = cc.clone();
+        copy.extend(centre.iter().cloned());
+        push("apology_due", 0, unit, to.clone(), copy);
+    }
+    if e.stuck {
+        push("stuck", 0, unit, to.clone(), cc.clone());
+    }
+    if flags.contains(&"step_overdue") {
+        // The late step: the last one not acted on whose own due has passed.
+        let late = case
+            .steps
+            .iter()
+            .rev()
+            .find(|s| s.acted_at.is_none() && s.step_due_at.is_some_and(|d| d < now));
+        let step_unit = late.and_then(|s| s.unit_code.as_deref()).or(unit);
+        let (sto, scc) = unit_recipients(l.directory, step_unit, field);
+        push("step_overdue", 0, step_unit, sto, scc);
+    }
+    out
+}
+
+/// The sending window (SPEC §10): from the first session's start to the last
+/// session's end on a workday, make-up Saturdays included. Returns `now` when inside,
+/// else the next window's start.
+pub fn next_window(cal: &Calendar, now: DateTime<Utc>) -> DateTime<Utc> {
+    let mut day = cal.local(now).date();
+    for _ in 0..400 {
+        let sessions = cal.sessions(day);
+        if let (Some(first), Some(last)) = (sessions.first(), sessions.last()) {
+            let at = |secs: u32| {
+                let midnight = day.and_hms_opt(0, 0, 0).expect("midnight");
+                cal.instant(midnight + Duration::seconds(secs as i64))
+            };
+            let (open, close) = (at(first.open), at(last.close));
+            if now < open {
+                return open;
+            }
+            if now < close {
+                return now;
+            }
+        }
+        day += Duration::days(1);
+    }
+    now
+}
+
+#[cfg(test)]
+mod tests;
