@@ -223,11 +223,9 @@ pub fn wanted(case: &Case, e: &EvalSummary, l: &Ladder<'_>, now: DateTime<Utc>) 
             let mut copy = cc.clone();
             copy.extend(centre.iter().cloned());
             push("overdue", 0, unit, to.clone(), copy);
-            let level = if l.escalate_every == 0 {
-                0
-            } else {
-                (e.overdue_workdays.max(0) as u32) / l.escalate_every
-            };
+            let level = (e.overdue_workdays.max(0) as u32)
+                .checked_div(l.escalate_every)
+                .unwrap_or(0);
             if let (true, Some(code)) = (level > 0, unit) {
                 if let Some(up) = ancestor(l.directory, code, level) {
                     if up.code != code {
