@@ -538,6 +538,28 @@ fn check_config(config: &Option<PathBuf>) -> Result<()> {
         "sla rule versions: {}",
         1 + loaded.policy.versions.len()
     )?;
+    // Every template is rendered against a fixture: a broken one fails here.
+    let dir = loaded
+        .config
+        .alerts
+        .templates_dir
+        .as_ref()
+        .map(|d| loaded.dir.join(d));
+    let templates = crate::notify::templates::Templates::load(dir.as_deref())?;
+    let errors = templates.check();
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        anyhow::bail!("{} template(s) do not render", errors.len());
+    }
+    writeln!(
+        out,
+        "templates: {} rendered ({})",
+        crate::notify::templates::NAMES.len() * crate::notify::templates::LANGS.len() * 3,
+        dir.map(|d| d.display().to_string())
+            .unwrap_or_else(|| "built in".into())
+    )?;
     Ok(())
 }
 

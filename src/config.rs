@@ -300,6 +300,34 @@ impl Default for StoreConfig {
     }
 }
 
+/// `[alerts]`: the ladder and how its e-mail goes out (SPEC §10).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Language of the messages: `vi` or `en`.
+    pub language: String,
+    /// A folder of template overrides (`alert.vi.txt`, …), relative to this file.
+    pub templates_dir: Option<String>,
+    /// Link to a case in the one-stop system; `{case_id}` and `{source}` are replaced.
+    pub link_template: Option<String>,
+    /// Workdays of overdue age per escalation level.
+    pub escalate_every: u32,
+    /// The mode of each rule: `immediate`, `digest` or `off`.
+    pub rules: crate::alert::RuleModes,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            language: "vi".into(),
+            templates_dir: None,
+            link_template: None,
+            escalate_every: 3,
+            rules: crate::alert::RuleModes::default(),
+        }
+    }
+}
+
 /// `[metrics]`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -366,6 +394,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub http: HttpConfig,
     pub metrics: MetricsConfig,
+    pub alerts: AlertsConfig,
     pub daemon: DaemonConfig,
     pub source: Vec<crate::source::SourceConfig>,
 }

@@ -15,6 +15,7 @@ pub mod directory;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod notify;
 pub mod scheduler;
 pub mod sla;
 pub mod source;

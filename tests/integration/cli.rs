@@ -344,4 +344,28 @@ fn check_config_accepts_the_shipped_config_and_names_faults() {
         e.contains("config/ops.csv:3: `date`: `2027-02-30` is not a date"),
         "{e}"
     );
+    // A template override with an undefined variable fails check-config, by name.
+    std::fs::write(
+        dir.join("config/slawatch.toml"),
+        "[alerts]\ntemplates_dir = \"tpl\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("config/tpl")).unwrap();
+    std::fs::write(
+        dir.join("config/tpl/alert.en.subject"),
+        "{{ items[0].no_such_field }}",
+    )
+    .unwrap();
+    let o = slawatch(&dir, &["check-config"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("error: template alert.en.subject:"), "{e}");
+    std::fs::write(
+        dir.join("config/tpl/alert.en.subject"),
+        "[{{ items|length }}] alerts",
+    )
+    .unwrap();
+    let o = slawatch(&dir, &["check-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("templates: 6 rendered"));
 }
