@@ -314,6 +314,26 @@ pub struct AlertsConfig {
     pub escalate_every: u32,
     /// The mode of each rule: `immediate`, `digest` or `off`.
     pub rules: crate::alert::RuleModes,
+    /// Only alerts firing after this instant (RFC 3339) send immediate e-mail: going
+    /// live quietly, the backlog shows in digests only.
+    pub start_after: Option<String>,
+    /// `file` (write `.eml` files to `file_dir`: dry run), `smtp` or `none`.
+    pub transport: String,
+    /// Folder of the `file` transport, relative to the working directory.
+    pub file_dir: String,
+    /// Sender address (`Name <address>`).
+    pub from: String,
+    /// Send every message to this address instead (pilots).
+    pub override_recipient: Option<String>,
+    /// SMTP server; credentials come from the variables named below.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `starttls`, `tls` (implicit) or `none` (a local relay).
+    pub smtp_tls: String,
+    pub smtp_username_env: String,
+    pub smtp_password_env: String,
+    /// Attempts before a message is dead-lettered.
+    pub max_attempts: u32,
 }
 
 impl Default for AlertsConfig {
@@ -324,6 +344,17 @@ impl Default for AlertsConfig {
             link_template: None,
             escalate_every: 3,
             rules: crate::alert::RuleModes::default(),
+            start_after: None,
+            transport: "file".into(),
+            file_dir: "data/outbox".into(),
+            from: "slawatch <slawatch@localhost>".into(),
+            override_recipient: None,
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: 25,
+            smtp_tls: "starttls".into(),
+            smtp_username_env: "SLAWATCH_SMTP_USERNAME".into(),
+            smtp_password_env: "SLAWATCH_SMTP_PASSWORD".into(),
+            max_attempts: 8,
         }
     }
 }

@@ -22,8 +22,8 @@ use crate::sla::{evaluate, Lifecycle};
 use crate::source::normalize::{normalize, redact_in_place, Mapping, Normalized};
 use crate::source::{self, PollContext, RawRecord, Source, SourceConfig};
 use crate::store::{
-    self, Batch, CaseRow, EvalSummary, EvalUpdate, FinishedGroup, JobRun, PeriodStarts,
-    QuarantineNew, Store, StoreError, VersionRow,
+    self, AlertKey, Batch, CaseRow, EvalSummary, EvalUpdate, FinishedGroup, JobRun, NewAlert,
+    OutboxNew, PeriodStarts, QuarantineNew, Store, StoreError, VersionRow,
 };
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Duration as Span, Utc};
@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 
 /// What evaluation needs, swapped whole on a reload.
+#[derive(Clone)]
 pub struct Context {
     pub calendar: Arc<Calendar>,
     pub policy: Policy,
@@ -99,6 +100,8 @@ pub struct Shared {
     metrics_wanted: tokio::sync::Notify,
     /// Unit summaries as of the last metrics refresh.
     units: RwLock<Arc<Vec<crate::metrics::UnitSummary>>>,
+    /// The alerts fired and not resolved, once read from the store.
+    alerts: Mutex<Option<HashSet<AlertKey>>>,
 }
 
 #[derive(Default)]
@@ -125,6 +128,7 @@ impl Shared {
             finished: Mutex::new(FinishedCache::default()),
             metrics_wanted: tokio::sync::Notify::new(),
             units: RwLock::new(Arc::new(Vec::new())),
+            alerts: Mutex::new(None),
         }
     }
 
@@ -420,6 +424,240 @@ pub async fn backfill_period_facts(
     }
     shared.store.meta_put(DONE, &now.to_rfc3339()).await?;
     Ok(updates.len())
+}
+
+/// What one alert pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AlertPass {
+    pub fired: usize,
+    pub resolved: usize,
+    pub queued: usize,
+}
+
+fn message_id(key: &AlertKey, to: &str) -> String {
+    let digest = Sha256::digest(
+        format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            key.source,
+            key.case_id,
+            key.rule,
+            key.level,
+            key.due_key,
+            to.to_ascii_lowercase()
+        )
+        .as_bytes(),
+    );
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("<alert-{hex}@slawatch>")
+}
+
+/// Compares the alerts the open cases want with those fired: fires the new ones
+/// (queueing immediate e-mail for the next sending window), resolves the ones no case
+/// wants any more. Cases of a failing source neither fire nor resolve: stale data
+/// never alarms, and its alerts do not fire twice when it recovers.
+pub async fn alert_pass(
+    shared: &Shared,
+    cfg: &crate::config::AlertsConfig,
+    now: DateTime<Utc>,
+) -> Result<AlertPass, StoreError> {
+    let ctx = shared.context();
+    let open: HashSet<AlertKey> = {
+        let cached = shared.alerts.lock().expect("alerts lock").clone();
+        match cached {
+            Some(s) => s,
+            None => shared.store.alerts_open().await?.into_iter().collect(),
+        }
+    };
+    let stale: HashSet<String> = shared
+        .health()
+        .into_iter()
+        .filter(|h| !h.up)
+        .map(|h| h.name)
+        .collect();
+    let start_after = cfg
+        .start_after
+        .as_deref()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let ladder = crate::alert::Ladder {
+        directory: &ctx.directory,
+        modes: &cfg.rules,
+        escalate_every: cfg.escalate_every,
+    };
+    let lang = cfg.language.as_str();
+    let window = crate::alert::next_window(&ctx.calendar, now);
+    let mut wanted_keys: HashSet<AlertKey> = HashSet::new();
+    let mut fire = Vec::new();
+    let mut outbox = Vec::new();
+    shared.with_open(|entries| {
+        for e in entries {
+            if stale.contains(&*e.case.source) {
+                continue;
+            }
+            let Some(ev) = e.eval.as_ref() else { continue };
+            for w in crate::alert::wanted(&e.case, ev, &ladder, now) {
+                let key = AlertKey {
+                    source: e.case.source.to_string(),
+                    case_id: e.case.case_id.clone(),
+                    rule: w.rule.to_string(),
+                    level: w.level as i32,
+                    due_key: w.due_key.clone(),
+                };
+                wanted_keys.insert(key.clone());
+                if open.contains(&key) {
+                    continue;
+                }
+                let immediate =
+                    w.mode == crate::alert::Mode::Immediate && start_after.is_none_or(|s| now > s);
+                if immediate {
+                    let item = alert_item(&e.case, ev, &w, &ctx, cfg, now);
+                    for to in &w.to {
+                        outbox.push(OutboxNew {
+                            message_id: message_id(&key, &to.email),
+                            channel: "email".into(),
+                            rule: w.rule.to_string(),
+                            source: key.source.clone(),
+                            case_id: key.case_id.clone(),
+                            to_addr: to.email.clone(),
+                            to_name: to.name.clone(),
+                            cc: serde_json::to_string(&w.cc).unwrap_or_else(|_| "[]".into()),
+                            lang: lang.to_string(),
+                            item: item.to_string(),
+                            not_before: window,
+                        });
+                    }
+                }
+                fire.push(NewAlert {
+                    key,
+                    unit: w.unit.clone(),
+                });
+            }
+        }
+    });
+    let resolve: Vec<AlertKey> = open
+        .iter()
+        .filter(|k| !wanted_keys.contains(*k) && !stale.contains(&k.source))
+        .cloned()
+        .collect();
+    let pass = AlertPass {
+        fired: fire.len(),
+        resolved: resolve.len(),
+        queued: outbox.len(),
+    };
+    if !fire.is_empty() || !resolve.is_empty() {
+        shared
+            .store
+            .alerts_apply(&fire, &resolve, &outbox, now)
+            .await?;
+    }
+    let mut next = open;
+    for k in &resolve {
+        next.remove(k);
+    }
+    next.extend(fire.into_iter().map(|a| a.key));
+    *shared.alerts.lock().expect("alerts lock") = Some(next);
+    Ok(pass)
+}
+
+/// Sends due messages every few seconds (and when an alert pass queued some) until
+/// cancelled; a failing transport is retried per message with back-off.
+pub async fn dispatch_loop(
+    shared: Arc<Shared>,
+    transport: Arc<dyn crate::notify::Transport>,
+    templates: crate::notify::templates::Templates,
+    cfg: Arc<crate::config::AlertsConfig>,
+    wanted: Arc<tokio::sync::Notify>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let now = Utc::now();
+        let generated_at = crate::timefmt::human(now, &shared.context().calendar);
+        match crate::notify::dispatch_once(
+            shared.store.as_ref(),
+            transport.as_ref(),
+            &templates,
+            &cfg,
+            now,
+            &generated_at,
+        )
+        .await
+        {
+            Ok(d) => {
+                for (rule, result) in &d.events {
+                    shared
+                        .metrics
+                        .notifications
+                        .with_label_values(&[transport.name(), rule.as_str(), result])
+                        .inc();
+                }
+                if d.sent + d.failed + d.dead > 0 {
+                    tracing::info!(sent = d.sent, failed = d.failed, dead = d.dead, "outbox");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "outbox dispatch failed"),
+        }
+        if let Ok(n) = shared.store.outbox_pending().await {
+            shared
+                .metrics
+                .outbox_pending
+                .with_label_values(&[transport.name()])
+                .set(n);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = wanted.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+        }
+    }
+}
+
+/// The template context of one alert.
+fn alert_item(
+    case: &Case,
+    ev: &EvalSummary,
+    w: &crate::alert::Wanted,
+    ctx: &Context,
+    cfg: &crate::config::AlertsConfig,
+    now: DateTime<Utc>,
+) -> serde_json::Value {
+    let lang = if cfg.language == "en" {
+        crate::sla::explain::Lang::En
+    } else {
+        crate::sla::explain::Lang::Vi
+    };
+    let proc = case
+        .procedure_code
+        .as_deref()
+        .and_then(|c| ctx.catalogue.get(c));
+    let trace =
+        crate::sla::explain::explain_case(case, proc, &ctx.calendar, &ctx.policy, now, lang)
+            .map(|(_, t)| t)
+            .unwrap_or_default();
+    let unit_name = case
+        .unit_code
+        .as_deref()
+        .and_then(|c| ctx.directory.get(c))
+        .map(|u| u.name.clone())
+        .or_else(|| case.unit_name.as_deref().map(str::to_string))
+        .unwrap_or_default();
+    let link = cfg.link_template.as_ref().map(|t| {
+        t.replace("{case_id}", &case.case_id)
+            .replace("{source}", &case.source)
+    });
+    serde_json::json!({
+        "rule": w.rule,
+        "rule_label": crate::notify::templates::rule_label(w.rule, &cfg.language),
+        "level": w.level,
+        "case_id": case.case_id,
+        "procedure": case.procedure_name.as_deref().or(case.procedure_code.as_deref()),
+        "unit": case.unit_code.as_deref(),
+        "unit_name": unit_name,
+        "due": ev.due.map(|d| crate::timefmt::human(d, &ctx.calendar)).unwrap_or_else(|| "—".into()),
+        "state": ev.state,
+        "overdue_workdays": ev.overdue_workdays,
+        "trace": trace,
+        "link": link,
+    })
 }
 
 /// Refreshes the metrics when asked, at most once a second, until cancelled.
@@ -1204,11 +1442,17 @@ pub async fn run(loaded: Loaded) -> Result<()> {
         let (shared, rt) = (shared.clone(), rt.clone());
         tokio::spawn(async move { poll_once(&shared, &rt, poll_timeout, max_backoff).await });
     }
+    let alerts_cfg = Arc::new(cfg.alerts.clone());
+    let dispatch_wanted = Arc::new(tokio::sync::Notify::new());
     {
         let shared = shared.clone();
+        let alerts_cfg = alerts_cfg.clone();
+        let dispatch_wanted = dispatch_wanted.clone();
         scheduler
             .add("evaluate", &cfg.daemon.evaluate_schedule, move || {
                 let shared = shared.clone();
+                let alerts_cfg = alerts_cfg.clone();
+                let dispatch_wanted = dispatch_wanted.clone();
                 Box::pin(async move {
                     let t = Utc::now();
                     match reevaluate(&shared, t).await {
@@ -1219,10 +1463,51 @@ pub async fn run(loaded: Loaded) -> Result<()> {
                         ),
                         Err(e) => tracing::warn!(error = %e, "re-evaluation failed"),
                     }
+                    match alert_pass(&shared, &alerts_cfg, Utc::now()).await {
+                        Ok(p) if p.fired + p.resolved > 0 => {
+                            tracing::info!(
+                                fired = p.fired,
+                                resolved = p.resolved,
+                                queued = p.queued,
+                                "alerts"
+                            );
+                            dispatch_wanted.notify_one();
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "alert pass failed"),
+                    }
                 })
             })
             .await?;
     }
+    let dispatcher =
+        match crate::notify::transport(&cfg.alerts).map_err(|e| anyhow::anyhow!("alerts: {e}"))? {
+            Some(transport) => {
+                let dir = cfg
+                    .alerts
+                    .templates_dir
+                    .as_ref()
+                    .map(|d| loaded.dir.join(d));
+                let templates = crate::notify::templates::Templates::load(dir.as_deref())?;
+                let errors = templates.check();
+                if !errors.is_empty() {
+                    anyhow::bail!("templates do not render: {}", errors.join("; "));
+                }
+                tracing::info!(transport = transport.name(), "alert delivery");
+                Some(tokio::spawn(dispatch_loop(
+                    shared.clone(),
+                    transport,
+                    templates,
+                    alerts_cfg.clone(),
+                    dispatch_wanted.clone(),
+                    cancel.clone(),
+                )))
+            }
+            None => {
+                tracing::warn!("alerts.transport = none: alerts are recorded, no e-mail is sent");
+                None
+            }
+        };
     {
         let shared = shared.clone();
         let days = cfg.store.quarantine_retention_days as i64;
@@ -1285,6 +1570,9 @@ pub async fn run(loaded: Loaded) -> Result<()> {
     cancel.cancel();
     let _ = server.await;
     let _ = metrics_task.await;
+    if let Some(d) = dispatcher {
+        let _ = d.await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

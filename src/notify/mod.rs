@@ -1,4 +1,330 @@
-//! Delivery of alert e-mails (SPEC §10): templates now; the outbox, the dispatcher
-//! and the transports (SMTP, file, webhook) follow.
+//! Delivery of alert e-mails (SPEC §10): the transports (SMTP through lettre, a
+//! `file` transport writing `.eml` files) and the dispatcher that drains the outbox.
+//!
+//! The outbox is written in the same transaction as the alert state (see the daemon);
+//! the dispatcher claims due messages (on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so
+//! several daemons share the work), renders them, sends them and marks them sent, or
+//! retries with back-off and dead-letters after `max_attempts`. Every message has a
+//! stable Message-ID derived from its alert, so a resend after a crash between sending
+//! and marking is recognisable by the receiving side.
 
 pub mod templates;
+
+use crate::alert::Recipient;
+use crate::config::AlertsConfig;
+use crate::store::{NotificationRow, OutboxRow, Store};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+use templates::{Rendered, Templates};
+
+/// A message ready for a transport.
+#[derive(Clone, Debug)]
+pub struct Email {
+    pub message_id: String,
+    pub from: String,
+    pub to: Recipient,
+    pub cc: Vec<Recipient>,
+    pub rendered: Rendered,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("address `{0}`: {1}")]
+    Address(String, String),
+    #[error("building the message: {0}")]
+    Build(String),
+    #[error("sending: {0}")]
+    Send(String),
+}
+
+/// Where messages go.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    fn name(&self) -> &'static str;
+    async fn send(&self, email: &Email) -> Result<(), NotifyError>;
+}
+
+fn mailbox(r: &Recipient) -> Result<Mailbox, NotifyError> {
+    let addr = r
+        .email
+        .parse()
+        .map_err(|e: lettre::address::AddressError| {
+            NotifyError::Address(r.email.clone(), e.to_string())
+        })?;
+    Ok(Mailbox::new(
+        (!r.name.is_empty()).then(|| r.name.clone()),
+        addr,
+    ))
+}
+
+/// The MIME message: UTF-8 subject (encoded), a plain-text and an HTML part.
+pub fn build(email: &Email) -> Result<Message, NotifyError> {
+    let from: Mailbox = email
+        .from
+        .parse()
+        .map_err(|e: lettre::address::AddressError| {
+            NotifyError::Address(email.from.clone(), e.to_string())
+        })?;
+    let mut b = Message::builder()
+        .from(from)
+        .to(mailbox(&email.to)?)
+        .subject(email.rendered.subject.clone())
+        .message_id(Some(email.message_id.clone()));
+    for c in &email.cc {
+        b = b.cc(mailbox(c)?);
+    }
+    b.multipart(
+        MultiPart::alternative()
+            .singlepart(SinglePart::plain(email.rendered.text.clone()))
+            .singlepart(SinglePart::html(email.rendered.html.clone())),
+    )
+    .map_err(|e| NotifyError::Build(e.to_string()))
+}
+
+/// Writes each message as `<folder>/<message-id>.eml` (the shipped config's default:
+/// nothing leaves the machine).
+pub struct FileTransport {
+    pub dir: PathBuf,
+}
+
+#[async_trait]
+impl Transport for FileTransport {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    async fn send(&self, email: &Email) -> Result<(), NotifyError> {
+        let bytes = build(email)?.formatted();
+        let name: String = email
+            .message_id
+            .trim_matches(['<', '>'])
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| NotifyError::Send(format!("{}: {e}", self.dir.display())))?;
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let path = self.dir.join(format!("{name}.eml"));
+        tokio::fs::write(&tmp, bytes)
+            .await
+            .map_err(|e| NotifyError::Send(format!("{}: {e}", tmp.display())))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| NotifyError::Send(format!("{}: {e}", path.display())))
+    }
+}
+
+/// SMTP through lettre: STARTTLS, implicit TLS or plain (a local relay); credentials
+/// from the environment.
+pub struct SmtpTransport {
+    inner: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl SmtpTransport {
+    pub fn new(cfg: &AlertsConfig) -> Result<SmtpTransport, NotifyError> {
+        let builder = match cfg.smtp_tls.as_str() {
+            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.smtp_host),
+            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.smtp_host),
+            "none" => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                &cfg.smtp_host,
+            )),
+            other => {
+                return Err(NotifyError::Build(format!(
+                    "alerts.smtp_tls must be starttls, tls or none, not `{other}`"
+                )))
+            }
+        }
+        .map_err(|e| NotifyError::Build(e.to_string()))?;
+        let mut builder = builder
+            .port(cfg.smtp_port)
+            .timeout(Some(std::time::Duration::from_secs(30)));
+        let user = std::env::var(&cfg.smtp_username_env)
+            .ok()
+            .filter(|v| !v.is_empty());
+        let pass = std::env::var(&cfg.smtp_password_env)
+            .ok()
+            .filter(|v| !v.is_empty());
+        if let (Some(u), Some(p)) = (user, pass) {
+            builder = builder.credentials(
+                lettre::transport::smtp::authentication::Credentials::new(u, p),
+            );
+        }
+        Ok(SmtpTransport {
+            inner: builder.build(),
+        })
+    }
+}
+
+#[async_trait]
+impl Transport for SmtpTransport {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
+
+    async fn send(&self, email: &Email) -> Result<(), NotifyError> {
+        let msg = build(email)?;
+        self.inner
+            .send(msg)
+            .await
+            .map(|_| ())
+            .map_err(|e| NotifyError::Send(e.to_string()))
+    }
+}
+
+/// The transport the configuration names (`None` for `none`).
+pub fn transport(cfg: &AlertsConfig) -> Result<Option<Arc<dyn Transport>>, NotifyError> {
+    Ok(match cfg.transport.as_str() {
+        "file" => Some(Arc::new(FileTransport {
+            dir: PathBuf::from(&cfg.file_dir),
+        })),
+        "smtp" => Some(Arc::new(SmtpTransport::new(cfg)?)),
+        "none" => None,
+        other => {
+            return Err(NotifyError::Build(format!(
+                "alerts.transport must be file, smtp or none, not `{other}`"
+            )))
+        }
+    })
+}
+
+/// Back-off before attempt `n + 1`: 30 s doubling, at most an hour.
+pub fn backoff(attempts: i32) -> Duration {
+    Duration::seconds((30i64 << attempts.clamp(0, 7)).min(3600))
+}
+
+/// What one dispatch round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dispatched {
+    pub sent: usize,
+    pub failed: usize,
+    pub dead: usize,
+    /// (rule, `sent` | `failed`) per attempt, for the metrics.
+    pub events: Vec<(String, &'static str)>,
+}
+
+/// Claims the due messages and sends each; marks them sent (with the case's
+/// notification log) or failed. Returns the counts.
+pub async fn dispatch_once(
+    store: &dyn Store,
+    transport: &dyn Transport,
+    templates: &Templates,
+    cfg: &AlertsConfig,
+    now: DateTime<Utc>,
+    generated_at: &str,
+) -> Result<Dispatched, crate::store::StoreError> {
+    let rows = store.outbox_claim(now, Duration::minutes(5), 50).await?;
+    let mut done = Dispatched::default();
+    for row in rows {
+        match send_row(transport, templates, cfg, &row, generated_at).await {
+            Ok(recipients) => {
+                let level = serde_json::from_str::<Value>(&row.item)
+                    .ok()
+                    .and_then(|v| v["level"].as_i64())
+                    .unwrap_or(0) as i32;
+                let log: Vec<(String, String, NotificationRow)> = recipients
+                    .into_iter()
+                    .map(|r| {
+                        (
+                            row.source.clone(),
+                            row.case_id.clone(),
+                            NotificationRow {
+                                at: Utc::now(),
+                                rule: row.rule.clone(),
+                                level,
+                                recipient: r,
+                                channel: transport.name().to_string(),
+                                status: "sent".into(),
+                                message_id: Some(row.message_id.clone()),
+                            },
+                        )
+                    })
+                    .collect();
+                store.outbox_sent(&[row.id], Utc::now(), &log).await?;
+                done.sent += 1;
+                done.events.push((row.rule.clone(), "sent"));
+            }
+            Err(e) => {
+                let dead = row.attempts as u32 >= cfg.max_attempts;
+                tracing::warn!(
+                    message_id = %row.message_id,
+                    attempts = row.attempts,
+                    dead,
+                    error = %e,
+                    "message not sent"
+                );
+                store
+                    .outbox_failed(&[row.id], &e.to_string(), now + backoff(row.attempts), dead)
+                    .await?;
+                done.events.push((row.rule.clone(), "failed"));
+                if dead {
+                    done.dead += 1;
+                } else {
+                    done.failed += 1;
+                }
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Renders and sends one message; the addresses it went to.
+async fn send_row(
+    transport: &dyn Transport,
+    templates: &Templates,
+    cfg: &AlertsConfig,
+    row: &OutboxRow,
+    generated_at: &str,
+) -> Result<Vec<String>, NotifyError> {
+    let item: Value =
+        serde_json::from_str(&row.item).map_err(|e| NotifyError::Build(format!("item: {e}")))?;
+    let cc: Vec<Recipient> = serde_json::from_str::<Vec<Value>>(&row.cc)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| {
+            Some(Recipient {
+                name: v["name"].as_str().unwrap_or("").to_string(),
+                email: v["email"].as_str()?.to_string(),
+            })
+        })
+        .collect();
+    let mut to = Recipient {
+        name: row.to_name.clone(),
+        email: row.to_addr.clone(),
+    };
+    let ctx = serde_json::json!({
+        "recipient": {"name": to.name, "email": to.email},
+        "generated_at": generated_at,
+        "items": [item],
+    });
+    let rendered = templates
+        .render("alert", &row.lang, &ctx)
+        .map_err(|e| NotifyError::Build(e.to_string()))?;
+    let mut cc = cc;
+    if let Some(o) = cfg.override_recipient.as_ref().filter(|o| !o.is_empty()) {
+        to.email = o.clone();
+        cc.clear();
+    }
+    let email = Email {
+        message_id: row.message_id.clone(),
+        from: cfg.from.clone(),
+        to: to.clone(),
+        cc: cc.clone(),
+        rendered,
+    };
+    transport.send(&email).await?;
+    Ok(std::iter::once(to.email)
+        .chain(cc.into_iter().map(|c| c.email))
+        .collect())
+}

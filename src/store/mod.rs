@@ -200,6 +200,58 @@ pub struct EvalUpdate {
     pub eval: EvalSummary,
 }
 
+/// Identifies an alert: it fires once per (case, rule, level, due version).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AlertKey {
+    pub source: String,
+    pub case_id: String,
+    pub rule: String,
+    pub level: i32,
+    pub due_key: String,
+}
+
+/// An alert that fires now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAlert {
+    pub key: AlertKey,
+    pub unit: Option<String>,
+}
+
+/// A message to queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxNew {
+    pub message_id: String,
+    pub channel: String,
+    pub rule: String,
+    pub source: String,
+    pub case_id: String,
+    pub to_addr: String,
+    pub to_name: String,
+    /// JSON array of `{name, email}`.
+    pub cc: String,
+    pub lang: String,
+    /// JSON: the alert's template context.
+    pub item: String,
+    pub not_before: DateTime<Utc>,
+}
+
+/// A claimed message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub message_id: String,
+    pub channel: String,
+    pub rule: String,
+    pub source: String,
+    pub case_id: String,
+    pub to_addr: String,
+    pub to_name: String,
+    pub cc: String,
+    pub lang: String,
+    pub item: String,
+    pub attempts: i32,
+}
+
 /// An acknowledgement of a case's alert: stops repeats of `rule` for the due it names.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Ack {
@@ -336,6 +388,43 @@ pub trait Store: Send + Sync {
     /// Unit names no directory entry matched, with how many cases name them.
     async fn unmatched_units(&self) -> Result<Vec<(String, i64)>, StoreError>;
     async fn counts(&self) -> Result<Counts, StoreError>;
+    /// The alerts fired and not resolved.
+    async fn alerts_open(&self) -> Result<Vec<AlertKey>, StoreError>;
+    /// In one transaction: records fired alerts (an alert already there is left as
+    /// it is), resolves others, and queues messages (a `message_id` already queued is
+    /// skipped), so restarts and several daemons never queue a message twice.
+    async fn alerts_apply(
+        &self,
+        fire: &[NewAlert],
+        resolve: &[AlertKey],
+        outbox: &[OutboxNew],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Claims up to `limit` messages due at `now` for `lease` (pending ones, and ones
+    /// whose previous claim expired); each claim counts as an attempt.
+    async fn outbox_claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Marks messages sent and logs them on their cases.
+    async fn outbox_sent(
+        &self,
+        ids: &[i64],
+        at: DateTime<Utc>,
+        log: &[(String, String, NotificationRow)],
+    ) -> Result<(), StoreError>;
+    /// A failed attempt: retried at `next`, or dead-lettered.
+    async fn outbox_failed(
+        &self,
+        ids: &[i64],
+        error: &str,
+        next: DateTime<Utc>,
+        dead: bool,
+    ) -> Result<(), StoreError>;
+    /// Messages not yet sent nor dead-lettered.
+    async fn outbox_pending(&self) -> Result<i64, StoreError>;
     /// Records an acknowledgement; returns its id.
     async fn ack_add(&self, ack: &Ack) -> Result<i64, StoreError>;
     /// A case's acknowledgements, oldest first.

@@ -28,6 +28,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "case id index",
         include_str!("../../migrations/postgres/0004_case_id_index.sql"),
     ),
+    (
+        5,
+        "alerts and outbox",
+        include_str!("../../migrations/postgres/0005_alerts_outbox.sql"),
+    ),
 ]);
 
 pub struct PgStore {
@@ -581,6 +586,197 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn alerts_open(&self) -> Result<Vec<AlertKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT source, case_id, rule, level, due_key FROM alerts WHERE resolved_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AlertKey {
+                    source: r.try_get("source")?,
+                    case_id: r.try_get("case_id")?,
+                    rule: r.try_get("rule")?,
+                    level: r.try_get::<i32, _>("level")?,
+                    due_key: r.try_get("due_key")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn alerts_apply(
+        &self,
+        fire: &[NewAlert],
+        resolve: &[AlertKey],
+        outbox: &[OutboxNew],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for a in fire {
+            sqlx::query(
+                "INSERT INTO alerts (source, case_id, rule, level, due_key, unit_code, fired_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(&a.key.source)
+            .bind(&a.key.case_id)
+            .bind(&a.key.rule)
+            .bind(a.key.level)
+            .bind(&a.key.due_key)
+            .bind(a.unit.as_deref())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for k in resolve {
+            sqlx::query(
+                "UPDATE alerts SET resolved_at = $1 WHERE source = $2 AND case_id = $3 AND rule = $4 \
+                 AND level = $5 AND due_key = $6 AND resolved_at IS NULL",
+            )
+            .bind(at)
+            .bind(&k.source)
+            .bind(&k.case_id)
+            .bind(&k.rule)
+            .bind(k.level)
+            .bind(&k.due_key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for m in outbox {
+            sqlx::query(
+                "INSERT INTO outbox (message_id, channel, rule, source, case_id, to_addr, to_name, cc, lang, item, \
+                 created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (message_id) DO NOTHING",
+            )
+            .bind(&m.message_id)
+            .bind(&m.channel)
+            .bind(&m.rule)
+            .bind(&m.source)
+            .bind(&m.case_id)
+            .bind(&m.to_addr)
+            .bind(&m.to_name)
+            .bind(&m.cc)
+            .bind(&m.lang)
+            .bind(&m.item)
+            .bind(at)
+            .bind(m.not_before)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn outbox_claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE outbox SET status = 'sending', claimed_until = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' OR (status = 'sending' AND claimed_until < $2)) \
+             AND next_attempt_at <= $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, message_id, channel, rule, source, case_id, to_addr, to_name, cc, lang, item, attempts",
+        )
+        .bind(now + lease)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<OutboxRow> = rows
+            .iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    id: r.try_get("id")?,
+                    message_id: r.try_get("message_id")?,
+                    channel: r.try_get("channel")?,
+                    rule: r.try_get("rule")?,
+                    source: r.try_get("source")?,
+                    case_id: r.try_get("case_id")?,
+                    to_addr: r.try_get("to_addr")?,
+                    to_name: r.try_get("to_name")?,
+                    cc: r.try_get("cc")?,
+                    lang: r.try_get("lang")?,
+                    item: r.try_get("item")?,
+                    attempts: r.try_get::<i32, _>("attempts")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    async fn outbox_sent(
+        &self,
+        ids: &[i64],
+        at: DateTime<Utc>,
+        log: &[(String, String, NotificationRow)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (source, case_id, n) in log {
+            sqlx::query(
+                "INSERT INTO notification_log (source, case_id, rule, level, recipient, channel, status, message_id, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(source)
+            .bind(case_id)
+            .bind(&n.rule)
+            .bind(n.level)
+            .bind(&n.recipient)
+            .bind(&n.channel)
+            .bind(&n.status)
+            .bind(n.message_id.as_deref())
+            .bind(n.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn outbox_failed(
+        &self,
+        ids: &[i64],
+        error: &str,
+        next: DateTime<Utc>,
+        dead: bool,
+    ) -> Result<(), StoreError> {
+        let status = if dead { "dead" } else { "pending" };
+        for id in ids {
+            sqlx::query(
+                "UPDATE outbox SET status = $1, last_error = $2, next_attempt_at = $3, claimed_until = NULL WHERE id = $4",
+            )
+            .bind(status)
+            .bind(error)
+            .bind(next)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn outbox_pending(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')",
+            )
+            .fetch_one(&self.pool)
+            .await?,
+        )
     }
 
     async fn ack_add(&self, ack: &Ack) -> Result<i64, StoreError> {

@@ -1,6 +1,7 @@
 //! The one integration-test binary: the CLI as a real process, and property tests of
 //! the calendar arithmetic against a naive oracle.
 
+mod alerts;
 mod api;
 mod cli;
 mod daemon;

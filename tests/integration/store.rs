@@ -6,8 +6,8 @@ use crate::scratch;
 use chrono::{DateTime, Duration, Utc};
 use slawatch::sla::model::{Case, StatusChange, Step};
 use slawatch::store::{
-    self, Batch, CaseRow, EvalSummary, EvalUpdate, FinishedGroup, JobRun, PeriodStarts,
-    QuarantineNew, Store, VersionRow,
+    self, AlertKey, Batch, CaseRow, EvalSummary, EvalUpdate, FinishedGroup, JobRun, NewAlert,
+    NotificationRow, OutboxNew, PeriodStarts, QuarantineNew, Store, VersionRow,
 };
 use sqlx::Connection;
 use std::sync::Arc;
@@ -315,6 +315,98 @@ async fn story(s: Arc<dyn Store>) {
         (e.ended_at, e.on_time),
         (Some(t("2024-02-15T03:00:00Z")), Some(false))
     );
+
+    // Alerts and the outbox: an alert and its message are recorded once however often
+    // they are applied; claims lease messages; failures back off, then dead-letter.
+    let key = |rule: &str| AlertKey {
+        source: "portal".into(),
+        case_id: "A".into(),
+        rule: rule.into(),
+        level: 0,
+        due_key: "2024-03-22T01:00:00Z".into(),
+    };
+    let msg = |id: &str, rule: &str| OutboxNew {
+        message_id: id.into(),
+        channel: "email".into(),
+        rule: rule.into(),
+        source: "portal".into(),
+        case_id: "A".into(),
+        to_addr: "giamdoc@stp.example.gov.vn".into(),
+        to_name: "Giám đốc".into(),
+        cc: "[]".into(),
+        lang: "vi".into(),
+        item: "{}".into(),
+        not_before: at,
+    };
+    let fire = vec![
+        NewAlert {
+            key: key("overdue"),
+            unit: Some("STP".into()),
+        },
+        NewAlert {
+            key: key("stuck"),
+            unit: Some("STP".into()),
+        },
+    ];
+    let queue = vec![msg("<m1@x>", "overdue"), msg("<m2@x>", "stuck")];
+    s.alerts_apply(&fire, &[], &queue, at).await.unwrap();
+    s.alerts_apply(&fire, &[], &queue, at).await.unwrap();
+    let mut open = s.alerts_open().await.unwrap();
+    open.sort();
+    assert_eq!(open, vec![key("overdue"), key("stuck")]);
+    assert_eq!(s.outbox_pending().await.unwrap(), 2);
+    s.alerts_apply(&[], &[key("stuck")], &[], at).await.unwrap();
+    assert_eq!(s.alerts_open().await.unwrap(), vec![key("overdue")]);
+    // Not due before `not_before`.
+    assert!(s
+        .outbox_claim(at - Duration::seconds(1), Duration::minutes(5), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let claimed = s.outbox_claim(at, Duration::minutes(5), 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(claimed[0].attempts, 1);
+    // Leased: a second claimer gets nothing until the lease ends.
+    assert!(s
+        .outbox_claim(at, Duration::minutes(5), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let log = NotificationRow {
+        at,
+        rule: "overdue".into(),
+        level: 0,
+        recipient: "giamdoc@stp.example.gov.vn".into(),
+        channel: "smtp".into(),
+        status: "sent".into(),
+        message_id: Some("<m1@x>".into()),
+    };
+    s.outbox_sent(
+        &[claimed[0].id],
+        at,
+        &[("portal".into(), "A".into(), log.clone())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.notifications("portal", "A").await.unwrap(), vec![log]);
+    s.outbox_failed(
+        &[claimed[1].id],
+        "refused",
+        at + Duration::minutes(1),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.outbox_pending().await.unwrap(), 1);
+    let again = s
+        .outbox_claim(at + Duration::minutes(1), Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 2));
+    s.outbox_failed(&[again[0].id], "refused", at, true)
+        .await
+        .unwrap();
+    assert_eq!(s.outbox_pending().await.unwrap(), 0);
 
     s.record_job(&JobRun {
         job: "poll:portal".into(),

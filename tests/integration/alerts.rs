@@ -1,0 +1,305 @@
+//! Alerts end to end on a real store: the ladder fires once per alert (also after a
+//! restart), messages wait for the sending window, go out through the file transport
+//! and a real SMTP server (aiosmtpd), survive an SMTP outage without loss or
+//! duplicates, and are logged on the case.
+
+use crate::metrics::{now, shared_with_cases};
+use crate::scratch;
+use chrono::{DateTime, Duration, Utc};
+use slawatch::config::AlertsConfig;
+use slawatch::daemon::{alert_pass, Context, Shared};
+use slawatch::notify::templates::Templates;
+use slawatch::notify::{dispatch_once, FileTransport, SmtpTransport};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+fn parse(bytes: &[u8]) -> mail_parser::Message<'_> {
+    mail_parser::MessageParser::default()
+        .parse(bytes)
+        .expect("a MIME message")
+}
+
+fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
+    a.map(|a| {
+        a.iter()
+            .filter_map(|x| x.address().map(str::to_string))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn eml_files(dir: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "eml"));
+    files.sort();
+    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+async fn restarted(dir: &Path, sh: &Shared) -> Arc<Shared> {
+    let s = slawatch::store::open(&format!("sqlite://{}/slawatch.db", dir.display()))
+        .await
+        .unwrap();
+    let ctx: Context = (*sh.context()).clone();
+    let again = Arc::new(Shared::new(s, ctx, "salt".into()));
+    again.load(now()).await.unwrap();
+    again
+}
+
+#[tokio::test]
+async fn alerts_fire_once_and_go_out_as_files_in_the_window() {
+    let dir = scratch("alerts-file");
+    let sh = shared_with_cases(&dir, now()).await;
+    let cfg = AlertsConfig {
+        link_template: Some("https://motcua.example.gov.vn/hoso/{case_id}".into()),
+        ..AlertsConfig::default()
+    };
+    // While the source is down (its last poll failed), its cases alarm nobody.
+    let p = alert_pass(&sh, &cfg, now()).await.unwrap();
+    assert_eq!((p.fired, p.queued), (0, 0));
+    sh.touch_source("portal", now(), 6);
+    // Fri 15/03/2024 10:00: inside the window. M-OVERDUE (STP, due 08/03, 4 workdays
+    // late) wants `overdue` (STP's head, the service centre in copy), `escalated`
+    // level 1 (STP's parent, the province's chairman) and `stuck` (digest only).
+    let p = alert_pass(&sh, &cfg, now()).await.unwrap();
+    assert_eq!((p.fired, p.queued), (3, 2), "{p:?}");
+    // Again, and after a restart: nothing new.
+    let p = alert_pass(&sh, &cfg, now()).await.unwrap();
+    assert_eq!((p.fired, p.queued, p.resolved), (0, 0, 0));
+    let sh2 = restarted(&dir, &sh).await;
+    sh2.register_source("portal", "push");
+    let p = alert_pass(&sh2, &cfg, now()).await.unwrap();
+    assert_eq!((p.fired, p.queued, p.resolved), (0, 0, 0));
+
+    let out = dir.join("outbox");
+    let t = FileTransport { dir: out.clone() };
+    let templates = Templates::load(None).unwrap();
+    let d = dispatch_once(
+        sh.store.as_ref(),
+        &t,
+        &templates,
+        &cfg,
+        now(),
+        "10:00 15/03/2024",
+    )
+    .await
+    .unwrap();
+    assert_eq!((d.sent, d.failed), (2, 0));
+    let d = dispatch_once(sh.store.as_ref(), &t, &templates, &cfg, now(), "x")
+        .await
+        .unwrap();
+    assert_eq!(d.sent, 0, "sent once");
+    let files = eml_files(&out);
+    assert_eq!(files.len(), 2);
+    let msgs: Vec<_> = files.iter().map(|f| parse(f)).collect();
+    let overdue = msgs
+        .iter()
+        .find(|m| m.subject().is_some_and(|s| s.starts_with("[Quá hạn]")))
+        .expect("the overdue message");
+    assert_eq!(
+        overdue.subject(),
+        Some("[Quá hạn] Hồ sơ M-OVERDUE — Thủ tục thử")
+    );
+    assert_eq!(addresses(overdue.to()), ["giamdoc@stp.example.gov.vn"]);
+    let cc = addresses(overdue.cc());
+    assert!(
+        cc.contains(&"giamdoc@pvhcc.example.gov.vn".to_string()),
+        "{cc:?}"
+    );
+    let text = overdue.body_text(0).unwrap();
+    assert!(text.starts_with("Kính gửi Giám đốc Sở Tư pháp,"), "{text}");
+    assert!(text.contains("Đã quá hạn 4 ngày làm việc."), "{text}");
+    assert!(text.contains("Xem hồ sơ: https://motcua.example.gov.vn/hoso/M-OVERDUE"));
+    let html = overdue.body_html(0).unwrap();
+    assert!(html.contains("<strong>[Quá hạn]</strong>"), "{html}");
+    assert!(overdue
+        .message_id()
+        .is_some_and(|id| id.starts_with("alert-")));
+    let escalated = msgs
+        .iter()
+        .find(|m| addresses(m.to()) == ["chutich@ubnd.example.gov.vn"])
+        .expect("the escalation to the province");
+    assert!(escalated
+        .subject()
+        .unwrap()
+        .starts_with("[Quá hạn kéo dài, báo cáo cấp trên]"));
+
+    // The case's notification log, through the store.
+    let log = sh.store.notifications("portal", "M-OVERDUE").await.unwrap();
+    // overdue: the head, STP's copy address, the service centre; escalated: the
+    // chairman, the head in copy.
+    assert_eq!(log.len(), 5, "{log:?}");
+    assert!(log
+        .iter()
+        .all(|n| n.status == "sent" && n.channel == "file"));
+    assert_eq!(sh.store.outbox_pending().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn messages_wait_for_the_next_window() {
+    let dir = scratch("alerts-window");
+    // Fri 15/03/2024 18:00 +07: after the last session.
+    let evening = DateTime::parse_from_rfc3339("2024-03-15T18:00:00+07:00")
+        .unwrap()
+        .with_timezone(&Utc);
+    let sh = shared_with_cases(&dir, evening).await;
+    sh.touch_source("portal", evening, 6);
+    let cfg = AlertsConfig::default();
+    let p = alert_pass(&sh, &cfg, evening).await.unwrap();
+    assert_eq!(p.queued, 2);
+    let t = FileTransport {
+        dir: dir.join("outbox"),
+    };
+    let templates = Templates::load(None).unwrap();
+    for at in [evening, evening + Duration::days(2)] {
+        // Still held on Sunday.
+        let d = dispatch_once(sh.store.as_ref(), &t, &templates, &cfg, at, "x")
+            .await
+            .unwrap();
+        assert_eq!(d.sent, 0);
+    }
+    // Mon 18/03 07:30 +07 (winter hours): released.
+    let monday = DateTime::parse_from_rfc3339("2024-03-18T07:30:00+07:00")
+        .unwrap()
+        .with_timezone(&Utc);
+    let d = dispatch_once(sh.store.as_ref(), &t, &templates, &cfg, monday, "x")
+        .await
+        .unwrap();
+    assert_eq!(d.sent, 2);
+}
+
+/// aiosmtpd (PyPI or Debian's python3-aiosmtpd) on a free port, storing to a maildir.
+struct SmtpSink {
+    child: Child,
+    maildir: std::path::PathBuf,
+}
+
+impl SmtpSink {
+    fn start(dir: &Path, port: Option<u16>) -> Option<SmtpSink> {
+        let port = port.unwrap_or_else(|| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        });
+        let maildir = dir.join("maildir");
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+                maildir.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut sink = SmtpSink { child, maildir };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(sink);
+            }
+            if let Ok(Some(_)) = sink.child.try_wait() {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = sink.child.kill();
+        None
+    }
+
+    fn messages(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(d) = std::fs::read_dir(self.maildir.join(sub)) {
+                for e in d.filter_map(Result::ok) {
+                    out.push(std::fs::read(e.path()).unwrap());
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn smtp_outage_then_every_message_arrives_once() {
+    let dir = scratch("alerts-smtp");
+    let sh = shared_with_cases(&dir, now()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = AlertsConfig {
+        transport: "smtp".into(),
+        smtp_host: "127.0.0.1".into(),
+        smtp_port: port,
+        smtp_tls: "none".into(),
+        from: "slawatch <slawatch@pvhcc.example.gov.vn>".into(),
+        ..AlertsConfig::default()
+    };
+    let smtp = SmtpTransport::new(&cfg).unwrap();
+    sh.touch_source("portal", now(), 6);
+    let templates = Templates::load(None).unwrap();
+    assert_eq!(alert_pass(&sh, &cfg, now()).await.unwrap().queued, 2);
+    // The server is down: both attempts fail and are scheduled again.
+    let d = dispatch_once(sh.store.as_ref(), &smtp, &templates, &cfg, now(), "x")
+        .await
+        .unwrap();
+    assert_eq!((d.sent, d.failed), (0, 2));
+    assert_eq!(sh.store.outbox_pending().await.unwrap(), 2);
+    let Some(sink) = SmtpSink::start(&dir, Some(port)) else {
+        assert!(
+            std::env::var_os("CI_REQUIRE_PROMTOOL").is_none(),
+            "aiosmtpd is required here"
+        );
+        eprintln!("aiosmtpd is not installed: SMTP delivery not tested");
+        return;
+    };
+    // Before the back-off ends nothing is retried; after it, both go, once.
+    let d = dispatch_once(
+        sh.store.as_ref(),
+        &smtp,
+        &templates,
+        &cfg,
+        now() + Duration::seconds(10),
+        "x",
+    )
+    .await
+    .unwrap();
+    assert_eq!(d.sent, 0);
+    let later = now() + Duration::minutes(2);
+    let d = dispatch_once(sh.store.as_ref(), &smtp, &templates, &cfg, later, "x")
+        .await
+        .unwrap();
+    assert_eq!((d.sent, d.failed), (2, 0));
+    let d = dispatch_once(sh.store.as_ref(), &smtp, &templates, &cfg, later, "x")
+        .await
+        .unwrap();
+    assert_eq!(d.sent, 0);
+    let got = sink.messages();
+    assert_eq!(got.len(), 2);
+    let m = got
+        .iter()
+        .map(|b| parse(b))
+        .find(|m| addresses(m.to()) == ["giamdoc@stp.example.gov.vn"])
+        .expect("the unit head's message");
+    assert_eq!(m.subject(), Some("[Quá hạn] Hồ sơ M-OVERDUE — Thủ tục thử"));
+    assert_eq!(addresses(m.from()), ["slawatch@pvhcc.example.gov.vn"]);
+    assert!(m.body_text(0).unwrap().contains("Đơn vị: Sở Tư pháp."));
+    assert!(m.body_html(0).unwrap().contains("Hồ sơ"));
+}
