@@ -214,8 +214,13 @@ pub struct Dispatched {
     pub events: Vec<(String, &'static str)>,
 }
 
-/// Claims the due messages and sends each; marks them sent (with the case's
-/// notification log) or failed. Returns the counts.
+/// Messages claimed per round.
+const CLAIM: i64 = 500;
+
+/// Claims the due messages and sends them, one e-mail per recipient and language
+/// bundling everything due for them (a backlog released after Tết or an outage is one
+/// e-mail, not hundreds); marks them sent, with the cases' notification log, or
+/// failed (retried with back-off, dead-lettered after `max_attempts`).
 pub async fn dispatch_once(
     store: &dyn Store,
     transport: &dyn Transport,
@@ -224,19 +229,32 @@ pub async fn dispatch_once(
     now: DateTime<Utc>,
     generated_at: &str,
 ) -> Result<Dispatched, crate::store::StoreError> {
-    let rows = store.outbox_claim(now, Duration::minutes(5), 50).await?;
-    let mut done = Dispatched::default();
+    let rows = store.outbox_claim(now, Duration::minutes(5), CLAIM).await?;
+    let mut groups: Vec<Vec<OutboxRow>> = Vec::new();
     for row in rows {
-        match send_row(transport, templates, cfg, &row, generated_at).await {
-            Ok(recipients) => {
-                let level = serde_json::from_str::<Value>(&row.item)
-                    .ok()
-                    .and_then(|v| v["level"].as_i64())
-                    .unwrap_or(0) as i32;
-                let log: Vec<(String, String, NotificationRow)> = recipients
-                    .into_iter()
-                    .map(|r| {
-                        (
+        let key = (row.to_addr.to_ascii_lowercase(), row.lang.clone());
+        match groups
+            .iter_mut()
+            .find(|g| (g[0].to_addr.to_ascii_lowercase(), g[0].lang.clone()) == key)
+        {
+            Some(g) => g.push(row),
+            None => groups.push(vec![row]),
+        }
+    }
+    let mut done = Dispatched::default();
+    for group in groups {
+        let ids: Vec<i64> = group.iter().map(|r| r.id).collect();
+        match send_group(transport, templates, cfg, &group, generated_at).await {
+            Ok((message_id, recipients)) => {
+                let mut log = Vec::new();
+                for row in &group {
+                    let level = serde_json::from_str::<Value>(&row.item)
+                        .ok()
+                        .and_then(|v| v["level"].as_i64())
+                        .unwrap_or(0) as i32;
+                    let cc: Vec<String> = recipients_of(row, cfg);
+                    for r in std::iter::once(recipients[0].clone()).chain(cc) {
+                        log.push((
                             row.source.clone(),
                             row.case_id.clone(),
                             NotificationRow {
@@ -246,32 +264,34 @@ pub async fn dispatch_once(
                                 recipient: r,
                                 channel: transport.name().to_string(),
                                 status: "sent".into(),
-                                message_id: Some(row.message_id.clone()),
+                                message_id: Some(message_id.clone()),
                             },
-                        )
-                    })
-                    .collect();
-                store.outbox_sent(&[row.id], Utc::now(), &log).await?;
-                done.sent += 1;
-                done.events.push((row.rule.clone(), "sent"));
+                        ));
+                    }
+                    done.events.push((row.rule.clone(), "sent"));
+                }
+                store.outbox_sent(&ids, Utc::now(), &log).await?;
+                done.sent += group.len();
             }
             Err(e) => {
-                let dead = row.attempts as u32 >= cfg.max_attempts;
-                tracing::warn!(
-                    message_id = %row.message_id,
-                    attempts = row.attempts,
-                    dead,
-                    error = %e,
-                    "message not sent"
-                );
-                store
-                    .outbox_failed(&[row.id], &e.to_string(), now + backoff(row.attempts), dead)
-                    .await?;
-                done.events.push((row.rule.clone(), "failed"));
-                if dead {
-                    done.dead += 1;
-                } else {
-                    done.failed += 1;
+                for row in &group {
+                    let dead = row.attempts as u32 >= cfg.max_attempts;
+                    tracing::warn!(
+                        message_id = %row.message_id,
+                        attempts = row.attempts,
+                        dead,
+                        error = %e,
+                        "message not sent"
+                    );
+                    store
+                        .outbox_failed(&[row.id], &e.to_string(), now + backoff(row.attempts), dead)
+                        .await?;
+                    done.events.push((row.rule.clone(), "failed"));
+                    if dead {
+                        done.dead += 1;
+                    } else {
+                        done.failed += 1;
+                    }
                 }
             }
         }
@@ -279,17 +299,8 @@ pub async fn dispatch_once(
     Ok(done)
 }
 
-/// Renders and sends one message; the addresses it went to.
-async fn send_row(
-    transport: &dyn Transport,
-    templates: &Templates,
-    cfg: &AlertsConfig,
-    row: &OutboxRow,
-    generated_at: &str,
-) -> Result<Vec<String>, NotifyError> {
-    let item: Value =
-        serde_json::from_str(&row.item).map_err(|e| NotifyError::Build(format!("item: {e}")))?;
-    let cc: Vec<Recipient> = serde_json::from_str::<Vec<Value>>(&row.cc)
+fn cc_of(row: &OutboxRow) -> Vec<Recipient> {
+    serde_json::from_str::<Vec<Value>>(&row.cc)
         .unwrap_or_default()
         .into_iter()
         .filter_map(|v| {
@@ -298,33 +309,79 @@ async fn send_row(
                 email: v["email"].as_str()?.to_string(),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The copies a row's message went to (none when an override recipient is set).
+fn recipients_of(row: &OutboxRow, cfg: &AlertsConfig) -> Vec<String> {
+    if cfg
+        .override_recipient
+        .as_ref()
+        .is_some_and(|o| !o.is_empty())
+    {
+        return Vec::new();
+    }
+    cc_of(row).into_iter().map(|c| c.email).collect()
+}
+
+/// Renders and sends one e-mail for a recipient's messages; its Message-ID (the
+/// message's own for one, derived from all of them for a bundle) and the address it
+/// went to.
+async fn send_group(
+    transport: &dyn Transport,
+    templates: &Templates,
+    cfg: &AlertsConfig,
+    group: &[OutboxRow],
+    generated_at: &str,
+) -> Result<(String, Vec<String>), NotifyError> {
+    let first = &group[0];
+    let mut items = Vec::new();
+    let mut cc: Vec<Recipient> = Vec::new();
+    for row in group {
+        let item: Value = serde_json::from_str(&row.item)
+            .map_err(|e| NotifyError::Build(format!("item of {}: {e}", row.message_id)))?;
+        items.push(item);
+        for c in cc_of(row) {
+            if !cc.iter().any(|x| x.email.eq_ignore_ascii_case(&c.email))
+                && !c.email.eq_ignore_ascii_case(&first.to_addr)
+            {
+                cc.push(c);
+            }
+        }
+    }
     let mut to = Recipient {
-        name: row.to_name.clone(),
-        email: row.to_addr.clone(),
+        name: first.to_name.clone(),
+        email: first.to_addr.clone(),
     };
     let ctx = serde_json::json!({
         "recipient": {"name": to.name, "email": to.email},
         "generated_at": generated_at,
-        "items": [item],
+        "items": items,
     });
     let rendered = templates
-        .render("alert", &row.lang, &ctx)
+        .render("alert", &first.lang, &ctx)
         .map_err(|e| NotifyError::Build(e.to_string()))?;
-    let mut cc = cc;
     if let Some(o) = cfg.override_recipient.as_ref().filter(|o| !o.is_empty()) {
         to.email = o.clone();
         cc.clear();
     }
+    let message_id = if group.len() == 1 {
+        first.message_id.clone()
+    } else {
+        use sha2::Digest;
+        let mut ids: Vec<&str> = group.iter().map(|r| r.message_id.as_str()).collect();
+        ids.sort_unstable();
+        let digest = sha2::Sha256::digest(ids.join(" ").as_bytes());
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        format!("<bundle-{hex}@slawatch>")
+    };
     let email = Email {
-        message_id: row.message_id.clone(),
+        message_id: message_id.clone(),
         from: cfg.from.clone(),
         to: to.clone(),
-        cc: cc.clone(),
+        cc,
         rendered,
     };
     transport.send(&email).await?;
-    Ok(std::iter::once(to.email)
-        .chain(cc.into_iter().map(|c| c.email))
-        .collect())
+    Ok((message_id, vec![to.email]))
 }

@@ -303,3 +303,63 @@ async fn smtp_outage_then_every_message_arrives_once() {
     assert!(m.body_text(0).unwrap().contains("Đơn vị: Sở Tư pháp."));
     assert!(m.body_html(0).unwrap().contains("Hồ sơ"));
 }
+
+/// A backlog is one e-mail per recipient: two overdue dossiers of one unit give the
+/// head one message listing both, and the chairman one for both escalations.
+#[tokio::test]
+async fn a_backlog_is_bundled_per_recipient() {
+    let dir = scratch("alerts-bundle");
+    let sh = shared_with_cases(&dir, now()).await;
+    let second = serde_json::json!({
+        "MaHoSo": "M-OVERDUE-2", "MaTTHC": "9.999999", "TenTTHC": "Thủ tục thử", "DonViXuLy": "Sở Tư pháp",
+        "TrangThaiHoSo": "4", "NgayTiepNhan": "20240301080000", "NgayHenTra": "20240307170000",
+        "NgayKetThucXuLy": "", "NgayTra": "",
+    });
+    slawatch::daemon::ingest(
+        &sh,
+        "portal",
+        &slawatch::source::normalize::Mapping::dvcqg(),
+        slawatch::daemon::Delivery::records(vec![slawatch::source::RawRecord::json(second, "t")]),
+        now(),
+    )
+    .await
+    .unwrap();
+    sh.touch_source("portal", now(), 7);
+    let cfg = AlertsConfig::default();
+    let p = alert_pass(&sh, &cfg, now()).await.unwrap();
+    assert_eq!(p.queued, 4);
+    let out = dir.join("outbox");
+    let t = FileTransport { dir: out.clone() };
+    let d = dispatch_once(
+        sh.store.as_ref(),
+        &t,
+        &Templates::load(None).unwrap(),
+        &cfg,
+        now(),
+        "x",
+    )
+    .await
+    .unwrap();
+    assert_eq!(d.sent, 4);
+    let files = eml_files(&out);
+    assert_eq!(files.len(), 2, "one e-mail per recipient");
+    for f in &files {
+        let m = parse(f);
+        assert_eq!(m.subject(), Some("[slawatch] 2 cảnh báo hồ sơ cần xử lý"));
+        let text = m.body_text(0).unwrap();
+        assert!(
+            text.contains("M-OVERDUE —") && text.contains("M-OVERDUE-2 —"),
+            "{text}"
+        );
+        assert!(m.message_id().unwrap().starts_with("bundle-"));
+    }
+    // Each case logs the bundle it went out in.
+    let log = sh
+        .store
+        .notifications("portal", "M-OVERDUE-2")
+        .await
+        .unwrap();
+    assert!(log
+        .iter()
+        .all(|n| n.message_id.as_deref().unwrap().starts_with("<bundle-")));
+}
