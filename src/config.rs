@@ -334,6 +334,11 @@ pub struct AlertsConfig {
     pub smtp_password_env: String,
     /// Attempts before a message is dead-lettered.
     pub max_attempts: u32,
+    /// First retry delay in seconds, doubling per attempt up to an hour.
+    pub retry_base_seconds: u32,
+    /// When unit heads' e-mail may go out: `office_hours` (from the first session's
+    /// start to the last session's end on workdays) or `always`.
+    pub send_window: String,
 }
 
 impl Default for AlertsConfig {
@@ -355,6 +360,8 @@ impl Default for AlertsConfig {
             smtp_username_env: "SLAWATCH_SMTP_USERNAME".into(),
             smtp_password_env: "SLAWATCH_SMTP_PASSWORD".into(),
             max_attempts: 8,
+            retry_base_seconds: 30,
+            send_window: "office_hours".into(),
         }
     }
 }

@@ -485,7 +485,11 @@ pub async fn alert_pass(
         escalate_every: cfg.escalate_every,
     };
     let lang = cfg.language.as_str();
-    let window = crate::alert::next_window(&ctx.calendar, now);
+    let window = if cfg.send_window == "always" {
+        now
+    } else {
+        crate::alert::next_window(&ctx.calendar, now)
+    };
     let mut wanted_keys: HashSet<AlertKey> = HashSet::new();
     let mut fire = Vec::new();
     let mut outbox = Vec::new();

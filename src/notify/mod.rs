@@ -185,6 +185,12 @@ impl Transport for SmtpTransport {
 
 /// The transport the configuration names (`None` for `none`).
 pub fn transport(cfg: &AlertsConfig) -> Result<Option<Arc<dyn Transport>>, NotifyError> {
+    if !matches!(cfg.send_window.as_str(), "office_hours" | "always") {
+        return Err(NotifyError::Build(format!(
+            "alerts.send_window must be office_hours or always, not `{}`",
+            cfg.send_window
+        )));
+    }
     Ok(match cfg.transport.as_str() {
         "file" => Some(Arc::new(FileTransport {
             dir: PathBuf::from(&cfg.file_dir),
@@ -199,9 +205,9 @@ pub fn transport(cfg: &AlertsConfig) -> Result<Option<Arc<dyn Transport>>, Notif
     })
 }
 
-/// Back-off before attempt `n + 1`: 30 s doubling, at most an hour.
-pub fn backoff(attempts: i32) -> Duration {
-    Duration::seconds((30i64 << attempts.clamp(0, 7)).min(3600))
+/// Back-off after `attempts` failed attempts: `base` seconds doubling, at most an hour.
+pub fn backoff(base: u32, attempts: i32) -> Duration {
+    Duration::seconds(((base.max(1) as i64) << (attempts - 1).clamp(0, 12)).min(3600))
 }
 
 /// What one dispatch round did.
@@ -284,7 +290,12 @@ pub async fn dispatch_once(
                         "message not sent"
                     );
                     store
-                        .outbox_failed(&[row.id], &e.to_string(), now + backoff(row.attempts), dead)
+                        .outbox_failed(
+                            &[row.id],
+                            &e.to_string(),
+                            now + backoff(cfg.retry_base_seconds, row.attempts),
+                            dead,
+                        )
                         .await?;
                     done.events.push((row.rule.clone(), "failed"));
                     if dead {

@@ -171,13 +171,13 @@ async fn messages_wait_for_the_next_window() {
 }
 
 /// aiosmtpd (PyPI or Debian's python3-aiosmtpd) on a free port, storing to a maildir.
-struct SmtpSink {
+pub struct SmtpSink {
     child: Child,
     maildir: std::path::PathBuf,
 }
 
 impl SmtpSink {
-    fn start(dir: &Path, port: Option<u16>) -> Option<SmtpSink> {
+    pub fn start(dir: &Path, port: Option<u16>) -> Option<SmtpSink> {
         let port = port.unwrap_or_else(|| {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -215,7 +215,7 @@ impl SmtpSink {
         None
     }
 
-    fn messages(&self) -> Vec<Vec<u8>> {
+    pub fn messages(&self) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for sub in ["new", "cur"] {
             if let Ok(d) = std::fs::read_dir(self.maildir.join(sub)) {
