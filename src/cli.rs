@@ -66,6 +66,20 @@ pub enum Command {
     Calendar(CalendarCommand),
     /// Load and validate the configuration, calendar and catalogue.
     CheckConfig,
+    /// Alert delivery.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NotifyCommand {
+    /// Send a test message (the alert template with sample values) through the
+    /// configured transport.
+    Test {
+        /// Recipient address.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// Calendar adjustments for one command.
@@ -222,6 +236,9 @@ pub fn run(cli: Cli) -> ExitCode {
             overrides,
         }) => calendar_show(&cli.config, year, format, &overrides).map(|_| ExitCode::SUCCESS),
         Command::CheckConfig => check_config(&cli.config).map(|_| ExitCode::SUCCESS),
+        Command::Notify(NotifyCommand::Test { to }) => runtime()
+            .and_then(|rt| rt.block_on(notify_test(&cli.config, &to)))
+            .map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -498,6 +515,41 @@ fn calendar_show(
             writeln!(out, "{workdays} workdays in {year}")?;
         }
     }
+    Ok(())
+}
+
+async fn notify_test(config: &Option<PathBuf>, to: &str) -> Result<()> {
+    use crate::notify::templates::{fixture, Templates};
+    let loaded = load(config)?;
+    let cfg = &loaded.config.alerts;
+    let transport = crate::notify::transport(cfg)?
+        .ok_or_else(|| anyhow::anyhow!("alerts.transport is `none`: nothing to test"))?;
+    let dir = cfg.templates_dir.as_ref().map(|d| loaded.dir.join(d));
+    let templates = Templates::load(dir.as_deref())?;
+    let mut ctx = fixture(&cfg.language);
+    ctx["recipient"] = serde_json::json!({"name": "", "email": to});
+    let mut rendered = templates.render("alert", &cfg.language, &ctx)?;
+    rendered.subject = format!("[slawatch thử] {}", rendered.subject);
+    let stamp = Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    let email = crate::notify::Email {
+        message_id: format!("<test-{stamp}@slawatch>"),
+        from: cfg.from.clone(),
+        to: crate::alert::Recipient {
+            name: String::new(),
+            email: to.to_string(),
+        },
+        cc: Vec::new(),
+        rendered,
+    };
+    transport
+        .send(&email)
+        .await
+        .with_context(|| format!("sending through {}", transport.name()))?;
+    println!(
+        "sent a test message to {to} through {} ({})",
+        transport.name(),
+        email.message_id
+    );
     Ok(())
 }
 

@@ -369,3 +369,37 @@ fn check_config_accepts_the_shipped_config_and_names_faults() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("templates: 6 rendered"));
 }
+
+#[test]
+fn notify_test_sends_through_the_configured_transport() {
+    let dir = scratch("notify-test");
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(
+        dir.join("config/slawatch.toml"),
+        "[alerts]\ntransport = \"file\"\nfile_dir = \"mail\"\nfrom = \"slawatch <slawatch@pvhcc.example.gov.vn>\"\n",
+    )
+    .unwrap();
+    let o = slawatch(&dir, &["notify", "test", "--to", "it@example.gov.vn"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("sent a test message to it@example.gov.vn through file"));
+    let files: Vec<_> = std::fs::read_dir(dir.join("mail"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(files.len(), 1);
+    let raw = std::fs::read(files[0].path()).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert!(m
+        .subject()
+        .unwrap()
+        .starts_with("[slawatch thử] [Quá hạn] Hồ sơ"));
+    // A bad transport is a clear error.
+    std::fs::write(
+        dir.join("config/slawatch.toml"),
+        "[alerts]\ntransport = \"pigeon\"\n",
+    )
+    .unwrap();
+    let o = slawatch(&dir, &["notify", "test", "--to", "it@example.gov.vn"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("alerts.transport must be file, smtp or none, not `pigeon`"));
+}
