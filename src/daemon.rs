@@ -102,6 +102,8 @@ pub struct Shared {
     units: RwLock<Arc<Vec<crate::metrics::UnitSummary>>>,
     /// The alerts fired and not resolved, once read from the store.
     alerts: Mutex<Option<HashSet<AlertKey>>>,
+    /// This process, as the holder of leases.
+    pub holder: String,
 }
 
 #[derive(Default)]
@@ -129,6 +131,14 @@ impl Shared {
             metrics_wanted: tokio::sync::Notify::new(),
             units: RwLock::new(Arc::new(Vec::new())),
             alerts: Mutex::new(None),
+            holder: format!(
+                "{}:{}:{}",
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "host".into()),
+                std::process::id(),
+                Utc::now().timestamp_nanos_opt().unwrap_or(0)
+            ),
         }
     }
 
@@ -460,6 +470,16 @@ pub async fn alert_pass(
     cfg: &crate::config::AlertsConfig,
     now: DateTime<Utc>,
 ) -> Result<AlertPass, StoreError> {
+    // One daemon at a time fires and resolves alerts (several may share a database).
+    if !shared
+        .store
+        .lease("alerts", &shared.holder, now + Span::minutes(2), now)
+        .await?
+    {
+        // Another holder decides; re-read the fired set when this one takes over.
+        *shared.alerts.lock().expect("alerts lock") = None;
+        return Ok(AlertPass::default());
+    }
     let ctx = shared.context();
     let open: HashSet<AlertKey> = {
         let cached = shared.alerts.lock().expect("alerts lock").clone();

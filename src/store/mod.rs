@@ -388,6 +388,15 @@ pub trait Store: Send + Sync {
     /// Unit names no directory entry matched, with how many cases name them.
     async fn unmatched_units(&self) -> Result<Vec<(String, i64)>, StoreError>;
     async fn counts(&self) -> Result<Counts, StoreError>;
+    /// Takes or renews the lease `name` for `holder` until `until`; false while
+    /// another holder's lease runs.
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// The alerts fired and not resolved.
     async fn alerts_open(&self) -> Result<Vec<AlertKey>, StoreError>;
     /// In one transaction: records fired alerts (an alert already there is left as

@@ -33,6 +33,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "alerts and outbox",
         include_str!("../../migrations/sqlite/0005_alerts_outbox.sql"),
     ),
+    (
+        6,
+        "leases",
+        include_str!("../../migrations/sqlite/0006_leases.sql"),
+    ),
 ]);
 
 /// Rows per multi-row statement (22 columns: well under SQLite's 32,766 parameters).
@@ -531,6 +536,27 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let got: Option<String> = sqlx::query_scalar(
+            "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+             WHERE leases.until < ?4 OR leases.holder = excluded.holder RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(until)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(got.is_some())
     }
 
     async fn alerts_open(&self) -> Result<Vec<AlertKey>, StoreError> {

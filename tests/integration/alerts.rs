@@ -70,7 +70,13 @@ async fn alerts_fire_once_and_go_out_as_files_in_the_window() {
     assert_eq!((p.fired, p.queued, p.resolved), (0, 0, 0));
     let sh2 = restarted(&dir, &sh).await;
     sh2.register_source("portal", "push");
+    // The first process still holds the alerts lease: the new one waits.
     let p = alert_pass(&sh2, &cfg, now()).await.unwrap();
+    assert_eq!((p.fired, p.queued, p.resolved), (0, 0, 0));
+    // Once it has run out, the new one takes over, reading what was fired: nothing new.
+    let p = alert_pass(&sh2, &cfg, now() + Duration::minutes(3))
+        .await
+        .unwrap();
     assert_eq!((p.fired, p.queued, p.resolved), (0, 0, 0));
 
     let out = dir.join("outbox");
@@ -173,6 +179,7 @@ async fn messages_wait_for_the_next_window() {
 /// aiosmtpd (PyPI or Debian's python3-aiosmtpd) on a free port, storing to a maildir.
 pub struct SmtpSink {
     child: Child,
+    port: u16,
     maildir: std::path::PathBuf,
 }
 
@@ -201,7 +208,11 @@ impl SmtpSink {
             .stderr(Stdio::null())
             .spawn()
             .ok()?;
-        let mut sink = SmtpSink { child, maildir };
+        let mut sink = SmtpSink {
+            child,
+            port,
+            maildir,
+        };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Some(sink);
@@ -213,6 +224,10 @@ impl SmtpSink {
         }
         let _ = sink.child.kill();
         None
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn messages(&self) -> Vec<Vec<u8>> {

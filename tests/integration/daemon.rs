@@ -185,15 +185,22 @@ fn serve_portal(p: Portal) -> String {
 }
 
 fn write_config(dir: &Path, sources: &str) {
+    write_config_with(
+        dir,
+        &format!("sqlite://{}/slawatch.db", dir.display()),
+        sources,
+    );
+}
+
+fn write_config_with(dir: &Path, store: &str, sources: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::write(
         dir.join("slawatch.toml"),
         format!(
             "[catalogue]\nfile = \"{root}/config/procedures.toml\"\n[directory]\nfile = \"{root}/config/units.toml\"\n\
-             [store]\nurl = \"sqlite://{dir}/slawatch.db\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             [store]\nurl = \"{store}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
              [daemon]\nevaluate_schedule = \"*/5 * * * * *\"\n{sources}",
             root = root.display(),
-            dir = dir.display(),
         ),
     )
     .unwrap();
@@ -692,4 +699,90 @@ fn alerts_survive_an_smtp_outage_and_a_restart_exactly_once() {
         ) >= 1
     );
     drop(d);
+}
+
+/// Two real daemons on one PostgreSQL, both polling the same portal: one fires the
+/// alerts (lease), both dispatch (claims with `FOR UPDATE SKIP LOCKED`), and every
+/// message reaches the SMTP server exactly once.
+#[test]
+fn two_daemons_on_one_postgres_send_each_message_once() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(crate::store::PgDatabase::create("twodaemons")) else {
+        eprintln!("SLAWATCH_TEST_DATABASE_URL is not set: two-daemon test not run");
+        return;
+    };
+    let dir = scratch("daemon-two");
+    let Some(sink) = crate::alerts::SmtpSink::start(&dir, None) else {
+        assert!(
+            std::env::var_os("CI_REQUIRE_PROMTOOL").is_none(),
+            "aiosmtpd is required here"
+        );
+        eprintln!("aiosmtpd is not installed: two-daemon test not run");
+        return;
+    };
+    let portal = Portal {
+        n: 6,
+        ..Portal::default()
+    };
+    let base = serve_portal(portal);
+    let extra = format!(
+        "[alerts]\ntransport = \"smtp\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_tls = \"none\"\n\
+         from = \"slawatch <slawatch@pvhcc.example.gov.vn>\"\nsend_window = \"always\"\nretry_base_seconds = 1\n{}",
+        sink.port(),
+        portal_source(&base)
+    );
+    let (da, db_dir) = (dir.join("a"), dir.join("b"));
+    std::fs::create_dir_all(&da).unwrap();
+    std::fs::create_dir_all(&db_dir).unwrap();
+    write_config_with(&da, &db.url, &extra);
+    write_config_with(&db_dir, &db.url, &extra);
+    let env = [("PORTAL_TOKEN", "tok")];
+    let a = Daemon::start(&da, &env);
+    let b = Daemon::start(&db_dir, &env);
+    let count = |sql: &str| -> i64 {
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&mut c)
+                .await
+                .unwrap_or(-1)
+        })
+    };
+    // 6 overdue dossiers of STP: `overdue` to its head and `escalated` to the chairman
+    // (stuck is a digest rule): 12 messages.
+    wait_until(Duration::from_secs(60), "12 messages sent", || {
+        count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'") == 12
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(count("SELECT COUNT(*) FROM outbox"), 12);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM alerts WHERE resolved_at IS NULL"),
+        18
+    );
+    // Every alert message is in exactly one e-mail.
+    let mails = sink.messages();
+    let mut items = 0;
+    let mut ids = Vec::new();
+    for m in &mails {
+        let msg = mail_parser::MessageParser::default().parse(m).unwrap();
+        ids.push(msg.message_id().unwrap().to_string());
+        let subject = msg.subject().unwrap();
+        items += subject
+            .strip_prefix("[slawatch] ")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(1);
+    }
+    assert_eq!(items, 12, "{} e-mails", mails.len());
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(n, ids.len(), "an e-mail went out twice");
+    drop(a);
+    drop(b);
+    rt.block_on(db.drop_it());
 }

@@ -408,6 +408,43 @@ async fn story(s: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(s.outbox_pending().await.unwrap(), 0);
 
+    // Leases: one holder at a time, renewable, taken over once run out.
+    assert!(s
+        .lease("alerts", "a", at + Duration::minutes(2), at)
+        .await
+        .unwrap());
+    assert!(!s
+        .lease("alerts", "b", at + Duration::minutes(2), at)
+        .await
+        .unwrap());
+    assert!(s
+        .lease(
+            "alerts",
+            "a",
+            at + Duration::minutes(3),
+            at + Duration::minutes(1)
+        )
+        .await
+        .unwrap());
+    assert!(!s
+        .lease(
+            "alerts",
+            "b",
+            at + Duration::minutes(5),
+            at + Duration::minutes(2)
+        )
+        .await
+        .unwrap());
+    assert!(s
+        .lease(
+            "alerts",
+            "b",
+            at + Duration::minutes(6),
+            at + Duration::minutes(4)
+        )
+        .await
+        .unwrap());
+
     s.record_job(&JobRun {
         job: "poll:portal".into(),
         started_at: at,
