@@ -336,6 +336,9 @@ pub struct AlertsConfig {
     pub max_attempts: u32,
     /// First retry delay in seconds, doubling per attempt up to an hour.
     pub retry_base_seconds: u32,
+    /// When the morning digest is built (6-field cron, local time); it runs on workdays
+    /// only, make-up Saturdays included.
+    pub digest_schedule: String,
     /// When unit heads' e-mail may go out: `office_hours` (from the first session's
     /// start to the last session's end on workdays) or `always`.
     pub send_window: String,
@@ -362,6 +365,7 @@ impl Default for AlertsConfig {
             max_attempts: 8,
             retry_base_seconds: 30,
             send_window: "office_hours".into(),
+            digest_schedule: "0 30 7 * * *".into(),
         }
     }
 }

@@ -583,6 +583,100 @@ pub async fn alert_pass(
     Ok(pass)
 }
 
+/// What one morning digest run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DigestPass {
+    /// False on a day off (and while another daemon holds the digest lease).
+    pub ran: bool,
+    pub units: usize,
+    pub cases: usize,
+    pub queued: usize,
+}
+
+/// Builds and queues the morning digests (SPEC §10): on workdays only (make-up
+/// Saturdays included, holidays skipped), one per unit with something to report,
+/// once per unit and day however often it runs.
+pub async fn digest_pass(
+    shared: &Shared,
+    cfg: &crate::config::AlertsConfig,
+    now: DateTime<Utc>,
+) -> Result<DigestPass, StoreError> {
+    let ctx = shared.context();
+    let today = ctx.calendar.local(now).date();
+    if !ctx.calendar.is_workday(today) {
+        tracing::info!(date = %today, "not a workday: no digest");
+        return Ok(DigestPass::default());
+    }
+    if !shared
+        .store
+        .lease("digest", &shared.holder, now + Span::minutes(10), now)
+        .await?
+    {
+        return Ok(DigestPass::default());
+    }
+    let stale: Vec<(String, String)> = shared
+        .health()
+        .into_iter()
+        .filter(|h| !h.up)
+        .map(|h| {
+            let since = h
+                .last_success
+                .map(|t| crate::timefmt::human(t, &ctx.calendar))
+                .unwrap_or_else(|| "—".into());
+            (h.name, since)
+        })
+        .collect();
+    let listed: Vec<crate::alert::digest::Listed> = shared.with_open(|entries| {
+        entries
+            .filter_map(|e| {
+                let ev = e.eval.as_ref()?;
+                crate::alert::digest::listed(&e.case, ev, || case_item(&e.case, ev, &ctx, cfg, now))
+            })
+            .collect()
+    });
+    let lang = cfg.language.clone();
+    let labels = |s: &str| crate::notify::templates::rule_label(s, &lang).to_string();
+    let date = today.format("%d/%m/%Y").to_string();
+    let digests = crate::alert::digest::build(listed, &ctx.directory, &date, &labels, &stale);
+    let mut outbox = Vec::new();
+    let mut pass = DigestPass {
+        ran: true,
+        ..DigestPass::default()
+    };
+    for d in &digests {
+        pass.units += 1;
+        pass.cases += d.cases;
+        for to in &d.to {
+            let digest = Sha256::digest(
+                format!(
+                    "{}\u{1f}{}\u{1f}{}",
+                    d.unit,
+                    today,
+                    to.email.to_ascii_lowercase()
+                )
+                .as_bytes(),
+            );
+            let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+            outbox.push(OutboxNew {
+                message_id: format!("<digest-{hex}@slawatch>"),
+                channel: "email".into(),
+                rule: "digest".into(),
+                source: "digest".into(),
+                case_id: d.unit.clone(),
+                to_addr: to.email.clone(),
+                to_name: to.name.clone(),
+                cc: serde_json::to_string(&d.cc).unwrap_or_else(|_| "[]".into()),
+                lang: lang.clone(),
+                item: d.context.to_string(),
+                not_before: now,
+            });
+        }
+    }
+    pass.queued = outbox.len();
+    shared.store.alerts_apply(&[], &[], &outbox, now).await?;
+    Ok(pass)
+}
+
 /// Sends due messages every few seconds (and when an alert pass queued some) until
 /// cancelled; a failing transport is retried per message with back-off.
 pub async fn dispatch_loop(
@@ -644,6 +738,22 @@ fn alert_item(
     cfg: &crate::config::AlertsConfig,
     now: DateTime<Utc>,
 ) -> serde_json::Value {
+    let mut item = case_item(case, ev, ctx, cfg, now);
+    item["rule"] = serde_json::json!(w.rule);
+    item["rule_label"] =
+        serde_json::json!(crate::notify::templates::rule_label(w.rule, &cfg.language));
+    item["level"] = serde_json::json!(w.level);
+    item
+}
+
+/// What every message says of a case: ids, procedure, unit, due, state, trace, link.
+fn case_item(
+    case: &Case,
+    ev: &EvalSummary,
+    ctx: &Context,
+    cfg: &crate::config::AlertsConfig,
+    now: DateTime<Utc>,
+) -> serde_json::Value {
     let lang = if cfg.language == "en" {
         crate::sla::explain::Lang::En
     } else {
@@ -669,9 +779,7 @@ fn alert_item(
             .replace("{source}", &case.source)
     });
     serde_json::json!({
-        "rule": w.rule,
-        "rule_label": crate::notify::templates::rule_label(w.rule, &cfg.language),
-        "level": w.level,
+        "source": &*case.source,
         "case_id": case.case_id,
         "procedure": case.procedure_name.as_deref().or(case.procedure_code.as_deref()),
         "unit": case.unit_code.as_deref(),
@@ -1499,6 +1607,37 @@ pub async fn run(loaded: Loaded) -> Result<()> {
                         }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "alert pass failed"),
+                    }
+                })
+            })
+            .await?;
+    }
+    {
+        crate::scheduler::validate(&cfg.alerts.digest_schedule)
+            .map_err(|e| anyhow::anyhow!("alerts.digest_schedule: {e}"))?;
+        let shared = shared.clone();
+        let alerts_cfg = alerts_cfg.clone();
+        let dispatch_wanted = dispatch_wanted.clone();
+        scheduler
+            .add("digest", &cfg.alerts.digest_schedule, move || {
+                let shared = shared.clone();
+                let alerts_cfg = alerts_cfg.clone();
+                let dispatch_wanted = dispatch_wanted.clone();
+                Box::pin(async move {
+                    let t = std::time::Instant::now();
+                    match digest_pass(&shared, &alerts_cfg, Utc::now()).await {
+                        Ok(p) if p.ran => {
+                            tracing::info!(
+                                units = p.units,
+                                cases = p.cases,
+                                queued = p.queued,
+                                ms = t.elapsed().as_millis() as u64,
+                                "morning digest queued"
+                            );
+                            dispatch_wanted.notify_one();
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "digest failed"),
                     }
                 })
             })

@@ -7,6 +7,8 @@
 //! again. `escalated` climbs one level of the unit tree per `escalate_every` workdays
 //! of overdue age, up to the top; only the level reached is wanted.
 
+pub mod digest;
+
 use crate::calendar::Calendar;
 use crate::directory::{Directory, Unit};
 use crate::sla::model::Case;

@@ -238,11 +238,15 @@ pub async fn dispatch_once(
     let rows = store.outbox_claim(now, Duration::minutes(5), CLAIM).await?;
     let mut groups: Vec<Vec<OutboxRow>> = Vec::new();
     for row in rows {
+        // A digest is a message of its own; alerts to one recipient are bundled.
+        if row.rule == "digest" {
+            groups.push(vec![row]);
+            continue;
+        }
         let key = (row.to_addr.to_ascii_lowercase(), row.lang.clone());
-        match groups
-            .iter_mut()
-            .find(|g| (g[0].to_addr.to_ascii_lowercase(), g[0].lang.clone()) == key)
-        {
+        match groups.iter_mut().find(|g| {
+            g[0].rule != "digest" && (g[0].to_addr.to_ascii_lowercase(), g[0].lang.clone()) == key
+        }) {
             Some(g) => g.push(row),
             None => groups.push(vec![row]),
         }
@@ -253,7 +257,36 @@ pub async fn dispatch_once(
         match send_group(transport, templates, cfg, &group, generated_at).await {
             Ok((message_id, recipients)) => {
                 let mut log = Vec::new();
-                for row in &group {
+                for row in group.iter().filter(|r| r.rule == "digest") {
+                    // Every case a digest lists logs it.
+                    let item: Value = serde_json::from_str(&row.item).unwrap_or(Value::Null);
+                    for sec in ["sections", "tasks"] {
+                        for s in item[sec].as_array().into_iter().flatten() {
+                            for c in s["cases"].as_array().into_iter().flatten() {
+                                let (Some(src), Some(id)) =
+                                    (c["source"].as_str(), c["case_id"].as_str())
+                                else {
+                                    continue;
+                                };
+                                log.push((
+                                    src.to_string(),
+                                    id.to_string(),
+                                    NotificationRow {
+                                        at: Utc::now(),
+                                        rule: "digest".into(),
+                                        level: 0,
+                                        recipient: recipients[0].clone(),
+                                        channel: transport.name().to_string(),
+                                        status: "sent".into(),
+                                        message_id: Some(message_id.clone()),
+                                    },
+                                ));
+                            }
+                        }
+                    }
+                    done.events.push(("digest".into(), "sent"));
+                }
+                for row in group.iter().filter(|r| r.rule != "digest") {
                     let level = serde_json::from_str::<Value>(&row.item)
                         .ok()
                         .and_then(|v| v["level"].as_i64())
@@ -364,13 +397,20 @@ async fn send_group(
         name: first.to_name.clone(),
         email: first.to_addr.clone(),
     };
-    let ctx = serde_json::json!({
-        "recipient": {"name": to.name, "email": to.email},
-        "generated_at": generated_at,
-        "items": items,
-    });
+    let recipient = serde_json::json!({"name": to.name, "email": to.email});
+    let (name, ctx) = if first.rule == "digest" {
+        let mut ctx = items.into_iter().next().unwrap_or(Value::Null);
+        ctx["recipient"] = recipient;
+        ctx["generated_at"] = Value::String(generated_at.to_string());
+        ("digest", ctx)
+    } else {
+        (
+            "alert",
+            serde_json::json!({"recipient": recipient, "generated_at": generated_at, "items": items}),
+        )
+    };
     let rendered = templates
-        .render("alert", &first.lang, &ctx)
+        .render(name, &first.lang, &ctx)
         .map_err(|e| NotifyError::Build(e.to_string()))?;
     if let Some(o) = cfg.override_recipient.as_ref().filter(|o| !o.is_empty()) {
         to.email = o.clone();

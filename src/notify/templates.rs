@@ -12,9 +12,61 @@ use std::path::Path;
 /// The languages messages are written in.
 pub const LANGS: [&str; 2] = ["vi", "en"];
 /// The message kinds (one set of three parts per language each).
-pub const NAMES: [&str; 1] = ["alert"];
+pub const NAMES: [&str; 2] = ["alert", "digest"];
 
 const BUILTIN: &[(&str, &str)] = &[
+    (
+        "digest.vi.subject",
+        "[slawatch] {{ unit_name }}: {{ total }} hồ sơ cần chú ý ngày {{ date }}",
+    ),
+    (
+        "digest.vi.txt",
+        "Kính gửi {{ recipient.name or recipient.email }},\n\n\
+Tình hình hồ sơ của {{ unit_name }} sáng {{ date }}:\n\
+{% for s in stale %}(Lưu ý: dữ liệu từ nguồn {{ s.source }} chỉ cập nhật đến {{ s.since }}.)\n{% endfor %}\
+{% for sec in sections %}\n{{ sec.title }} ({{ sec.count }}):\n{% for it in sec.cases %}\
+- Hồ sơ {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.{% if it.overdue_workdays > 0 %} Quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}\n\
+{% for line in it.trace %}    · {{ line }}\n{% endfor %}{% if it.link %}  Xem hồ sơ: {{ it.link }}\n{% endif %}{% endfor %}{% endfor %}\
+{% if tasks %}\nNhiệm vụ được giao:\n{% for sec in tasks %}{{ sec.title }} ({{ sec.count }}):\n{% for it in sec.cases %}\
+- {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.\n{% endfor %}{% endfor %}{% endif %}\n\
+Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; xin không trả lời thư này.\n",
+    ),
+    (
+        "digest.vi.html",
+        "<!doctype html>\n<html lang=\"vi\"><head><meta charset=\"utf-8\"><title>{{ subject }}</title></head>\n<body>\n\
+<p>Kính gửi {{ recipient.name or recipient.email }},</p>\n<p>Tình hình hồ sơ của <strong>{{ unit_name }}</strong> sáng {{ date }}:</p>\n\
+{% for s in stale %}<p><em>Lưu ý: dữ liệu từ nguồn {{ s.source }} chỉ cập nhật đến {{ s.since }}.</em></p>\n{% endfor %}\
+{% for sec in sections %}<h3>{{ sec.title }} ({{ sec.count }})</h3>\n<ul>{% for it in sec.cases %}<li>Hồ sơ {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.{% if it.overdue_workdays > 0 %} Quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}\
+{% if it.trace %}<ul>{% for line in it.trace %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}\
+{% if tasks %}<h3>Nhiệm vụ được giao</h3>\n{% for sec in tasks %}<h4>{{ sec.title }} ({{ sec.count }})</h4><ul>{% for it in sec.cases %}<li>{{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.</li>{% endfor %}</ul>{% endfor %}{% endif %}\
+<p><small>Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; xin không trả lời thư này.</small></p>\n</body></html>\n",
+    ),
+    (
+        "digest.en.subject",
+        "[slawatch] {{ unit_name }}: {{ total }} cases need attention on {{ date }}",
+    ),
+    (
+        "digest.en.txt",
+        "Dear {{ recipient.name or recipient.email }},\n\n\
+Cases of {{ unit_name }} on the morning of {{ date }}:\n\
+{% for s in stale %}(Note: data from {{ s.source }} is only current to {{ s.since }}.)\n{% endfor %}\
+{% for sec in sections %}\n{{ sec.title }} ({{ sec.count }}):\n{% for it in sec.cases %}\
+- Case {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}\n\
+{% for line in it.trace %}    · {{ line }}\n{% endfor %}{% if it.link %}  Open: {{ it.link }}\n{% endif %}{% endfor %}{% endfor %}\
+{% if tasks %}\nAssigned tasks:\n{% for sec in tasks %}{{ sec.title }} ({{ sec.count }}):\n{% for it in sec.cases %}\
+- {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.\n{% endfor %}{% endfor %}{% endif %}\n\
+Sent automatically by slawatch at {{ generated_at }}; please do not reply.\n",
+    ),
+    (
+        "digest.en.html",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{{ subject }}</title></head>\n<body>\n\
+<p>Dear {{ recipient.name or recipient.email }},</p>\n<p>Cases of <strong>{{ unit_name }}</strong> on the morning of {{ date }}:</p>\n\
+{% for s in stale %}<p><em>Note: data from {{ s.source }} is only current to {{ s.since }}.</em></p>\n{% endfor %}\
+{% for sec in sections %}<h3>{{ sec.title }} ({{ sec.count }})</h3>\n<ul>{% for it in sec.cases %}<li>Case {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}\
+{% if it.trace %}<ul>{% for line in it.trace %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}\
+{% if tasks %}<h3>Assigned tasks</h3>\n{% for sec in tasks %}<h4>{{ sec.title }} ({{ sec.count }})</h4><ul>{% for it in sec.cases %}<li>{{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.</li>{% endfor %}</ul>{% endfor %}{% endif %}\
+<p><small>Sent automatically by slawatch at {{ generated_at }}; please do not reply.</small></p>\n</body></html>\n",
+    ),
     (
         "alert.vi.subject",
         "{% if items|length == 1 %}[{{ items[0].rule_label }}] Hồ sơ {{ items[0].case_id }}{% if items[0].procedure %} — {{ items[0].procedure }}{% endif %}{% else %}[slawatch] {{ items|length }} cảnh báo hồ sơ cần xử lý{% endif %}",
@@ -69,9 +121,11 @@ Unit: {{ it.unit_name }}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Ove
     ),
 ];
 
-/// A rule's name in a language.
+/// A rule's (or digest section's) name in a language.
 pub fn rule_label(rule: &str, lang: &str) -> &'static str {
     match (rule, lang) {
+        ("unknown_unit", "en") => "Unknown unit",
+        ("unknown_unit", _) => "Đơn vị chưa xác định",
         ("due_soon", "en") => "Due soon",
         ("apology_due", "en") => "Apology letter due",
         ("overdue", "en") => "Overdue",
@@ -166,13 +220,32 @@ impl Templates {
         let mut errors = Vec::new();
         for name in NAMES {
             for lang in LANGS {
-                if let Err(e) = self.render(name, lang, &fixture(lang)) {
+                if let Err(e) = self.render(name, lang, &fixture_for(name, lang)) {
                     errors.push(e.to_string());
                 }
             }
         }
         errors
     }
+}
+
+/// The context of a message kind, filled with sample values.
+pub fn fixture_for(name: &str, lang: &str) -> Value {
+    if name != "digest" {
+        return fixture(lang);
+    }
+    let item = fixture(lang)["items"][0].clone();
+    json!({
+        "recipient": {"name": "Giám đốc Sở Tư pháp", "email": "giamdoc@stp.example.gov.vn"},
+        "generated_at": "07:30 15/03/2024",
+        "unit": "STP",
+        "unit_name": "Sở Tư pháp",
+        "date": "15/03/2024",
+        "total": 2,
+        "sections": [{"section": "overdue", "title": rule_label("overdue", lang), "count": 1, "cases": [item.clone()]}],
+        "tasks": [{"section": "due_soon", "title": rule_label("due_soon", lang), "count": 1, "cases": [item]}],
+        "stale": [{"source": "portal", "since": "06:10 15/03/2024"}],
+    })
 }
 
 /// The context an alert message is rendered with, filled with sample values.
@@ -205,6 +278,29 @@ mod tests {
     fn builtin_templates_render_in_both_languages() {
         let t = Templates::load(None).unwrap();
         assert!(t.check().is_empty(), "{:?}", t.check());
+        let d = t
+            .render("digest", "vi", &fixture_for("digest", "vi"))
+            .unwrap();
+        assert_eq!(
+            d.subject,
+            "[slawatch] Sở Tư pháp: 2 hồ sơ cần chú ý ngày 15/03/2024"
+        );
+        assert!(d
+            .text
+            .contains("(Lưu ý: dữ liệu từ nguồn portal chỉ cập nhật đến 06:10 15/03/2024.)\n"));
+        assert!(d.text.contains("\nQuá hạn (1):\n- Hồ sơ 000.00.12.H22-240301-0001 — Cấp giấy phép xây dựng nhà ở riêng lẻ. Hạn: 17:00 08/03/2024. Quá hạn 4 ngày làm việc.\n"), "{}", d.text);
+        assert!(
+            d.text.contains("\nNhiệm vụ được giao:\nSắp đến hạn (1):\n"),
+            "{}",
+            d.text
+        );
+        let d = t
+            .render("digest", "en", &fixture_for("digest", "en"))
+            .unwrap();
+        assert_eq!(
+            d.subject,
+            "[slawatch] Sở Tư pháp: 2 cases need attention on 15/03/2024"
+        );
         let vi = t.render("alert", "vi", &fixture("vi")).unwrap();
         assert_eq!(
             vi.subject,

@@ -378,3 +378,77 @@ async fn a_backlog_is_bundled_per_recipient() {
         .iter()
         .all(|n| n.message_id.as_deref().unwrap().starts_with("<bundle-")));
 }
+
+fn local(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// The morning digest: workdays only (make-up Saturdays in, holidays out), one per
+/// unit with something to report, once per day, saying when data is stale.
+#[tokio::test]
+async fn morning_digest_on_workdays_once_per_unit_and_day() {
+    let dir = scratch("alerts-digest");
+    let sh = shared_with_cases(&dir, now()).await;
+    let cfg = AlertsConfig::default();
+    // Sat 16/03/2024 and Mon 12/02/2024 (Tết): no digest.
+    for day in ["2024-03-16T07:30:00+07:00", "2024-02-12T07:30:00+07:00"] {
+        let p = slawatch::daemon::digest_pass(&sh, &cfg, local(day))
+            .await
+            .unwrap();
+        assert!(!p.ran, "{day}");
+    }
+    // Sat 04/05/2024, a make-up workday: it runs.
+    let p = slawatch::daemon::digest_pass(&sh, &cfg, local("2024-05-04T07:30:00+07:00"))
+        .await
+        .unwrap();
+    assert!(p.ran);
+    // Fri 15/03/2024 07:30: STP has M-OVERDUE (overdue, also stuck: listed once);
+    // nothing else is due soon, late or stuck.
+    let morning = local("2024-03-15T07:30:00+07:00");
+    let p = slawatch::daemon::digest_pass(&sh, &cfg, morning)
+        .await
+        .unwrap();
+    assert_eq!((p.units, p.cases, p.queued), (1, 1, 1));
+    let again = slawatch::daemon::digest_pass(&sh, &cfg, morning + Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(again.queued, 1);
+    let out = dir.join("outbox");
+    let t = FileTransport { dir: out.clone() };
+    let d = dispatch_once(
+        sh.store.as_ref(),
+        &t,
+        &Templates::load(None).unwrap(),
+        &cfg,
+        morning + Duration::minutes(6),
+        "07:36 15/03/2024",
+    )
+    .await
+    .unwrap();
+    // Today's, once (the repeat was the same message); the one built for 04/05 waits
+    // for its own morning.
+    assert_eq!(d.sent, 1);
+    let files = eml_files(&out);
+    let today = files
+        .iter()
+        .map(|f| parse(f))
+        .find(|m| m.subject().is_some_and(|s| s.ends_with("15/03/2024")))
+        .expect("today's digest");
+    assert_eq!(
+        today.subject(),
+        Some("[slawatch] Sở Tư pháp: 1 hồ sơ cần chú ý ngày 15/03/2024")
+    );
+    assert_eq!(addresses(today.to()), ["giamdoc@stp.example.gov.vn"]);
+    let text = today.body_text(0).unwrap().replace("\r\n", "\n");
+    // The source has not been polled successfully: the digest says so.
+    assert!(
+        text.contains("(Lưu ý: dữ liệu từ nguồn portal chỉ cập nhật đến —.)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nQuá hạn (1):\n- Hồ sơ M-OVERDUE — Thủ tục thử."),
+        "{text}"
+    );
+    let log = sh.store.notifications("portal", "M-OVERDUE").await.unwrap();
+    assert!(log.iter().any(|n| n.rule == "digest"), "{log:?}");
+}
