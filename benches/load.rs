@@ -54,7 +54,8 @@ fn units_toml() -> String {
     let mut t = String::from("[[unit]]\ncode = \"UBND\"\nname = \"UBND tỉnh\"\n");
     for u in 1..=UNITS {
         t.push_str(&format!(
-            "\n[[unit]]\ncode = \"U{u:03}\"\nname = \"Đơn vị {u:03}\"\nparent = \"UBND\"\nlevel = 1\n"
+            "\n[[unit]]\ncode = \"U{u:03}\"\nname = \"Đơn vị {u:03}\"\nparent = \"UBND\"\nlevel = 1\n\
+             head = {{ name = \"Thủ trưởng đơn vị {u:03}\", email = \"u{u:03}@bench.example.gov.vn\" }}\n"
         ));
     }
     t
@@ -468,5 +469,96 @@ async fn main() {
         "poll with 10,000 changes: ingested and evaluated in {:.2} s",
         t.elapsed().as_secs_f64()
     );
+    // 6. The morning digest for every unit, built and queued, then sent to a local
+    // SMTP server (aiosmtpd, when installed).
+    digest_and_send(&shared).await;
     println!("resident memory at the end: {:.0} MB", rss_mb());
+}
+
+async fn digest_and_send(shared: &Shared) {
+    let cal = shared.context().calendar.clone();
+    let morning = slawatch::alert::next_window(&cal, Utc::now());
+    let mut cfg = slawatch::config::AlertsConfig::default();
+    let t = Instant::now();
+    let p = slawatch::daemon::digest_pass(shared, &cfg, morning)
+        .await
+        .unwrap();
+    println!(
+        "morning digest: {} units, {} cases listed, {} messages built and queued in {:.2} s",
+        p.units,
+        p.cases,
+        p.queued,
+        t.elapsed().as_secs_f64()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("slawatch-load-smtp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
+        .arg(dir.join("maildir"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        println!("dispatcher: python3 -m aiosmtpd not available, skipped");
+        return;
+    };
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !up {
+        println!("dispatcher: aiosmtpd did not start, skipped");
+        let _ = child.kill();
+        return;
+    }
+    cfg.transport = "smtp".into();
+    cfg.smtp_host = "127.0.0.1".into();
+    cfg.smtp_port = port;
+    cfg.smtp_tls = "none".into();
+    cfg.from = "slawatch <slawatch@bench.example.gov.vn>".into();
+    let smtp = slawatch::notify::SmtpTransport::new(&cfg).unwrap();
+    let templates = slawatch::notify::templates::Templates::load(None).unwrap();
+    let t = Instant::now();
+    let mut sent = 0;
+    loop {
+        let d = slawatch::notify::dispatch_once(
+            shared.store.as_ref(),
+            &smtp,
+            &templates,
+            &cfg,
+            morning,
+            "07:30",
+        )
+        .await
+        .unwrap();
+        if d.sent + d.failed + d.dead == 0 {
+            break;
+        }
+        sent += d.sent;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "dispatcher: {sent} digests sent over SMTP in {secs:.2} s = {:.0} messages/s",
+        sent as f64 / secs
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }
