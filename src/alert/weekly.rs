@@ -46,7 +46,6 @@ pub fn build(
     head_label: &str,
 ) -> Value {
     let weeks = last_four_weeks(today);
-    let dossiers = |u: &UnitSummary| u.kinds.get("dossier");
     let overdue_of = |u: &UnitSummary| -> i64 {
         u.kinds
             .values()
@@ -56,7 +55,8 @@ pub fn build(
     let mut by_overdue: Vec<&UnitSummary> = units.iter().filter(|u| overdue_of(u) > 0).collect();
     by_overdue.sort_by(|a, b| overdue_of(b).cmp(&overdue_of(a)).then(a.unit.cmp(&b.unit)));
     let ratio = |u: &UnitSummary| {
-        dossiers(u)
+        u.kinds
+            .get("dossier")
             .and_then(|k| k.on_time.get("quarter"))
             .and_then(|r| r.ratio.map(|v| (v, r.on_time, r.population)))
     };
