@@ -339,6 +339,9 @@ pub struct AlertsConfig {
     /// When the morning digest is built (6-field cron, local time); it runs on workdays
     /// only, make-up Saturdays included.
     pub digest_schedule: String,
+    /// When the weekly report is considered (6-field cron, local time): it goes out
+    /// on the first workday of each week.
+    pub weekly_schedule: String,
     /// When unit heads' e-mail may go out: `office_hours` (from the first session's
     /// start to the last session's end on workdays) or `always`.
     pub send_window: String,
@@ -366,6 +369,7 @@ impl Default for AlertsConfig {
             retry_base_seconds: 30,
             send_window: "office_hours".into(),
             digest_schedule: "0 30 7 * * *".into(),
+            weekly_schedule: "0 0 8 * * *".into(),
         }
     }
 }

@@ -104,6 +104,8 @@ pub struct Shared {
     alerts: Mutex<Option<HashSet<AlertKey>>>,
     /// This process, as the holder of leases.
     pub holder: String,
+    /// Overdue counts recorded per (unit, week), to write only increases.
+    weeks: Mutex<HashMap<(String, String), i64>>,
 }
 
 #[derive(Default)]
@@ -131,6 +133,7 @@ impl Shared {
             metrics_wanted: tokio::sync::Notify::new(),
             units: RwLock::new(Arc::new(Vec::new())),
             alerts: Mutex::new(None),
+            weeks: Mutex::new(HashMap::new()),
             holder: format!(
                 "{}:{}:{}",
                 std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -513,12 +516,21 @@ pub async fn alert_pass(
     let mut wanted_keys: HashSet<AlertKey> = HashSet::new();
     let mut fire = Vec::new();
     let mut outbox = Vec::new();
+    let mut overdue_units: HashMap<String, i64> = HashMap::new();
     shared.with_open(|entries| {
         for e in entries {
             if stale.contains(&*e.case.source) {
                 continue;
             }
             let Some(ev) = e.eval.as_ref() else { continue };
+            if ev.state == Some("overdue") {
+                let unit = e
+                    .case
+                    .unit_code
+                    .as_deref()
+                    .unwrap_or(crate::metrics::UNKNOWN_UNIT);
+                *overdue_units.entry(unit.to_string()).or_default() += 1;
+            }
             for w in crate::alert::wanted(&e.case, ev, &ladder, now) {
                 let key = AlertKey {
                     source: e.case.source.to_string(),
@@ -573,6 +585,23 @@ pub async fn alert_pass(
             .store
             .alerts_apply(&fire, &resolve, &outbox, now)
             .await?;
+    }
+    // The week's record of overdue units (for the weekly report), written on increase.
+    let week = crate::alert::weekly::week_of(ctx.calendar.local(now).date()).to_string();
+    let marks: Vec<(String, String, i64)> = {
+        let seen = shared.weeks.lock().expect("weeks lock");
+        overdue_units
+            .into_iter()
+            .filter(|(u, n)| seen.get(&(u.clone(), week.clone())).is_none_or(|m| n > m))
+            .map(|(u, n)| (u, week.clone(), n))
+            .collect()
+    };
+    if !marks.is_empty() {
+        shared.store.unit_weeks_mark(&marks).await?;
+        let mut seen = shared.weeks.lock().expect("weeks lock");
+        for (u, w, n) in marks {
+            seen.insert((u, w), n);
+        }
     }
     let mut next = open;
     for k in &resolve {
@@ -675,6 +704,74 @@ pub async fn digest_pass(
     pass.queued = outbox.len();
     shared.store.alerts_apply(&[], &[], &outbox, now).await?;
     Ok(pass)
+}
+
+/// Builds and queues the weekly report to the provincial office on the first workday
+/// of each week (runs daily; once per week however often it runs).
+pub async fn weekly_pass(
+    shared: &Shared,
+    cfg: &crate::config::AlertsConfig,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    use crate::alert::weekly;
+    let ctx = shared.context();
+    let today = ctx.calendar.local(now).date();
+    let monday = weekly::week_of(today);
+    let first_workday = ctx.calendar.is_workday(today)
+        && (0..(today - monday).num_days())
+            .all(|k| !ctx.calendar.is_workday(monday + Span::days(k)));
+    if !first_workday {
+        return Ok(false);
+    }
+    let Some(to) = crate::alert::provincial_office(&ctx.directory) else {
+        tracing::warn!("no unit tagged provincial_office with a head e-mail: no weekly report");
+        return Ok(false);
+    };
+    if !shared
+        .store
+        .lease("weekly", &shared.holder, now + Span::minutes(10), now)
+        .await?
+    {
+        return Ok(false);
+    }
+    let weeks = weekly::last_four_weeks(today);
+    let records: Vec<(String, chrono::NaiveDate)> = shared
+        .store
+        .unit_weeks_since(&weeks[0].to_string())
+        .await?
+        .into_iter()
+        .filter_map(|(u, w)| w.parse().ok().map(|w| (u, w)))
+        .collect();
+    let label = if cfg.language == "en" {
+        "(no head named)"
+    } else {
+        "(chưa có tên)"
+    };
+    let context = weekly::build(
+        &shared.unit_summaries(),
+        &records,
+        today,
+        &ctx.directory,
+        label,
+    );
+    let digest =
+        Sha256::digest(format!("{monday}\u{1f}{}", to.email.to_ascii_lowercase()).as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let row = OutboxNew {
+        message_id: format!("<weekly-{hex}@slawatch>"),
+        channel: "email".into(),
+        rule: "weekly".into(),
+        source: "weekly".into(),
+        case_id: monday.to_string(),
+        to_addr: to.email.clone(),
+        to_name: to.name.clone(),
+        cc: "[]".into(),
+        lang: cfg.language.clone(),
+        item: context.to_string(),
+        not_before: now,
+    };
+    shared.store.alerts_apply(&[], &[], &[row], now).await?;
+    Ok(true)
 }
 
 /// Sends due messages every few seconds (and when an alert pass queued some) until
@@ -1638,6 +1735,30 @@ pub async fn run(loaded: Loaded) -> Result<()> {
                         }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "digest failed"),
+                    }
+                })
+            })
+            .await?;
+    }
+    {
+        crate::scheduler::validate(&cfg.alerts.weekly_schedule)
+            .map_err(|e| anyhow::anyhow!("alerts.weekly_schedule: {e}"))?;
+        let shared = shared.clone();
+        let alerts_cfg = alerts_cfg.clone();
+        let dispatch_wanted = dispatch_wanted.clone();
+        scheduler
+            .add("weekly", &cfg.alerts.weekly_schedule, move || {
+                let shared = shared.clone();
+                let alerts_cfg = alerts_cfg.clone();
+                let dispatch_wanted = dispatch_wanted.clone();
+                Box::pin(async move {
+                    match weekly_pass(&shared, &alerts_cfg, Utc::now()).await {
+                        Ok(true) => {
+                            tracing::info!("weekly report queued");
+                            dispatch_wanted.notify_one();
+                        }
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "weekly report failed"),
                     }
                 })
             })

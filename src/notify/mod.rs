@@ -238,14 +238,15 @@ pub async fn dispatch_once(
     let rows = store.outbox_claim(now, Duration::minutes(5), CLAIM).await?;
     let mut groups: Vec<Vec<OutboxRow>> = Vec::new();
     for row in rows {
-        // A digest is a message of its own; alerts to one recipient are bundled.
-        if row.rule == "digest" {
+        // A digest or a report is a message of its own; alerts to one recipient are
+        // bundled.
+        if is_report(&row.rule) {
             groups.push(vec![row]);
             continue;
         }
         let key = (row.to_addr.to_ascii_lowercase(), row.lang.clone());
         match groups.iter_mut().find(|g| {
-            g[0].rule != "digest" && (g[0].to_addr.to_ascii_lowercase(), g[0].lang.clone()) == key
+            !is_report(&g[0].rule) && (g[0].to_addr.to_ascii_lowercase(), g[0].lang.clone()) == key
         }) {
             Some(g) => g.push(row),
             None => groups.push(vec![row]),
@@ -286,7 +287,10 @@ pub async fn dispatch_once(
                     }
                     done.events.push(("digest".into(), "sent"));
                 }
-                for row in group.iter().filter(|r| r.rule != "digest") {
+                for _ in group.iter().filter(|r| r.rule == "weekly") {
+                    done.events.push(("weekly".into(), "sent"));
+                }
+                for row in group.iter().filter(|r| !is_report(&r.rule)) {
                     let level = serde_json::from_str::<Value>(&row.item)
                         .ok()
                         .and_then(|v| v["level"].as_i64())
@@ -341,6 +345,11 @@ pub async fn dispatch_once(
         }
     }
     Ok(done)
+}
+
+/// Digests and the weekly report: whole messages, never bundled with alerts.
+fn is_report(rule: &str) -> bool {
+    matches!(rule, "digest" | "weekly")
 }
 
 fn cc_of(row: &OutboxRow) -> Vec<Recipient> {
@@ -398,11 +407,11 @@ async fn send_group(
         email: first.to_addr.clone(),
     };
     let recipient = serde_json::json!({"name": to.name, "email": to.email});
-    let (name, ctx) = if first.rule == "digest" {
+    let (name, ctx) = if is_report(&first.rule) {
         let mut ctx = items.into_iter().next().unwrap_or(Value::Null);
         ctx["recipient"] = recipient;
         ctx["generated_at"] = Value::String(generated_at.to_string());
-        ("digest", ctx)
+        (first.rule.as_str(), ctx)
     } else {
         (
             "alert",

@@ -12,9 +12,67 @@ use std::path::Path;
 /// The languages messages are written in.
 pub const LANGS: [&str; 2] = ["vi", "en"];
 /// The message kinds (one set of three parts per language each).
-pub const NAMES: [&str; 2] = ["alert", "digest"];
+pub const NAMES: [&str; 3] = ["alert", "digest", "weekly"];
 
 const BUILTIN: &[(&str, &str)] = &[
+    (
+        "weekly.vi.subject",
+        "[slawatch] Báo cáo tuần {{ date }}: đơn vị quá hạn và tỷ lệ đúng hạn",
+    ),
+    (
+        "weekly.vi.txt",
+        "Kính gửi {{ recipient.name or recipient.email }},\n\n\
+Báo cáo ngày {{ date }}.\n\n\
+Đơn vị có hồ sơ đang quá hạn:\n\
+{% for u in by_overdue %}{{ u.rank }}. {{ u.unit_name }} ({{ u.head }}): {{ u.overdue }} hồ sơ\n\
+{% else %}Không có đơn vị nào có hồ sơ quá hạn.\n{% endfor %}\n\
+Tỷ lệ giải quyết đúng hạn quý này, thấp nhất trước:\n\
+{% for u in by_ratio %}{{ u.rank }}. {{ u.unit_name }}: {{ u.ratio }} ({{ u.on_time }}/{{ u.population }})\n\
+{% else %}Chưa có hồ sơ trong quý.\n{% endfor %}\n\
+Đơn vị thường xuyên quá hạn (có hồ sơ quá hạn trong ít nhất 3 của 4 tuần, từ {{ weeks_from }} đến {{ weeks_to }}):\n\
+{% for u in regularly_late %}- {{ u.unit_name }}, thủ trưởng: {{ u.head }} ({{ u.weeks }}/4 tuần)\n\
+{% else %}Không có.\n{% endfor %}\n\
+Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; xin không trả lời thư này.\n",
+    ),
+    (
+        "weekly.vi.html",
+        "<!doctype html>\n<html lang=\"vi\"><head><meta charset=\"utf-8\"><title>{{ subject }}</title></head>\n<body>\n\
+<p>Kính gửi {{ recipient.name or recipient.email }},</p>\n<p>Báo cáo ngày {{ date }}.</p>\n\
+<h3>Đơn vị có hồ sơ đang quá hạn</h3>\n<ol>{% for u in by_overdue %}<li>{{ u.unit_name }} ({{ u.head }}): {{ u.overdue }} hồ sơ</li>{% else %}<li>Không có.</li>{% endfor %}</ol>\n\
+<h3>Tỷ lệ giải quyết đúng hạn quý này</h3>\n<ol>{% for u in by_ratio %}<li>{{ u.unit_name }}: {{ u.ratio }} ({{ u.on_time }}/{{ u.population }})</li>{% endfor %}</ol>\n\
+<h3>Đơn vị thường xuyên quá hạn</h3>\n<p>Có hồ sơ quá hạn trong ít nhất 3 của 4 tuần, từ {{ weeks_from }} đến {{ weeks_to }}.</p>\n\
+<ul>{% for u in regularly_late %}<li><strong>{{ u.unit_name }}</strong>, thủ trưởng: {{ u.head }} ({{ u.weeks }}/4 tuần)</li>{% else %}<li>Không có.</li>{% endfor %}</ul>\n\
+<p><small>Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; xin không trả lời thư này.</small></p>\n</body></html>\n",
+    ),
+    (
+        "weekly.en.subject",
+        "[slawatch] Weekly report {{ date }}: overdue units and on-time ratios",
+    ),
+    (
+        "weekly.en.txt",
+        "Dear {{ recipient.name or recipient.email }},\n\n\
+Report of {{ date }}.\n\n\
+Units with overdue cases:\n\
+{% for u in by_overdue %}{{ u.rank }}. {{ u.unit_name }} ({{ u.head }}): {{ u.overdue }} cases\n\
+{% else %}No unit has an overdue case.\n{% endfor %}\n\
+On-time ratio this quarter, lowest first:\n\
+{% for u in by_ratio %}{{ u.rank }}. {{ u.unit_name }}: {{ u.ratio }} ({{ u.on_time }}/{{ u.population }})\n\
+{% else %}No cases this quarter yet.\n{% endfor %}\n\
+Regularly late units (an overdue case in at least 3 of the 4 weeks from {{ weeks_from }} to {{ weeks_to }}):\n\
+{% for u in regularly_late %}- {{ u.unit_name }}, head: {{ u.head }} ({{ u.weeks }}/4 weeks)\n\
+{% else %}None.\n{% endfor %}\n\
+Sent automatically by slawatch at {{ generated_at }}; please do not reply.\n",
+    ),
+    (
+        "weekly.en.html",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{{ subject }}</title></head>\n<body>\n\
+<p>Dear {{ recipient.name or recipient.email }},</p>\n<p>Report of {{ date }}.</p>\n\
+<h3>Units with overdue cases</h3>\n<ol>{% for u in by_overdue %}<li>{{ u.unit_name }} ({{ u.head }}): {{ u.overdue }} cases</li>{% else %}<li>None.</li>{% endfor %}</ol>\n\
+<h3>On-time ratio this quarter</h3>\n<ol>{% for u in by_ratio %}<li>{{ u.unit_name }}: {{ u.ratio }} ({{ u.on_time }}/{{ u.population }})</li>{% endfor %}</ol>\n\
+<h3>Regularly late units</h3>\n<p>An overdue case in at least 3 of the 4 weeks from {{ weeks_from }} to {{ weeks_to }}.</p>\n\
+<ul>{% for u in regularly_late %}<li><strong>{{ u.unit_name }}</strong>, head: {{ u.head }} ({{ u.weeks }}/4 weeks)</li>{% else %}<li>None.</li>{% endfor %}</ul>\n\
+<p><small>Sent automatically by slawatch at {{ generated_at }}; please do not reply.</small></p>\n</body></html>\n",
+    ),
     (
         "digest.vi.subject",
         "[slawatch] {{ unit_name }}: {{ total }} hồ sơ cần chú ý ngày {{ date }}",
@@ -231,6 +289,18 @@ impl Templates {
 
 /// The context of a message kind, filled with sample values.
 pub fn fixture_for(name: &str, lang: &str) -> Value {
+    if name == "weekly" {
+        return json!({
+            "recipient": {"name": "Chánh Văn phòng", "email": "chanhvanphong@ubnd.example.gov.vn"},
+            "generated_at": "08:00 18/03/2024",
+            "date": "18/03/2024",
+            "weeks_from": "19/02/2024",
+            "weeks_to": "17/03/2024",
+            "by_overdue": [{"rank": 1, "unit": "STP", "unit_name": "Sở Tư pháp", "head": "Giám đốc Sở Tư pháp", "overdue": 3}],
+            "by_ratio": [{"rank": 1, "unit": "STP", "unit_name": "Sở Tư pháp", "head": "Giám đốc Sở Tư pháp", "ratio": "50.0%", "on_time": 2, "population": 4}],
+            "regularly_late": [{"unit": "STP", "unit_name": "Sở Tư pháp", "head": "Giám đốc Sở Tư pháp", "weeks": 3}],
+        });
+    }
     if name != "digest" {
         return fixture(lang);
     }

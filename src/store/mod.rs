@@ -388,6 +388,11 @@ pub trait Store: Send + Sync {
     /// Unit names no directory entry matched, with how many cases name them.
     async fn unmatched_units(&self) -> Result<Vec<(String, i64)>, StoreError>;
     async fn counts(&self) -> Result<Counts, StoreError>;
+    /// Records that units had overdue cases in a week: `(unit, week, count)`, keeping
+    /// the largest count seen.
+    async fn unit_weeks_mark(&self, marks: &[(String, String, i64)]) -> Result<(), StoreError>;
+    /// `(unit, week)` of the weeks from `week` (a Monday, YYYY-MM-DD) on.
+    async fn unit_weeks_since(&self, week: &str) -> Result<Vec<(String, String)>, StoreError>;
     /// Takes or renews the lease `name` for `holder` until `until`; false while
     /// another holder's lease runs.
     async fn lease(

@@ -38,6 +38,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "leases",
         include_str!("../../migrations/sqlite/0006_leases.sql"),
     ),
+    (
+        7,
+        "unit weeks",
+        include_str!("../../migrations/sqlite/0007_unit_weeks.sql"),
+    ),
 ]);
 
 /// Rows per multi-row statement (22 columns: well under SQLite's 32,766 parameters).
@@ -536,6 +541,35 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn unit_weeks_mark(&self, marks: &[(String, String, i64)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (unit, week, n) in marks {
+            sqlx::query(
+                "INSERT INTO unit_weeks (unit, week, max_overdue) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (unit, week) DO UPDATE SET max_overdue = excluded.max_overdue \
+                 WHERE excluded.max_overdue > unit_weeks.max_overdue",
+            )
+            .bind(unit)
+            .bind(week)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn unit_weeks_since(&self, week: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as(
+                "SELECT unit, week FROM unit_weeks WHERE week >= ?1 ORDER BY unit, week",
+            )
+            .bind(week)
+            .fetch_all(&self.pool)
+            .await?,
+        )
     }
 
     async fn lease(

@@ -452,3 +452,76 @@ async fn morning_digest_on_workdays_once_per_unit_and_day() {
     let log = sh.store.notifications("portal", "M-OVERDUE").await.unwrap();
     assert!(log.iter().any(|n| n.rule == "digest"), "{log:?}");
 }
+
+/// The weekly report on a worked example: STP had an overdue case in 3 of the 4 weeks
+/// before Mon 18/03/2024 (19/02, 26/02, 11/03), SXD in 1; STP has 1 overdue case open
+/// now and a quarter-to-date on-time ratio of 2/4 (see the metrics test).
+#[tokio::test]
+async fn weekly_report_ranks_units_and_names_the_regularly_late() {
+    let dir = scratch("alerts-weekly");
+    let sh = shared_with_cases(&dir, now()).await;
+    sh.touch_source("portal", now(), 6);
+    let cfg = AlertsConfig::default();
+    // The alert pass of Fri 15/03 records STP's overdue case in the week of 11/03.
+    alert_pass(&sh, &cfg, now()).await.unwrap();
+    let mark = |u: &str, w: &str| (u.to_string(), w.to_string(), 1i64);
+    sh.store
+        .unit_weeks_mark(&[
+            mark("STP", "2024-02-19"),
+            mark("STP", "2024-02-26"),
+            mark("SXD", "2024-03-04"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        sh.store.unit_weeks_since("2024-03-11").await.unwrap(),
+        vec![("STP".to_string(), "2024-03-11".to_string())]
+    );
+    // Tue 19/03 is not the first workday of its week: nothing.
+    let tuesday = local("2024-03-19T08:00:00+07:00");
+    assert!(!slawatch::daemon::weekly_pass(&sh, &cfg, tuesday)
+        .await
+        .unwrap());
+    let monday = local("2024-03-18T08:00:00+07:00");
+    assert!(slawatch::daemon::weekly_pass(&sh, &cfg, monday)
+        .await
+        .unwrap());
+    let out = dir.join("outbox");
+    let t = FileTransport { dir: out.clone() };
+    let d = dispatch_once(
+        sh.store.as_ref(),
+        &t,
+        &Templates::load(None).unwrap(),
+        &cfg,
+        monday + Duration::minutes(1),
+        "08:01 18/03/2024",
+    )
+    .await
+    .unwrap();
+    assert!(d.sent >= 1);
+    let report = eml_files(&out)
+        .iter()
+        .map(|f| parse(f).into_owned())
+        .find(|m| {
+            m.subject()
+                .is_some_and(|s| s.starts_with("[slawatch] Báo cáo tuần"))
+        })
+        .expect("the weekly report");
+    assert_eq!(
+        addresses(report.to()),
+        ["chanhvanphong@ubnd.example.gov.vn"]
+    );
+    let text = report.body_text(0).unwrap().replace("\r\n", "\n");
+    assert!(
+        text.contains(
+            "Đơn vị có hồ sơ đang quá hạn:\n1. Sở Tư pháp (Giám đốc Sở Tư pháp): 1 hồ sơ\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("1. Sở Tư pháp: 50.0% (2/4)\n"), "{text}");
+    assert!(
+        text.contains("từ 19/02/2024 đến 17/03/2024):\n- Sở Tư pháp, thủ trưởng: Giám đốc Sở Tư pháp (3/4 tuần)\n"),
+        "{text}"
+    );
+    assert!(!text.contains("Sở Xây dựng, thủ trưởng"), "{text}");
+}

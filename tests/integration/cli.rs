@@ -367,7 +367,7 @@ fn check_config_accepts_the_shipped_config_and_names_faults() {
     .unwrap();
     let o = slawatch(&dir, &["check-config"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("templates: 12 rendered"));
+    assert!(stdout(&o).contains("templates: 18 rendered"));
 }
 
 #[test]
