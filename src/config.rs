@@ -336,6 +336,14 @@ pub struct AlertsConfig {
     pub max_attempts: u32,
     /// First retry delay in seconds, doubling per attempt up to an hour.
     pub retry_base_seconds: u32,
+    /// `webhook` transport: the URL messages are POSTed to as JSON, and the variable
+    /// holding a bearer token for it (optional).
+    pub webhook_url: Option<String>,
+    pub webhook_token_env: String,
+    /// IT staff: operational faults (a source stale) go to them at any hour.
+    pub it_recipients: Vec<String>,
+    /// A source is stale when its last success is older than this, in minutes.
+    pub stale_after_minutes: u32,
     /// When the morning digest is built (6-field cron, local time); it runs on workdays
     /// only, make-up Saturdays included.
     pub digest_schedule: String,
@@ -369,6 +377,10 @@ impl Default for AlertsConfig {
             retry_base_seconds: 30,
             send_window: "office_hours".into(),
             digest_schedule: "0 30 7 * * *".into(),
+            webhook_url: None,
+            webhook_token_env: "SLAWATCH_WEBHOOK_TOKEN".into(),
+            it_recipients: Vec::new(),
+            stale_after_minutes: 60,
             weekly_schedule: "0 0 8 * * *".into(),
         }
     }

@@ -570,6 +570,64 @@ pub async fn alert_pass(
             }
         }
     });
+    // Operational faults: a source without fresh data goes to IT staff at any hour.
+    if !cfg.it_recipients.is_empty() {
+        let limit = Span::minutes(cfg.stale_after_minutes as i64);
+        for h in shared.health() {
+            let is_stale = match h.last_success {
+                Some(t) => now - t > limit,
+                None => h.consecutive_failures >= 3,
+            };
+            if !is_stale {
+                continue;
+            }
+            let key = AlertKey {
+                source: "ops".into(),
+                case_id: h.name.clone(),
+                rule: "source_stale".into(),
+                level: 0,
+                due_key: h
+                    .last_success
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_else(|| "never".into()),
+            };
+            wanted_keys.insert(key.clone());
+            if open.contains(&key) {
+                continue;
+            }
+            let item = serde_json::json!({
+                "source": "ops",
+                "case_id": h.name,
+                "rule": "source_stale",
+                "rule_label": crate::notify::templates::rule_label("source_stale", &cfg.language),
+                "level": 0,
+                "procedure": null,
+                "unit": null,
+                "unit_name": "—",
+                "due": h.last_success.map(|t| crate::timefmt::human(t, &ctx.calendar)).unwrap_or_else(|| "—".into()),
+                "state": null,
+                "overdue_workdays": 0,
+                "trace": h.last_error.iter().collect::<Vec<_>>(),
+                "link": null,
+            });
+            for to in &cfg.it_recipients {
+                outbox.push(OutboxNew {
+                    message_id: message_id(&key, to),
+                    channel: "email".into(),
+                    rule: "source_stale".into(),
+                    source: "ops".into(),
+                    case_id: h.name.clone(),
+                    to_addr: to.clone(),
+                    to_name: String::new(),
+                    cc: "[]".into(),
+                    lang: lang.to_string(),
+                    item: item.to_string(),
+                    not_before: now,
+                });
+            }
+            fire.push(NewAlert { key, unit: None });
+        }
+    }
     let resolve: Vec<AlertKey> = open
         .iter()
         .filter(|k| !wanted_keys.contains(*k) && !stale.contains(&k.source))

@@ -183,6 +183,73 @@ impl Transport for SmtpTransport {
     }
 }
 
+/// POSTs each message as JSON (`message_id`, `from`, `to`, `cc`, `subject`, `text`,
+/// `html`) to a chat bot or ticketing hook; any 2xx answer is success.
+pub struct WebhookTransport {
+    url: String,
+    token: Option<String>,
+    client: reqwest::Client,
+}
+
+impl WebhookTransport {
+    pub fn new(cfg: &AlertsConfig) -> Result<WebhookTransport, NotifyError> {
+        let url = cfg
+            .webhook_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| {
+                NotifyError::Build(
+                    "alerts.webhook_url is required for the webhook transport".into(),
+                )
+            })?;
+        Ok(WebhookTransport {
+            url,
+            token: std::env::var(&cfg.webhook_token_env)
+                .ok()
+                .filter(|t| !t.is_empty()),
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .map_err(|e| NotifyError::Build(e.to_string()))?,
+        })
+    }
+}
+
+#[async_trait]
+impl Transport for WebhookTransport {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    async fn send(&self, email: &Email) -> Result<(), NotifyError> {
+        let body = serde_json::json!({
+            "message_id": email.message_id,
+            "from": email.from,
+            "to": {"name": email.to.name, "email": email.to.email},
+            "cc": email.cc.iter().map(|c| serde_json::json!({"name": c.name, "email": c.email})).collect::<Vec<_>>(),
+            "subject": email.rendered.subject,
+            "text": email.rendered.text,
+            "html": email.rendered.html,
+        });
+        let mut req = self.client.post(&self.url).json(&body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let r = req
+            .send()
+            .await
+            .map_err(|e| NotifyError::Send(e.to_string()))?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(NotifyError::Send(format!(
+                "webhook answered {}",
+                r.status()
+            )))
+        }
+    }
+}
+
 /// The transport the configuration names (`None` for `none`).
 pub fn transport(cfg: &AlertsConfig) -> Result<Option<Arc<dyn Transport>>, NotifyError> {
     if !matches!(cfg.send_window.as_str(), "office_hours" | "always") {
@@ -196,10 +263,11 @@ pub fn transport(cfg: &AlertsConfig) -> Result<Option<Arc<dyn Transport>>, Notif
             dir: PathBuf::from(&cfg.file_dir),
         })),
         "smtp" => Some(Arc::new(SmtpTransport::new(cfg)?)),
+        "webhook" => Some(Arc::new(WebhookTransport::new(cfg)?)),
         "none" => None,
         other => {
             return Err(NotifyError::Build(format!(
-                "alerts.transport must be file, smtp or none, not `{other}`"
+                "alerts.transport must be file, smtp, webhook or none, not `{other}`"
             )))
         }
     })

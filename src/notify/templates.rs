@@ -183,6 +183,8 @@ Unit: {{ it.unit_name }}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Ove
 pub fn rule_label(rule: &str, lang: &str) -> &'static str {
     match (rule, lang) {
         ("unknown_unit", "en") => "Unknown unit",
+        ("source_stale", "en") => "Data source stale",
+        ("source_stale", _) => "Nguồn dữ liệu không cập nhật",
         ("unknown_unit", _) => "Đơn vị chưa xác định",
         ("due_soon", "en") => "Due soon",
         ("apology_due", "en") => "Apology letter due",

@@ -525,3 +525,81 @@ async fn weekly_report_ranks_units_and_names_the_regularly_late() {
     );
     assert!(!text.contains("Sở Xây dựng, thủ trưởng"), "{text}");
 }
+
+/// A stale source is an operational fault: IT staff are told at any hour (the unit
+/// heads' alerts wait for the window), once, through a webhook here (a real local
+/// HTTP server receiving the JSON).
+#[tokio::test]
+async fn a_stale_source_reaches_it_staff_at_night_through_the_webhook() {
+    use axum::routing::post;
+    let received: Arc<std::sync::Mutex<Vec<(Option<String>, serde_json::Value)>>> =
+        Default::default();
+    let store = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(
+            move |headers: axum::http::HeaderMap, axum::Json(v): axum::Json<serde_json::Value>| {
+                let store = store.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|h| h.to_str().ok())
+                        .map(str::to_string);
+                    store.lock().unwrap().push((auth, v));
+                    "ok"
+                }
+            },
+        ),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+
+    let dir = scratch("alerts-ops");
+    // Fri 15/03/2024 22:00 +07: outside the window.
+    let night = local("2024-03-15T22:00:00+07:00");
+    let sh = shared_with_cases(&dir, night).await;
+    // The last successful poll was at 20:00: two hours without fresh data.
+    sh.touch_source("portal", night - Duration::hours(2), 6);
+    std::env::set_var("SLAWATCH_TEST_HOOK_TOKEN", "hook-secret");
+    let cfg = AlertsConfig {
+        transport: "webhook".into(),
+        webhook_url: Some(format!("http://{addr}/hook")),
+        webhook_token_env: "SLAWATCH_TEST_HOOK_TOKEN".into(),
+        it_recipients: vec!["it@pvhcc.example.gov.vn".into()],
+        ..AlertsConfig::default()
+    };
+    let p = alert_pass(&sh, &cfg, night).await.unwrap();
+    // The source_stale fault, and the cases' alerts (held for the morning).
+    assert!(p.fired >= 1 && p.queued == 3, "{p:?}");
+    let hook = slawatch::notify::WebhookTransport::new(&cfg).unwrap();
+    let templates = Templates::load(None).unwrap();
+    let d = dispatch_once(
+        sh.store.as_ref(),
+        &hook,
+        &templates,
+        &cfg,
+        night,
+        "22:00 15/03/2024",
+    )
+    .await
+    .unwrap();
+    assert_eq!(d.sent, 1, "only the operational fault goes out at night");
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0.as_deref(), Some("Bearer hook-secret"));
+    let v = &got[0].1;
+    assert_eq!(v["to"]["email"], "it@pvhcc.example.gov.vn");
+    assert_eq!(v["subject"], "[Nguồn dữ liệu không cập nhật] Hồ sơ portal");
+    assert!(v["text"]
+        .as_str()
+        .unwrap()
+        .contains("Hạn xử lý: 15/03/2024 20:00."));
+    // Again: nothing new while it stays stale; fresh data resolves it.
+    assert_eq!(alert_pass(&sh, &cfg, night).await.unwrap().queued, 0);
+    sh.touch_source("portal", night, 6);
+    let p = alert_pass(&sh, &cfg, night + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(p.resolved, 1);
+}

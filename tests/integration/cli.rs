@@ -401,5 +401,7 @@ fn notify_test_sends_through_the_configured_transport() {
     .unwrap();
     let o = slawatch(&dir, &["notify", "test", "--to", "it@example.gov.vn"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("alerts.transport must be file, smtp or none, not `pigeon`"));
+    assert!(
+        stderr(&o).contains("alerts.transport must be file, smtp, webhook or none, not `pigeon`")
+    );
 }
