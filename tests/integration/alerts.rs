@@ -526,14 +526,16 @@ async fn weekly_report_ranks_units_and_names_the_regularly_late() {
     assert!(!text.contains("Sở Xây dựng, thủ trưởng"), "{text}");
 }
 
+/// A request the webhook received: its Authorization header and JSON body.
+type Posted = (Option<String>, serde_json::Value);
+
 /// A stale source is an operational fault: IT staff are told at any hour (the unit
 /// heads' alerts wait for the window), once, through a webhook here (a real local
 /// HTTP server receiving the JSON).
 #[tokio::test]
 async fn a_stale_source_reaches_it_staff_at_night_through_the_webhook() {
     use axum::routing::post;
-    let received: Arc<std::sync::Mutex<Vec<(Option<String>, serde_json::Value)>>> =
-        Default::default();
+    let received: Arc<std::sync::Mutex<Vec<Posted>>> = Default::default();
     let store = received.clone();
     let app = axum::Router::new().route(
         "/hook",
