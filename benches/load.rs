@@ -248,7 +248,8 @@ async fn daemon_startup(url: &str, open: u64) {
         dir.join("slawatch.toml"),
         format!(
             "[catalogue]\nfile = \"{root}/config/procedures.toml\"\n[directory]\nfile = \"units.toml\"\n\
-             [store]\nurl = \"{url}\"\n[http]\nlisten = \"127.0.0.1:19464\"\n",
+             [store]\nurl = \"{url}\"\n[http]\nlisten = \"127.0.0.1:19464\"\n\
+             [daemon]\nevaluate_schedule = \"0 0 3 * * *\"\n",
             root = root.display()
         ),
     )
@@ -479,6 +480,7 @@ async fn digest_and_send(shared: &Shared) {
     let cal = shared.context().calendar.clone();
     let morning = slawatch::alert::next_window(&cal, Utc::now());
     let mut cfg = slawatch::config::AlertsConfig::default();
+
     let t = Instant::now();
     let p = slawatch::daemon::digest_pass(shared, &cfg, morning)
         .await
@@ -513,6 +515,7 @@ async fn digest_and_send(shared: &Shared) {
         .spawn();
     let Ok(mut child) = child else {
         println!("dispatcher: python3 -m aiosmtpd not available, skipped");
+        alert_backlog(shared).await;
         return;
     };
     let mut up = false;
@@ -526,6 +529,7 @@ async fn digest_and_send(shared: &Shared) {
     if !up {
         println!("dispatcher: aiosmtpd did not start, skipped");
         let _ = child.kill();
+        alert_backlog(shared).await;
         return;
     }
     cfg.transport = "smtp".into();
@@ -561,4 +565,29 @@ async fn digest_and_send(shared: &Shared) {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+    alert_backlog(shared).await;
+}
+
+async fn alert_backlog(shared: &Shared) {
+    let cfg = slawatch::config::AlertsConfig::default();
+    // The first alert pass over a backlog (every open case late): everything fires.
+    let t = Instant::now();
+    let p = slawatch::daemon::alert_pass(shared, &cfg, Utc::now())
+        .await
+        .unwrap();
+    println!(
+        "first alert pass over the open cases: {} alerts fired, {} messages queued in {:.2} s",
+        p.fired,
+        p.queued,
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let p = slawatch::daemon::alert_pass(shared, &cfg, Utc::now())
+        .await
+        .unwrap();
+    println!(
+        "next alert pass (nothing new): {} fired in {:.2} s",
+        p.fired,
+        t.elapsed().as_secs_f64()
+    );
 }

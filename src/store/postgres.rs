@@ -675,54 +675,72 @@ impl Store for PgStore {
         outbox: &[OutboxNew],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        // One statement per table through UNNEST: a backlog of alerts (a first start,
+        // the end of an outage) is a few round trips, not one per row.
         let mut tx = self.pool.begin().await?;
-        for a in fire {
+        if !fire.is_empty() {
+            let col = |f: fn(&NewAlert) -> &str| fire.iter().map(f).collect::<Vec<&str>>();
+            let levels: Vec<i32> = fire.iter().map(|a| a.key.level).collect();
+            let units: Vec<Option<&str>> = fire.iter().map(|a| a.unit.as_deref()).collect();
             sqlx::query(
                 "INSERT INTO alerts (source, case_id, rule, level, due_key, unit_code, fired_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                 SELECT t.source, t.case_id, t.rule, t.level, t.due_key, t.unit_code, $7 \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[]) \
+                 AS t(source, case_id, rule, level, due_key, unit_code) ON CONFLICT DO NOTHING",
             )
-            .bind(&a.key.source)
-            .bind(&a.key.case_id)
-            .bind(&a.key.rule)
-            .bind(a.key.level)
-            .bind(&a.key.due_key)
-            .bind(a.unit.as_deref())
+            .bind(col(|a| &a.key.source))
+            .bind(col(|a| &a.key.case_id))
+            .bind(col(|a| &a.key.rule))
+            .bind(&levels)
+            .bind(col(|a| &a.key.due_key))
+            .bind(&units)
             .bind(at)
             .execute(&mut *tx)
             .await?;
         }
-        for k in resolve {
+        if !resolve.is_empty() {
+            let col = |f: fn(&AlertKey) -> &str| resolve.iter().map(f).collect::<Vec<&str>>();
+            let levels: Vec<i32> = resolve.iter().map(|k| k.level).collect();
             sqlx::query(
-                "UPDATE alerts SET resolved_at = $1 WHERE source = $2 AND case_id = $3 AND rule = $4 \
-                 AND level = $5 AND due_key = $6 AND resolved_at IS NULL",
+                "UPDATE alerts SET resolved_at = $6 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[]) \
+                 AS t(source, case_id, rule, level, due_key) \
+                 WHERE alerts.source = t.source AND alerts.case_id = t.case_id AND alerts.rule = t.rule \
+                 AND alerts.level = t.level AND alerts.due_key = t.due_key AND alerts.resolved_at IS NULL",
             )
+            .bind(col(|k| &k.source))
+            .bind(col(|k| &k.case_id))
+            .bind(col(|k| &k.rule))
+            .bind(&levels)
+            .bind(col(|k| &k.due_key))
             .bind(at)
-            .bind(&k.source)
-            .bind(&k.case_id)
-            .bind(&k.rule)
-            .bind(k.level)
-            .bind(&k.due_key)
             .execute(&mut *tx)
             .await?;
         }
-        for m in outbox {
+        if !outbox.is_empty() {
+            let col = |f: fn(&OutboxNew) -> &str| outbox.iter().map(f).collect::<Vec<&str>>();
+            let not_before: Vec<DateTime<Utc>> = outbox.iter().map(|m| m.not_before).collect();
             sqlx::query(
                 "INSERT INTO outbox (message_id, channel, rule, source, case_id, to_addr, to_name, cc, lang, item, \
-                 created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 created_at, next_attempt_at) \
+                 SELECT t.message_id, t.channel, t.rule, t.source, t.case_id, t.to_addr, t.to_name, t.cc, t.lang, \
+                 t.item, $12, t.not_before \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                 $8::text[], $9::text[], $10::text[], $11::timestamptz[]) \
+                 AS t(message_id, channel, rule, source, case_id, to_addr, to_name, cc, lang, item, not_before) \
                  ON CONFLICT (message_id) DO NOTHING",
             )
-            .bind(&m.message_id)
-            .bind(&m.channel)
-            .bind(&m.rule)
-            .bind(&m.source)
-            .bind(&m.case_id)
-            .bind(&m.to_addr)
-            .bind(&m.to_name)
-            .bind(&m.cc)
-            .bind(&m.lang)
-            .bind(&m.item)
+            .bind(col(|m| &m.message_id))
+            .bind(col(|m| &m.channel))
+            .bind(col(|m| &m.rule))
+            .bind(col(|m| &m.source))
+            .bind(col(|m| &m.case_id))
+            .bind(col(|m| &m.to_addr))
+            .bind(col(|m| &m.to_name))
+            .bind(col(|m| &m.cc))
+            .bind(col(|m| &m.lang))
+            .bind(col(|m| &m.item))
+            .bind(&not_before)
             .bind(at)
-            .bind(m.not_before)
             .execute(&mut *tx)
             .await?;
         }
@@ -777,29 +795,34 @@ impl Store for PgStore {
         log: &[(String, String, NotificationRow)],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for id in ids {
-            sqlx::query(
-                "UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2",
-            )
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (source, case_id, n) in log {
+        sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL WHERE id = ANY($2)",
+        )
+        .bind(at)
+        .bind(ids)
+        .execute(&mut *tx)
+        .await?;
+        if !log.is_empty() {
+            let col = |f: fn(&(String, String, NotificationRow)) -> &str| {
+                log.iter().map(f).collect::<Vec<&str>>()
+            };
+            let levels: Vec<i32> = log.iter().map(|l| l.2.level).collect();
+            let ids: Vec<Option<&str>> = log.iter().map(|l| l.2.message_id.as_deref()).collect();
+            let ats: Vec<DateTime<Utc>> = log.iter().map(|l| l.2.at).collect();
             sqlx::query(
                 "INSERT INTO notification_log (source, case_id, rule, level, recipient, channel, status, message_id, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], \
+                 $7::text[], $8::text[], $9::timestamptz[])",
             )
-            .bind(source)
-            .bind(case_id)
-            .bind(&n.rule)
-            .bind(n.level)
-            .bind(&n.recipient)
-            .bind(&n.channel)
-            .bind(&n.status)
-            .bind(n.message_id.as_deref())
-            .bind(n.at)
+            .bind(col(|l| &l.0))
+            .bind(col(|l| &l.1))
+            .bind(col(|l| &l.2.rule))
+            .bind(&levels)
+            .bind(col(|l| &l.2.recipient))
+            .bind(col(|l| &l.2.channel))
+            .bind(col(|l| &l.2.status))
+            .bind(&ids)
+            .bind(&ats)
             .execute(&mut *tx)
             .await?;
         }

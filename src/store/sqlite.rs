@@ -620,21 +620,23 @@ impl Store for SqliteStore {
         outbox: &[OutboxNew],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        // Multi-row statements: a backlog of alerts is a few statements per thousand.
         let mut tx = self.pool.begin().await?;
-        for a in fire {
-            sqlx::query(
-                "INSERT INTO alerts (source, case_id, rule, level, due_key, unit_code, fired_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-            )
-            .bind(&a.key.source)
-            .bind(&a.key.case_id)
-            .bind(&a.key.rule)
-            .bind(a.key.level)
-            .bind(&a.key.due_key)
-            .bind(a.unit.as_deref())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in fire.chunks(CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO alerts (source, case_id, rule, level, due_key, unit_code, fired_at) ",
+            );
+            q.push_values(chunk, |mut b, a| {
+                b.push_bind(&a.key.source)
+                    .push_bind(&a.key.case_id)
+                    .push_bind(&a.key.rule)
+                    .push_bind(a.key.level)
+                    .push_bind(&a.key.due_key)
+                    .push_bind(a.unit.as_deref())
+                    .push_bind(at);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *tx).await?;
         }
         for k in resolve {
             sqlx::query(
@@ -650,26 +652,27 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        for m in outbox {
-            sqlx::query(
+        for chunk in outbox.chunks(CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO outbox (message_id, channel, rule, source, case_id, to_addr, to_name, cc, lang, item, \
-                 created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
-                 ON CONFLICT (message_id) DO NOTHING",
-            )
-            .bind(&m.message_id)
-            .bind(&m.channel)
-            .bind(&m.rule)
-            .bind(&m.source)
-            .bind(&m.case_id)
-            .bind(&m.to_addr)
-            .bind(&m.to_name)
-            .bind(&m.cc)
-            .bind(&m.lang)
-            .bind(&m.item)
-            .bind(at)
-            .bind(m.not_before)
-            .execute(&mut *tx)
-            .await?;
+                 created_at, next_attempt_at) ",
+            );
+            q.push_values(chunk, |mut b, m| {
+                b.push_bind(&m.message_id)
+                    .push_bind(&m.channel)
+                    .push_bind(&m.rule)
+                    .push_bind(&m.source)
+                    .push_bind(&m.case_id)
+                    .push_bind(&m.to_addr)
+                    .push_bind(&m.to_name)
+                    .push_bind(&m.cc)
+                    .push_bind(&m.lang)
+                    .push_bind(&m.item)
+                    .push_bind(at)
+                    .push_bind(m.not_before);
+            });
+            q.push(" ON CONFLICT (message_id) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
