@@ -605,3 +605,68 @@ async fn a_stale_source_reaches_it_staff_at_night_through_the_webhook() {
         .unwrap();
     assert_eq!(p.resolved, 1);
 }
+
+/// A re-appointed due is a new version of the alert: `overdue` fires again when the
+/// new due passes too; `start_after` keeps earlier alerts out of e-mail; a pilot's
+/// override recipient receives everything.
+#[tokio::test]
+async fn reappointment_rearms_overdue_and_going_live_quietly() {
+    let dir = scratch("alerts-reappoint");
+    let sh = shared_with_cases(&dir, now()).await;
+    sh.touch_source("portal", now(), 6);
+    // Going live at 12:00: alerts firing at 10:00 are recorded but not mailed.
+    let quiet = AlertsConfig {
+        start_after: Some("2024-03-15T12:00:00+07:00".into()),
+        ..AlertsConfig::default()
+    };
+    let p = alert_pass(&sh, &quiet, now()).await.unwrap();
+    assert_eq!((p.fired, p.queued), (3, 0));
+    // The unit re-appoints M-OVERDUE to Tue 12/03 17:00, still past on Fri 15/03.
+    let mut v = serde_json::json!({
+        "MaHoSo": "M-OVERDUE", "MaTTHC": "9.999999", "TenTTHC": "Thủ tục thử", "DonViXuLy": "Sở Tư pháp",
+        "TrangThaiHoSo": "4", "NgayTiepNhan": "20240301080000", "NgayHenTra": "20240312170000",
+        "NgayKetThucXuLy": "", "NgayTra": "", "ChuHoSo": "Nguyễn Văn A",
+    });
+    v["NgayCapNhat"] = serde_json::json!("20240315100000");
+    let later = now() + Duration::hours(3);
+    slawatch::daemon::ingest(
+        &sh,
+        "portal",
+        &slawatch::source::normalize::Mapping::dvcqg(),
+        slawatch::daemon::Delivery::records(vec![slawatch::source::RawRecord::json(v, "t")]),
+        later,
+    )
+    .await
+    .unwrap();
+    let pilot = AlertsConfig {
+        start_after: Some("2024-03-15T12:00:00+07:00".into()),
+        override_recipient: Some("pilot@pvhcc.example.gov.vn".into()),
+        ..AlertsConfig::default()
+    };
+    let p = alert_pass(&sh, &pilot, later).await.unwrap();
+    // overdue and stuck of the new due fire (escalation: 2 workdays late, not yet);
+    // the old due's alerts resolve.
+    assert_eq!((p.fired, p.resolved), (2, 3), "{p:?}");
+    assert_eq!(p.queued, 1, "overdue again (stuck is a digest rule)");
+    let out = dir.join("outbox");
+    let t = FileTransport { dir: out.clone() };
+    let d = dispatch_once(
+        sh.store.as_ref(),
+        &t,
+        &Templates::load(None).unwrap(),
+        &pilot,
+        later,
+        "x",
+    )
+    .await
+    .unwrap();
+    assert_eq!(d.sent, 1);
+    let files = eml_files(&out);
+    let m = parse(&files[0]);
+    assert_eq!(addresses(m.to()), ["pilot@pvhcc.example.gov.vn"]);
+    assert!(m.cc().is_none());
+    assert!(m
+        .body_text(0)
+        .unwrap()
+        .contains("Hạn xử lý: 12/03/2024 17:00."));
+}
