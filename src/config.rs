@@ -332,6 +332,12 @@ pub struct AlertsConfig {
     pub smtp_tls: String,
     pub smtp_username_env: String,
     pub smtp_password_env: String,
+    /// Alerts to one recipient within this many minutes of the last e-mail to them
+    /// wait and go out together.
+    pub bundle_window_minutes: u32,
+    /// At most this many alert e-mails per recipient per hour; the rest wait and go
+    /// out together.
+    pub hourly_cap: u32,
     /// Attempts before a message is dead-lettered.
     pub max_attempts: u32,
     /// First retry delay in seconds, doubling per attempt up to an hour.
@@ -374,6 +380,8 @@ impl Default for AlertsConfig {
             smtp_username_env: "SLAWATCH_SMTP_USERNAME".into(),
             smtp_password_env: "SLAWATCH_SMTP_PASSWORD".into(),
             max_attempts: 8,
+            bundle_window_minutes: 10,
+            hourly_cap: 20,
             retry_base_seconds: 30,
             send_window: "office_hours".into(),
             digest_schedule: "0 30 7 * * *".into(),

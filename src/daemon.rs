@@ -842,14 +842,16 @@ pub async fn dispatch_loop(
     wanted: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
 ) {
+    let pace = crate::notify::Pace::default();
     loop {
         let now = Utc::now();
         let generated_at = crate::timefmt::human(now, &shared.context().calendar);
-        match crate::notify::dispatch_once(
+        match crate::notify::dispatch_paced(
             shared.store.as_ref(),
             transport.as_ref(),
             &templates,
             &cfg,
+            &pace,
             now,
             &generated_at,
         )

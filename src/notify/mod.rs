@@ -284,8 +284,50 @@ pub struct Dispatched {
     pub sent: usize,
     pub failed: usize,
     pub dead: usize,
+    /// Held back by the bundling window or the hourly cap.
+    pub postponed: usize,
     /// (rule, `sent` | `failed`) per attempt, for the metrics.
     pub events: Vec<(String, &'static str)>,
+}
+
+/// What each recipient was sent lately, for the bundling window and the hourly cap.
+#[derive(Default)]
+pub struct Pace {
+    sent: std::sync::Mutex<
+        std::collections::HashMap<String, std::collections::VecDeque<DateTime<Utc>>>,
+    >,
+}
+
+impl Pace {
+    /// When a new alert e-mail to `to` may go out (`now` when it may).
+    fn allowed(&self, to: &str, now: DateTime<Utc>, cfg: &AlertsConfig) -> DateTime<Utc> {
+        let mut sent = self.sent.lock().expect("pace lock");
+        let hist = sent.entry(to.to_ascii_lowercase()).or_default();
+        while hist.front().is_some_and(|t| *t <= now - Duration::hours(1)) {
+            hist.pop_front();
+        }
+        let window = Duration::minutes(cfg.bundle_window_minutes as i64);
+        if let Some(last) = hist.back() {
+            if now < *last + window {
+                return *last + window;
+            }
+        }
+        if cfg.hourly_cap > 0 && hist.len() >= cfg.hourly_cap as usize {
+            if let Some(first) = hist.front() {
+                return *first + Duration::hours(1);
+            }
+        }
+        now
+    }
+
+    fn record(&self, to: &str, at: DateTime<Utc>) {
+        self.sent
+            .lock()
+            .expect("pace lock")
+            .entry(to.to_ascii_lowercase())
+            .or_default()
+            .push_back(at);
+    }
 }
 
 /// Messages claimed per round.
@@ -300,6 +342,30 @@ pub async fn dispatch_once(
     transport: &dyn Transport,
     templates: &Templates,
     cfg: &AlertsConfig,
+    now: DateTime<Utc>,
+    generated_at: &str,
+) -> Result<Dispatched, crate::store::StoreError> {
+    dispatch_paced(
+        store,
+        transport,
+        templates,
+        cfg,
+        &Pace::default(),
+        now,
+        generated_at,
+    )
+    .await
+}
+
+/// [`dispatch_once`] remembering what each recipient was sent in `pace`: an alert
+/// e-mail within `bundle_window_minutes` of the last one to the same recipient, or
+/// past `hourly_cap` in the last hour, waits and goes out with the others.
+pub async fn dispatch_paced(
+    store: &dyn Store,
+    transport: &dyn Transport,
+    templates: &Templates,
+    cfg: &AlertsConfig,
+    pace: &Pace,
     now: DateTime<Utc>,
     generated_at: &str,
 ) -> Result<Dispatched, crate::store::StoreError> {
@@ -323,6 +389,15 @@ pub async fn dispatch_once(
     let mut done = Dispatched::default();
     for group in groups {
         let ids: Vec<i64> = group.iter().map(|r| r.id).collect();
+        let paced = !is_report(&group[0].rule);
+        if paced {
+            let allowed = pace.allowed(&group[0].to_addr, now, cfg);
+            if allowed > now {
+                store.outbox_postpone(&ids, allowed).await?;
+                done.postponed += group.len();
+                continue;
+            }
+        }
         match send_group(transport, templates, cfg, &group, generated_at).await {
             Ok((message_id, recipients)) => {
                 let mut log = Vec::new();
@@ -382,6 +457,9 @@ pub async fn dispatch_once(
                     done.events.push((row.rule.clone(), "sent"));
                 }
                 store.outbox_sent(&ids, Utc::now(), &log).await?;
+                if paced {
+                    pace.record(&group[0].to_addr, now);
+                }
                 done.sent += group.len();
             }
             Err(e) => {

@@ -429,6 +429,9 @@ pub trait Store: Send + Sync {
         at: DateTime<Utc>,
         log: &[(String, String, NotificationRow)],
     ) -> Result<(), StoreError>;
+    /// Claimed messages held back (pacing): pending again until `until`, the claim not
+    /// counted as an attempt.
+    async fn outbox_postpone(&self, ids: &[i64], until: DateTime<Utc>) -> Result<(), StoreError>;
     /// A failed attempt: retried at `next`, or dead-lettered.
     async fn outbox_failed(
         &self,

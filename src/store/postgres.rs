@@ -830,6 +830,20 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn outbox_postpone(&self, ids: &[i64], until: DateTime<Utc>) -> Result<(), StoreError> {
+        for id in ids {
+            sqlx::query(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = $1, claimed_until = NULL, \
+                 attempts = attempts - 1 WHERE id = $2",
+            )
+            .bind(until)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn outbox_failed(
         &self,
         ids: &[i64],

@@ -670,3 +670,63 @@ async fn reappointment_rearms_overdue_and_going_live_quietly() {
         .unwrap()
         .contains("Hạn xử lý: 12/03/2024 17:00."));
 }
+
+/// Pacing: an alert to a recipient who was written to minutes ago waits until ten
+/// minutes after that e-mail (and goes out with whatever else came meanwhile); past
+/// the hourly cap, the rest waits for the hour to roll.
+#[tokio::test]
+async fn the_bundling_window_and_the_hourly_cap_hold_alerts_back() {
+    use slawatch::notify::{dispatch_paced, Pace};
+    for (window, cap, release) in [(10, 20, 10), (0, 1, 60)] {
+        let dir = scratch("alerts-pace");
+        let sh = shared_with_cases(&dir, now()).await;
+        sh.touch_source("portal", now(), 6);
+        let cfg = AlertsConfig {
+            bundle_window_minutes: window,
+            hourly_cap: cap,
+            ..AlertsConfig::default()
+        };
+        let pace = Pace::default();
+        let t = FileTransport {
+            dir: dir.join("outbox"),
+        };
+        let templates = Templates::load(None).unwrap();
+        let send = |at: DateTime<Utc>| {
+            let (sh, cfg, pace, t, templates) = (&sh, &cfg, &pace, &t, &templates);
+            async move {
+                dispatch_paced(sh.store.as_ref(), t, templates, cfg, pace, at, "x")
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(alert_pass(&sh, &cfg, now()).await.unwrap().queued, 2);
+        assert_eq!(send(now()).await.sent, 2);
+        // Two minutes later a second STP dossier is overdue (5 workdays: escalated).
+        let second = serde_json::json!({
+            "MaHoSo": "M-OVERDUE-2", "MaTTHC": "9.999999", "DonViXuLy": "Sở Tư pháp",
+            "TrangThaiHoSo": "4", "NgayTiepNhan": "20240301080000", "NgayHenTra": "20240307170000",
+        });
+        let t2 = now() + Duration::minutes(2);
+        slawatch::daemon::ingest(
+            &sh,
+            "portal",
+            &slawatch::source::normalize::Mapping::dvcqg(),
+            slawatch::daemon::Delivery::records(vec![slawatch::source::RawRecord::json(
+                second, "t",
+            )]),
+            t2,
+        )
+        .await
+        .unwrap();
+        assert_eq!(alert_pass(&sh, &cfg, t2).await.unwrap().queued, 2);
+        let d = send(t2).await;
+        assert_eq!((d.sent, d.postponed), (0, 2), "window {window}, cap {cap}");
+        // Not before the release; then both go.
+        let d = send(now() + Duration::minutes(release) - Duration::seconds(1)).await;
+        assert_eq!(d.sent, 0);
+        let d = send(now() + Duration::minutes(release)).await;
+        assert_eq!(d.sent, 2, "window {window}, cap {cap}");
+        // Postponing is not a failed attempt.
+        assert_eq!(sh.store.outbox_pending().await.unwrap(), 0);
+    }
+}
