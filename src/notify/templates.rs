@@ -127,14 +127,14 @@ Sent automatically by slawatch at {{ generated_at }}; please do not reply.\n",
     ),
     (
         "alert.vi.subject",
-        "{% if items|length == 1 %}[{{ items[0].rule_label }}] Hồ sơ {{ items[0].case_id }}{% if items[0].procedure %} — {{ items[0].procedure }}{% endif %}{% else %}[slawatch] {{ items|length }} cảnh báo hồ sơ cần xử lý{% endif %}",
+        "{% if items|length == 1 %}[{{ items[0].rule_label }}] {% if items[0].source == 'ops' %}Nguồn dữ liệu{% else %}Hồ sơ{% endif %} {{ items[0].case_id }}{% if items[0].procedure %} — {{ items[0].procedure }}{% endif %}{% else %}[slawatch] {{ items|length }} cảnh báo hồ sơ cần xử lý{% endif %}",
     ),
     (
         "alert.vi.txt",
         "Kính gửi {{ recipient.name or recipient.email }},\n\n\
 {% if items|length == 1 %}Hồ sơ sau cần được xử lý:{% else %}{{ items|length }} hồ sơ sau cần được xử lý:{% endif %}\n\
 {% for it in items %}\n\
-- [{{ it.rule_label }}] Hồ sơ {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}\n\
+- [{{ it.rule_label }}] {% if it.source == 'ops' %}Nguồn dữ liệu{% else %}Hồ sơ{% endif %} {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}\n\
 \x20 Đơn vị: {{ it.unit_name }}. Hạn xử lý: {{ it.due }}.{% if it.overdue_workdays > 0 %} Đã quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}\n\
 {% for line in it.trace %}    · {{ line }}\n{% endfor %}\
 {% if it.link %}  Xem hồ sơ: {{ it.link }}\n{% endif %}\
@@ -153,14 +153,14 @@ Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; x
     ),
     (
         "alert.en.subject",
-        "{% if items|length == 1 %}[{{ items[0].rule_label }}] Case {{ items[0].case_id }}{% if items[0].procedure %} — {{ items[0].procedure }}{% endif %}{% else %}[slawatch] {{ items|length }} case alerts need action{% endif %}",
+        "{% if items|length == 1 %}[{{ items[0].rule_label }}] {% if items[0].source == 'ops' %}Data source{% else %}Case{% endif %} {{ items[0].case_id }}{% if items[0].procedure %} — {{ items[0].procedure }}{% endif %}{% else %}[slawatch] {{ items|length }} case alerts need action{% endif %}",
     ),
     (
         "alert.en.txt",
         "Dear {{ recipient.name or recipient.email }},\n\n\
 {% if items|length == 1 %}This case needs action:{% else %}These {{ items|length }} cases need action:{% endif %}\n\
 {% for it in items %}\n\
-- [{{ it.rule_label }}] Case {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}\n\
+- [{{ it.rule_label }}] {% if it.source == 'ops' %}Data source{% else %}Case{% endif %} {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}\n\
 \x20 Unit: {{ it.unit_name }}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}\n\
 {% for line in it.trace %}    · {{ line }}\n{% endfor %}\
 {% if it.link %}  Open: {{ it.link }}\n{% endif %}\
@@ -329,6 +329,7 @@ pub fn fixture(lang: &str) -> Value {
             "rule": "overdue",
             "rule_label": rule_label("overdue", lang),
             "level": 0,
+            "source": "portal",
             "case_id": "000.00.12.H22-240301-0001",
             "procedure": "Cấp giấy phép xây dựng nhà ở riêng lẻ",
             "unit": "STP",

@@ -592,7 +592,10 @@ async fn a_stale_source_reaches_it_staff_at_night_through_the_webhook() {
     assert_eq!(got[0].0.as_deref(), Some("Bearer hook-secret"));
     let v = &got[0].1;
     assert_eq!(v["to"]["email"], "it@pvhcc.example.gov.vn");
-    assert_eq!(v["subject"], "[Nguồn dữ liệu không cập nhật] Hồ sơ portal");
+    assert_eq!(
+        v["subject"],
+        "[Nguồn dữ liệu không cập nhật] Nguồn dữ liệu portal"
+    );
     assert!(v["text"]
         .as_str()
         .unwrap()
