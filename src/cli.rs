@@ -80,6 +80,9 @@ pub enum NotifyCommand {
         #[arg(long)]
         to: String,
     },
+    /// Put dead-lettered messages (every attempt failed) back in the outbox with fresh
+    /// attempts, once the cause (address, server, credentials) is fixed.
+    Requeue,
 }
 
 /// Calendar adjustments for one command.
@@ -238,6 +241,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig => check_config(&cli.config).map(|_| ExitCode::SUCCESS),
         Command::Notify(NotifyCommand::Test { to }) => runtime()
             .and_then(|rt| rt.block_on(notify_test(&cli.config, &to)))
+            .map(|_| ExitCode::SUCCESS),
+        Command::Notify(NotifyCommand::Requeue) => runtime()
+            .and_then(|rt| rt.block_on(notify_requeue(&cli.config)))
             .map(|_| ExitCode::SUCCESS),
     };
     match result {
@@ -515,6 +521,14 @@ fn calendar_show(
             writeln!(out, "{workdays} workdays in {year}")?;
         }
     }
+    Ok(())
+}
+
+async fn notify_requeue(config: &Option<PathBuf>) -> Result<()> {
+    let loaded = load(config)?;
+    let store = open_migrated_store(&loaded).await?;
+    let n = store.outbox_requeue_dead(Utc::now()).await?;
+    println!("{n} dead-lettered message(s) queued again");
     Ok(())
 }
 

@@ -330,6 +330,10 @@ pub struct AlertsConfig {
     pub smtp_port: u16,
     /// `starttls`, `tls` (implicit) or `none` (a local relay).
     pub smtp_tls: String,
+    /// A PEM file of extra root certificates to trust for the SMTP server (a
+    /// province's own certificate authority), besides the public ones. A relative
+    /// path is from the working directory.
+    pub smtp_ca_file: Option<String>,
     pub smtp_username_env: String,
     pub smtp_password_env: String,
     /// Alerts to one recipient within this many minutes of the last e-mail to them
@@ -342,6 +346,10 @@ pub struct AlertsConfig {
     pub max_attempts: u32,
     /// First retry delay in seconds, doubling per attempt up to an hour.
     pub retry_base_seconds: u32,
+    /// How long claimed messages stay reserved for the daemon sending them. A daemon
+    /// stops sending a claimed batch once this has run out (another may take it);
+    /// after a crash, the messages it held go out again once it has.
+    pub claim_seconds: u32,
     /// `webhook` transport: the URL messages are POSTed to as JSON, and the variable
     /// holding a bearer token for it (optional).
     pub webhook_url: Option<String>,
@@ -377,12 +385,14 @@ impl Default for AlertsConfig {
             smtp_host: "127.0.0.1".into(),
             smtp_port: 25,
             smtp_tls: "starttls".into(),
+            smtp_ca_file: None,
             smtp_username_env: "SLAWATCH_SMTP_USERNAME".into(),
             smtp_password_env: "SLAWATCH_SMTP_PASSWORD".into(),
             max_attempts: 8,
             bundle_window_minutes: 10,
             hourly_cap: 20,
             retry_base_seconds: 30,
+            claim_seconds: 300,
             send_window: "office_hours".into(),
             digest_schedule: "0 30 7 * * *".into(),
             webhook_url: None,

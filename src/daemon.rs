@@ -106,6 +106,22 @@ pub struct Shared {
     pub holder: String,
     /// Overdue counts recorded per (unit, week), to write only increases.
     weeks: Mutex<HashMap<(String, String), i64>>,
+    /// Acknowledgements read so far, by case (read on from the last id each time).
+    acks: Mutex<AckCache>,
+}
+
+/// The acknowledgements a daemon has read: an acknowledged (case, rule, due) sends no
+/// more alerts, and digests mark the case.
+#[derive(Default)]
+struct AckCache {
+    last_id: i64,
+    by_case: HashMap<(String, String), Vec<crate::store::Ack>>,
+}
+
+/// The due an alert key names, as an acknowledgement stores it.
+fn due_key_of(due: Option<DateTime<Utc>>) -> String {
+    due.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "none".into())
 }
 
 #[derive(Default)]
@@ -114,6 +130,47 @@ struct FinishedCache {
     read_at: Option<std::time::Instant>,
     stale: bool,
     groups: Vec<FinishedGroup>,
+}
+
+impl Shared {
+    /// Reads the acknowledgements recorded since the last read (by any replica).
+    async fn refresh_acks(&self) -> Result<(), StoreError> {
+        let after = self.acks.lock().expect("acks lock").last_id;
+        let new = self.store.acks_after(after).await?;
+        let mut cache = self.acks.lock().expect("acks lock");
+        for (id, a) in new {
+            if id <= cache.last_id {
+                continue;
+            }
+            cache.last_id = id;
+            cache
+                .by_case
+                .entry((a.source.clone(), a.case_id.clone()))
+                .or_default()
+                .push(a);
+        }
+        Ok(())
+    }
+}
+
+impl AckCache {
+    /// The latest acknowledgement of `rule` for the case's due `due_key`, if any.
+    fn find(
+        &self,
+        source: &str,
+        case_id: &str,
+        rule: &str,
+        due_key: &str,
+    ) -> Option<&crate::store::Ack> {
+        if self.by_case.is_empty() {
+            return None;
+        }
+        self.by_case
+            .get(&(source.to_string(), case_id.to_string()))?
+            .iter()
+            .rev()
+            .find(|a| a.rule == rule && due_key_of(a.due_at) == due_key)
+    }
 }
 
 /// How long period counts of ended cases are reused when no case ended meanwhile.
@@ -134,6 +191,7 @@ impl Shared {
             units: RwLock::new(Arc::new(Vec::new())),
             alerts: Mutex::new(None),
             weeks: Mutex::new(HashMap::new()),
+            acks: Mutex::new(AckCache::default()),
             holder: format!(
                 "{}:{}:{}",
                 std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -445,6 +503,8 @@ pub struct AlertPass {
     pub fired: usize,
     pub resolved: usize,
     pub queued: usize,
+    /// Fired without a message: the unit acknowledged that rule for that due.
+    pub acknowledged: usize,
 }
 
 fn message_id(key: &AlertKey, to: &str) -> String {
@@ -517,59 +577,71 @@ pub async fn alert_pass(
     let mut fire = Vec::new();
     let mut outbox = Vec::new();
     let mut overdue_units: HashMap<String, i64> = HashMap::new();
-    shared.with_open(|entries| {
-        for e in entries {
-            if stale.contains(&*e.case.source) {
-                continue;
-            }
-            let Some(ev) = e.eval.as_ref() else { continue };
-            if ev.state == Some("overdue") {
-                let unit = e
-                    .case
-                    .unit_code
-                    .as_deref()
-                    .unwrap_or(crate::metrics::UNKNOWN_UNIT);
-                *overdue_units.entry(unit.to_string()).or_default() += 1;
-            }
-            for w in crate::alert::wanted(&e.case, ev, &ladder, now) {
-                let key = AlertKey {
-                    source: e.case.source.to_string(),
-                    case_id: e.case.case_id.clone(),
-                    rule: w.rule.to_string(),
-                    level: w.level as i32,
-                    due_key: w.due_key.clone(),
-                };
-                wanted_keys.insert(key.clone());
-                if open.contains(&key) {
+    shared.refresh_acks().await?;
+    let mut acked = 0usize;
+    {
+        let acks = shared.acks.lock().expect("acks lock");
+        shared.with_open(|entries| {
+            for e in entries {
+                if stale.contains(&*e.case.source) {
                     continue;
                 }
-                let immediate =
-                    w.mode == crate::alert::Mode::Immediate && start_after.is_none_or(|s| now > s);
-                if immediate {
-                    let item = alert_item(&e.case, ev, &w, &ctx, cfg, now);
-                    for to in &w.to {
-                        outbox.push(OutboxNew {
-                            message_id: message_id(&key, &to.email),
-                            channel: "email".into(),
-                            rule: w.rule.to_string(),
-                            source: key.source.clone(),
-                            case_id: key.case_id.clone(),
-                            to_addr: to.email.clone(),
-                            to_name: to.name.clone(),
-                            cc: serde_json::to_string(&w.cc).unwrap_or_else(|_| "[]".into()),
-                            lang: lang.to_string(),
-                            item: item.to_string(),
-                            not_before: window,
-                        });
-                    }
+                let Some(ev) = e.eval.as_ref() else { continue };
+                if ev.state == Some("overdue") {
+                    let unit = e
+                        .case
+                        .unit_code
+                        .as_deref()
+                        .unwrap_or(crate::metrics::UNKNOWN_UNIT);
+                    *overdue_units.entry(unit.to_string()).or_default() += 1;
                 }
-                fire.push(NewAlert {
-                    key,
-                    unit: w.unit.clone(),
-                });
+                for w in crate::alert::wanted(&e.case, ev, &ladder, now) {
+                    let key = AlertKey {
+                        source: e.case.source.to_string(),
+                        case_id: e.case.case_id.clone(),
+                        rule: w.rule.to_string(),
+                        level: w.level as i32,
+                        due_key: w.due_key.clone(),
+                    };
+                    wanted_keys.insert(key.clone());
+                    if open.contains(&key) {
+                        continue;
+                    }
+                    // An acknowledged (rule, due) fires without a message: the unit has
+                    // answered it (SPEC §10).
+                    let quiet = acks
+                        .find(&key.source, &key.case_id, &key.rule, &key.due_key)
+                        .is_some();
+                    acked += quiet as usize;
+                    let immediate = !quiet
+                        && w.mode == crate::alert::Mode::Immediate
+                        && start_after.is_none_or(|s| now > s);
+                    if immediate {
+                        let item = alert_item(&e.case, ev, &w, &ctx, cfg, now);
+                        for to in &w.to {
+                            outbox.push(OutboxNew {
+                                message_id: message_id(&key, &to.email),
+                                channel: "email".into(),
+                                rule: w.rule.to_string(),
+                                source: key.source.clone(),
+                                case_id: key.case_id.clone(),
+                                to_addr: to.email.clone(),
+                                to_name: to.name.clone(),
+                                cc: serde_json::to_string(&w.cc).unwrap_or_else(|_| "[]".into()),
+                                lang: lang.to_string(),
+                                item: item.to_string(),
+                                not_before: window,
+                            });
+                        }
+                    }
+                    fire.push(NewAlert {
+                        key,
+                        unit: w.unit.clone(),
+                    });
+                }
             }
-        }
-    });
+        });
+    }
     // Operational faults: a source without fresh data goes to IT staff at any hour.
     if !cfg.it_recipients.is_empty() {
         let limit = Span::minutes(cfg.stale_after_minutes as i64);
@@ -637,6 +709,7 @@ pub async fn alert_pass(
         fired: fire.len(),
         resolved: resolve.len(),
         queued: outbox.len(),
+        acknowledged: acked,
     };
     if !fire.is_empty() || !resolve.is_empty() {
         shared
@@ -713,14 +786,37 @@ pub async fn digest_pass(
             (h.name, since)
         })
         .collect();
-    let listed: Vec<crate::alert::digest::Listed> = shared.with_open(|entries| {
-        entries
-            .filter_map(|e| {
-                let ev = e.eval.as_ref()?;
-                crate::alert::digest::listed(&e.case, ev, || case_item(&e.case, ev, &ctx, cfg, now))
-            })
-            .collect()
-    });
+    shared.refresh_acks().await?;
+    let listed: Vec<crate::alert::digest::Listed> = {
+        let acks = shared.acks.lock().expect("acks lock");
+        shared.with_open(|entries| {
+            entries
+                .filter_map(|e| {
+                    let ev = e.eval.as_ref()?;
+                    let section = crate::alert::digest::section_of(ev)?;
+                    let ack = acks
+                        .find(
+                            &e.case.source,
+                            &e.case.case_id,
+                            section,
+                            &due_key_of(ev.due),
+                        )
+                        .map(|a| {
+                            serde_json::json!({
+                                "by": a.by,
+                                "note": a.note,
+                                "at": crate::timefmt::human(a.at, &ctx.calendar),
+                            })
+                        });
+                    crate::alert::digest::listed(&e.case, ev, ack.is_some(), || {
+                        let mut item = case_item(&e.case, ev, &ctx, cfg, now);
+                        item["ack"] = ack.unwrap_or(serde_json::Value::Null);
+                        item
+                    })
+                })
+                .collect()
+        })
+    };
     let lang = cfg.language.clone();
     let labels = |s: &str| crate::notify::templates::rule_label(s, &lang).to_string();
     let date = today.format("%d/%m/%Y").to_string();
@@ -800,17 +896,12 @@ pub async fn weekly_pass(
         .into_iter()
         .filter_map(|(u, w)| w.parse().ok().map(|w| (u, w)))
         .collect();
-    let label = if cfg.language == "en" {
-        "(no head named)"
-    } else {
-        "(chưa có tên)"
-    };
     let context = weekly::build(
         &shared.unit_summaries(),
         &records,
         today,
         &ctx.directory,
-        label,
+        &cfg.language,
     );
     let digest =
         Sha256::digest(format!("{monday}\u{1f}{}", to.email.to_ascii_lowercase()).as_bytes());
@@ -875,6 +966,13 @@ pub async fn dispatch_loop(
             shared
                 .metrics
                 .outbox_pending
+                .with_label_values(&[transport.name()])
+                .set(n);
+        }
+        if let Ok(n) = shared.store.outbox_dead().await {
+            shared
+                .metrics
+                .outbox_dead
                 .with_label_values(&[transport.name()])
                 .set(n);
         }

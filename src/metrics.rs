@@ -165,6 +165,7 @@ pub struct Metrics {
     pub ingest_records: CounterVec,
     pub notifications: CounterVec,
     pub outbox_pending: IntGaugeVec,
+    pub outbox_dead: IntGaugeVec,
     pub evaluation_duration: HistogramVec,
     rendered: RwLock<Bytes>,
 }
@@ -297,6 +298,12 @@ impl Metrics {
             "Messages waiting in the outbox.",
             &["channel"],
         );
+        let outbox_dead = int_gauge(
+            &r,
+            "slawatch_outbox_dead_letters",
+            "Messages dead-lettered after their last attempt and not requeued (slawatch notify requeue).",
+            &["channel"],
+        );
         let official_until = Gauge::with_opts(Opts::new(
             "slawatch_calendar_official_until_timestamp_seconds",
             "Unix time at which the officially announced days off end (the end of the last official day).",
@@ -344,6 +351,7 @@ impl Metrics {
             ingest_records,
             notifications,
             outbox_pending,
+            outbox_dead,
             evaluation_duration,
             rendered: RwLock::new(Bytes::new()),
         }

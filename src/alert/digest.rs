@@ -34,18 +34,28 @@ pub struct Listed {
     pub unit: Option<String>,
     pub section: &'static str,
     pub task: bool,
+    /// Acknowledged for its section's rule and current due: listed after the others
+    /// of its section.
+    pub acked: bool,
     /// Overdue oldest first, then by due.
     pub order: (i64, i64),
     pub item: Value,
 }
 
-/// Lists a case when it belongs in a digest; `item` builds its context (trace, link).
-pub fn listed(case: &Case, e: &EvalSummary, item: impl FnOnce() -> Value) -> Option<Listed> {
+/// Lists a case when it belongs in a digest; `item` builds its context (trace, link,
+/// acknowledgement).
+pub fn listed(
+    case: &Case,
+    e: &EvalSummary,
+    acked: bool,
+    item: impl FnOnce() -> Value,
+) -> Option<Listed> {
     let section = section_of(e)?;
     Some(Listed {
         unit: case.unit_code.as_deref().map(str::to_string),
         section,
         task: case.kind == Kind::Task,
+        acked,
         order: (
             -(e.overdue_workdays as i64),
             e.due.map(|d| d.timestamp()).unwrap_or(i64::MAX),
@@ -83,6 +93,7 @@ pub fn build(
         cases.sort_by_key(|l| {
             (
                 SECTIONS.iter().position(|s| *s == l.section),
+                l.acked,
                 l.order,
                 l.item["case_id"].as_str().map(str::to_string),
             )
@@ -96,13 +107,14 @@ pub fn build(
             SECTIONS
                 .iter()
                 .filter_map(|s| {
-                    let items: Vec<&Value> = cases
+                    let listed: Vec<&Listed> = cases
                         .iter()
                         .filter(|l| l.task == task && l.section == *s)
-                        .map(|l| &l.item)
                         .collect();
+                    let acked = listed.iter().filter(|l| l.acked).count();
+                    let items: Vec<&Value> = listed.iter().map(|l| &l.item).collect();
                     (!items.is_empty()).then(|| {
-                        json!({"section": s, "title": labels(s), "count": items.len(), "cases": items})
+                        json!({"section": s, "title": labels(s), "count": items.len(), "acknowledged": acked, "cases": items})
                     })
                 })
                 .collect()
@@ -205,7 +217,15 @@ mod tests {
         ];
         let listed: Vec<Listed> = rows
             .iter()
-            .filter_map(|(c, e)| listed(c, e, || json!({"case_id": c.case_id})))
+            .filter_map(|(c, e)| {
+                // A-late-5 was acknowledged by the unit: still listed, after the others.
+                listed(
+                    c,
+                    e,
+                    c.case_id == "A-late-5",
+                    || json!({"case_id": c.case_id}),
+                )
+            })
             .collect();
         let digests = build(listed, &dir, "15/03/2024", &|s| s.to_string(), &[]);
         // SXD has nothing to report: no digest. STP and the unknown unit do.
@@ -227,8 +247,11 @@ mod tests {
             .map(|s| s["section"].as_str().unwrap())
             .collect();
         assert_eq!(names, ["overdue", "apology_due", "due_soon"]);
-        // Overdue: 5 workdays before 2; the stuck overdue case is listed once.
-        assert_eq!(ids(&sections[0]), ["A-late-5", "A-late-2"]);
+        // Overdue: oldest first, but the acknowledged A-late-5 after A-late-2; the
+        // stuck overdue case is listed once.
+        assert_eq!(ids(&sections[0]), ["A-late-2", "A-late-5"]);
+        assert_eq!(sections[0]["acknowledged"], 1);
+        assert_eq!(sections[1]["acknowledged"], 0);
         assert_eq!(ids(&sections[1]), ["A-sorry"]);
         assert_eq!(stp.context["tasks"][0]["section"], "overdue");
         assert_eq!(ids(&stp.context["tasks"][0]), ["A-task"]);

@@ -43,8 +43,22 @@ pub fn build(
     records: &[(String, NaiveDate)],
     today: NaiveDate,
     dir: &Directory,
-    head_label: &str,
+    lang: &str,
 ) -> Value {
+    let head_label = if lang == "en" {
+        "(no head named)"
+    } else {
+        "(chưa có tên)"
+    };
+    // 50.0% in English, 50,0% in Vietnamese (decimal comma).
+    let percent = |v: f64| {
+        let p = format!("{:.1}%", v * 100.0);
+        if lang == "en" {
+            p
+        } else {
+            p.replace('.', ",")
+        }
+    };
     let weeks = last_four_weeks(today);
     let overdue_of = |u: &UnitSummary| -> i64 {
         u.kinds
@@ -104,7 +118,7 @@ pub fn build(
         })).collect::<Vec<_>>(),
         "by_ratio": by_ratio.iter().enumerate().map(|(i, (u, (v, ok, all)))| json!({
             "rank": i + 1, "unit": u.unit, "unit_name": u.name, "head": head(&u.unit),
-            "ratio": format!("{:.1}%", v * 100.0), "on_time": ok, "population": all,
+            "ratio": percent(*v), "on_time": ok, "population": all,
         })).collect::<Vec<_>>(),
         "regularly_late": regular,
     })

@@ -134,20 +134,37 @@ pub struct SmtpTransport {
 
 impl SmtpTransport {
     pub fn new(cfg: &AlertsConfig) -> Result<SmtpTransport, NotifyError> {
-        let builder = match cfg.smtp_tls.as_str() {
-            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.smtp_host),
-            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.smtp_host),
-            "none" => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                &cfg.smtp_host,
-            )),
+        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+        let tls = match cfg.smtp_tls.as_str() {
+            "tls" | "starttls" => {
+                let mut params = TlsParameters::builder(cfg.smtp_host.clone());
+                if let Some(path) = cfg.smtp_ca_file.as_ref().filter(|p| !p.is_empty()) {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        NotifyError::Build(format!("alerts.smtp_ca_file {path}: {e}"))
+                    })?;
+                    let cert = Certificate::from_pem(&pem).map_err(|e| {
+                        NotifyError::Build(format!("alerts.smtp_ca_file {path}: {e}"))
+                    })?;
+                    params = params.add_root_certificate(cert);
+                }
+                let params = params
+                    .build()
+                    .map_err(|e| NotifyError::Build(format!("TLS for {}: {e}", cfg.smtp_host)))?;
+                if cfg.smtp_tls == "tls" {
+                    Tls::Wrapper(params)
+                } else {
+                    Tls::Required(params)
+                }
+            }
+            "none" => Tls::None,
             other => {
                 return Err(NotifyError::Build(format!(
                     "alerts.smtp_tls must be starttls, tls or none, not `{other}`"
                 )))
             }
-        }
-        .map_err(|e| NotifyError::Build(e.to_string()))?;
-        let mut builder = builder
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.smtp_host)
+            .tls(tls)
             .port(cfg.smtp_port)
             .timeout(Some(std::time::Duration::from_secs(30)));
         let user = std::env::var(&cfg.smtp_username_env)
@@ -369,7 +386,12 @@ pub async fn dispatch_paced(
     now: DateTime<Utc>,
     generated_at: &str,
 ) -> Result<Dispatched, crate::store::StoreError> {
-    let rows = store.outbox_claim(now, Duration::minutes(5), CLAIM).await?;
+    let lease = Duration::seconds(cfg.claim_seconds.max(1) as i64);
+    // Our claim runs out at `now + lease`; past nine tenths of it, leave the rest to
+    // whoever claims it next rather than risk sending it twice.
+    let stop_at = std::time::Instant::now()
+        + std::time::Duration::from_millis(cfg.claim_seconds.max(1) as u64 * 900);
+    let rows = store.outbox_claim(now, lease, CLAIM).await?;
     let mut groups: Vec<Vec<OutboxRow>> = Vec::new();
     for row in rows {
         // A digest or a report is a message of its own; alerts to one recipient are
@@ -388,6 +410,13 @@ pub async fn dispatch_paced(
     }
     let mut done = Dispatched::default();
     for group in groups {
+        if std::time::Instant::now() > stop_at {
+            tracing::warn!(
+                claim_seconds = cfg.claim_seconds,
+                "outbox claim ran out before the batch was sent; the rest goes next round"
+            );
+            break;
+        }
         let ids: Vec<i64> = group.iter().map(|r| r.id).collect();
         let paced = !is_report(&group[0].rule);
         if paced {
@@ -465,13 +494,24 @@ pub async fn dispatch_paced(
             Err(e) => {
                 for row in &group {
                     let dead = row.attempts as u32 >= cfg.max_attempts;
-                    tracing::warn!(
-                        message_id = %row.message_id,
-                        attempts = row.attempts,
-                        dead,
-                        error = %e,
-                        "message not sent"
-                    );
+                    if dead {
+                        tracing::error!(
+                            message_id = %row.message_id,
+                            rule = %row.rule,
+                            to = %row.to_addr,
+                            attempts = row.attempts,
+                            error = %e,
+                            "message dead-lettered after its last attempt; \
+                             `slawatch notify requeue` sends it again once the cause is fixed"
+                        );
+                    } else {
+                        tracing::warn!(
+                            message_id = %row.message_id,
+                            attempts = row.attempts,
+                            error = %e,
+                            "message not sent; will retry"
+                        );
+                    }
                     store
                         .outbox_failed(
                             &[row.id],

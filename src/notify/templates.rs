@@ -82,11 +82,12 @@ Sent automatically by slawatch at {{ generated_at }}; please do not reply.\n",
         "Kính gửi {{ recipient.name or recipient.email }},\n\n\
 Tình hình hồ sơ của {{ unit_name }} sáng {{ date }}:\n\
 {% for s in stale %}(Lưu ý: dữ liệu từ nguồn {{ s.source }} chỉ cập nhật đến {{ s.since }}.)\n{% endfor %}\
-{% for sec in sections %}\n{{ sec.title }} ({{ sec.count }}):\n{% for it in sec.cases %}\
+{% for sec in sections %}\n{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} đã xác nhận{% endif %}):\n{% for it in sec.cases %}\
 - Hồ sơ {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.{% if it.overdue_workdays > 0 %} Quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}\n\
-{% for line in it.trace %}    · {{ line }}\n{% endfor %}{% if it.link %}  Xem hồ sơ: {{ it.link }}\n{% endif %}{% endfor %}{% endfor %}\
-{% if tasks %}\nNhiệm vụ được giao:\n{% for sec in tasks %}{{ sec.title }} ({{ sec.count }}):\n{% for it in sec.cases %}\
-- {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.\n{% endfor %}{% endfor %}{% endif %}\n\
+{% if it.ack %}  Đã xác nhận: {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}\n{% else %}{% for line in it.trace %}    · {{ line }}\n{% endfor %}{% endif %}\
+{% if it.link %}  Xem hồ sơ: {{ it.link }}\n{% endif %}{% endfor %}{% endfor %}\
+{% if tasks %}\nNhiệm vụ được giao:\n{% for sec in tasks %}{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} đã xác nhận{% endif %}):\n{% for it in sec.cases %}\
+- {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.{% if it.ack %} Đã xác nhận: {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}{% endif %}\n{% endfor %}{% endfor %}{% endif %}\n\
 Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; xin không trả lời thư này.\n",
     ),
     (
@@ -94,9 +95,9 @@ Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; x
         "<!doctype html>\n<html lang=\"vi\"><head><meta charset=\"utf-8\"><title>{{ subject }}</title></head>\n<body>\n\
 <p>Kính gửi {{ recipient.name or recipient.email }},</p>\n<p>Tình hình hồ sơ của <strong>{{ unit_name }}</strong> sáng {{ date }}:</p>\n\
 {% for s in stale %}<p><em>Lưu ý: dữ liệu từ nguồn {{ s.source }} chỉ cập nhật đến {{ s.since }}.</em></p>\n{% endfor %}\
-{% for sec in sections %}<h3>{{ sec.title }} ({{ sec.count }})</h3>\n<ul>{% for it in sec.cases %}<li>Hồ sơ {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.{% if it.overdue_workdays > 0 %} Quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}\
-{% if it.trace %}<ul>{% for line in it.trace %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}\
-{% if tasks %}<h3>Nhiệm vụ được giao</h3>\n{% for sec in tasks %}<h4>{{ sec.title }} ({{ sec.count }})</h4><ul>{% for it in sec.cases %}<li>{{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.</li>{% endfor %}</ul>{% endfor %}{% endif %}\
+{% for sec in sections %}<h3>{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} đã xác nhận{% endif %})</h3>\n<ul>{% for it in sec.cases %}<li>Hồ sơ {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.{% if it.overdue_workdays > 0 %} Quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}\
+{% if it.ack %}<br><em>Đã xác nhận: {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}</em>{% elif it.trace %}<ul>{% for line in it.trace %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}\
+{% if tasks %}<h3>Nhiệm vụ được giao</h3>\n{% for sec in tasks %}<h4>{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} đã xác nhận{% endif %})</h4><ul>{% for it in sec.cases %}<li>{{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.{% if it.ack %} <em>Đã xác nhận: {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}</em>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}{% endif %}\
 <p><small>Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; xin không trả lời thư này.</small></p>\n</body></html>\n",
     ),
     (
@@ -108,11 +109,12 @@ Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; x
         "Dear {{ recipient.name or recipient.email }},\n\n\
 Cases of {{ unit_name }} on the morning of {{ date }}:\n\
 {% for s in stale %}(Note: data from {{ s.source }} is only current to {{ s.since }}.)\n{% endfor %}\
-{% for sec in sections %}\n{{ sec.title }} ({{ sec.count }}):\n{% for it in sec.cases %}\
+{% for sec in sections %}\n{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} acknowledged{% endif %}):\n{% for it in sec.cases %}\
 - Case {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}\n\
-{% for line in it.trace %}    · {{ line }}\n{% endfor %}{% if it.link %}  Open: {{ it.link }}\n{% endif %}{% endfor %}{% endfor %}\
-{% if tasks %}\nAssigned tasks:\n{% for sec in tasks %}{{ sec.title }} ({{ sec.count }}):\n{% for it in sec.cases %}\
-- {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.\n{% endfor %}{% endfor %}{% endif %}\n\
+{% if it.ack %}  Acknowledged by {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}\n{% else %}{% for line in it.trace %}    · {{ line }}\n{% endfor %}{% endif %}\
+{% if it.link %}  Open: {{ it.link }}\n{% endif %}{% endfor %}{% endfor %}\
+{% if tasks %}\nAssigned tasks:\n{% for sec in tasks %}{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} acknowledged{% endif %}):\n{% for it in sec.cases %}\
+- {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.{% if it.ack %} Acknowledged by {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}{% endif %}\n{% endfor %}{% endfor %}{% endif %}\n\
 Sent automatically by slawatch at {{ generated_at }}; please do not reply.\n",
     ),
     (
@@ -120,22 +122,22 @@ Sent automatically by slawatch at {{ generated_at }}; please do not reply.\n",
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{{ subject }}</title></head>\n<body>\n\
 <p>Dear {{ recipient.name or recipient.email }},</p>\n<p>Cases of <strong>{{ unit_name }}</strong> on the morning of {{ date }}:</p>\n\
 {% for s in stale %}<p><em>Note: data from {{ s.source }} is only current to {{ s.since }}.</em></p>\n{% endfor %}\
-{% for sec in sections %}<h3>{{ sec.title }} ({{ sec.count }})</h3>\n<ul>{% for it in sec.cases %}<li>Case {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}\
-{% if it.trace %}<ul>{% for line in it.trace %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}\
-{% if tasks %}<h3>Assigned tasks</h3>\n{% for sec in tasks %}<h4>{{ sec.title }} ({{ sec.count }})</h4><ul>{% for it in sec.cases %}<li>{{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.</li>{% endfor %}</ul>{% endfor %}{% endif %}\
+{% for sec in sections %}<h3>{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} acknowledged{% endif %})</h3>\n<ul>{% for it in sec.cases %}<li>Case {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}\
+{% if it.ack %}<br><em>Acknowledged by {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}</em>{% elif it.trace %}<ul>{% for line in it.trace %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}\
+{% if tasks %}<h3>Assigned tasks</h3>\n{% for sec in tasks %}<h4>{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} acknowledged{% endif %})</h4><ul>{% for it in sec.cases %}<li>{{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.{% if it.ack %} <em>Acknowledged by {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}</em>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}{% endif %}\
 <p><small>Sent automatically by slawatch at {{ generated_at }}; please do not reply.</small></p>\n</body></html>\n",
     ),
     (
         "alert.vi.subject",
-        "{% if items|length == 1 %}[{{ items[0].rule_label }}] {% if items[0].source == 'ops' %}Nguồn dữ liệu{% else %}Hồ sơ{% endif %} {{ items[0].case_id }}{% if items[0].procedure %} — {{ items[0].procedure }}{% endif %}{% else %}[slawatch] {{ items|length }} cảnh báo hồ sơ cần xử lý{% endif %}",
+        "{% if items|length == 1 %}[{{ items[0].rule_label }}] {% if items[0].source == 'ops' %}Nguồn dữ liệu{% else %}Hồ sơ{% endif %} {{ items[0].case_id }}{% if items[0].procedure %} — {{ items[0].procedure }}{% endif %}{% else %}[slawatch] {{ items|length }} cảnh báo cần xử lý{% endif %}",
     ),
     (
         "alert.vi.txt",
         "Kính gửi {{ recipient.name or recipient.email }},\n\n\
-{% if items|length == 1 %}Hồ sơ sau cần được xử lý:{% else %}{{ items|length }} hồ sơ sau cần được xử lý:{% endif %}\n\
+{% if items|length == 1 %}{% if items[0].source == 'ops' %}Nguồn dữ liệu sau cần được kiểm tra:{% else %}Hồ sơ sau cần được xử lý:{% endif %}{% else %}{{ items|length }} cảnh báo sau cần được xử lý:{% endif %}\n\
 {% for it in items %}\n\
 - [{{ it.rule_label }}] {% if it.source == 'ops' %}Nguồn dữ liệu{% else %}Hồ sơ{% endif %} {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}\n\
-\x20 Đơn vị: {{ it.unit_name }}. Hạn xử lý: {{ it.due }}.{% if it.overdue_workdays > 0 %} Đã quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}\n\
+\x20 {% if it.source == 'ops' %}Lần lấy dữ liệu thành công gần nhất: {{ it.due }}.{% else %}Đơn vị: {{ it.unit_name }}. Hạn xử lý: {{ it.due }}.{% if it.overdue_workdays > 0 %} Đã quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}{% endif %}\n\
 {% for line in it.trace %}    · {{ line }}\n{% endfor %}\
 {% if it.link %}  Xem hồ sơ: {{ it.link }}\n{% endif %}\
 {% endfor %}\n\
@@ -145,23 +147,23 @@ Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; x
         "alert.vi.html",
         "<!doctype html>\n<html lang=\"vi\"><head><meta charset=\"utf-8\"><title>{{ subject }}</title></head>\n<body>\n\
 <p>Kính gửi {{ recipient.name or recipient.email }},</p>\n\
-<p>{% if items|length == 1 %}Hồ sơ sau cần được xử lý:{% else %}{{ items|length }} hồ sơ sau cần được xử lý:{% endif %}</p>\n<ul>\n\
-{% for it in items %}<li><strong>[{{ it.rule_label }}]</strong> Hồ sơ {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}<br>\n\
-Đơn vị: {{ it.unit_name }}. Hạn xử lý: {{ it.due }}.{% if it.overdue_workdays > 0 %} Đã quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}\n\
+<p>{% if items|length == 1 %}{% if items[0].source == 'ops' %}Nguồn dữ liệu sau cần được kiểm tra:{% else %}Hồ sơ sau cần được xử lý:{% endif %}{% else %}{{ items|length }} cảnh báo sau cần được xử lý:{% endif %}</p>\n<ul>\n\
+{% for it in items %}<li><strong>[{{ it.rule_label }}]</strong> {% if it.source == 'ops' %}Nguồn dữ liệu{% else %}Hồ sơ{% endif %} {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}<br>\n\
+{% if it.source == 'ops' %}Lần lấy dữ liệu thành công gần nhất: {{ it.due }}.{% else %}Đơn vị: {{ it.unit_name }}. Hạn xử lý: {{ it.due }}.{% if it.overdue_workdays > 0 %} Đã quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}{% endif %}\n\
 {% if it.trace %}<ul>{% for line in it.trace %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}</li>\n{% endfor %}</ul>\n\
 <p><small>Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; xin không trả lời thư này.</small></p>\n</body></html>\n",
     ),
     (
         "alert.en.subject",
-        "{% if items|length == 1 %}[{{ items[0].rule_label }}] {% if items[0].source == 'ops' %}Data source{% else %}Case{% endif %} {{ items[0].case_id }}{% if items[0].procedure %} — {{ items[0].procedure }}{% endif %}{% else %}[slawatch] {{ items|length }} case alerts need action{% endif %}",
+        "{% if items|length == 1 %}[{{ items[0].rule_label }}] {% if items[0].source == 'ops' %}Data source{% else %}Case{% endif %} {{ items[0].case_id }}{% if items[0].procedure %} — {{ items[0].procedure }}{% endif %}{% else %}[slawatch] {{ items|length }} alerts need action{% endif %}",
     ),
     (
         "alert.en.txt",
         "Dear {{ recipient.name or recipient.email }},\n\n\
-{% if items|length == 1 %}This case needs action:{% else %}These {{ items|length }} cases need action:{% endif %}\n\
+{% if items|length == 1 %}{% if items[0].source == 'ops' %}This data source needs checking:{% else %}This case needs action:{% endif %}{% else %}These {{ items|length }} alerts need action:{% endif %}\n\
 {% for it in items %}\n\
 - [{{ it.rule_label }}] {% if it.source == 'ops' %}Data source{% else %}Case{% endif %} {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}\n\
-\x20 Unit: {{ it.unit_name }}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}\n\
+\x20 {% if it.source == 'ops' %}Last successful poll: {{ it.due }}.{% else %}Unit: {{ it.unit_name }}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}{% endif %}\n\
 {% for line in it.trace %}    · {{ line }}\n{% endfor %}\
 {% if it.link %}  Open: {{ it.link }}\n{% endif %}\
 {% endfor %}\n\
@@ -171,13 +173,29 @@ Sent automatically by slawatch at {{ generated_at }}; please do not reply.\n",
         "alert.en.html",
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{{ subject }}</title></head>\n<body>\n\
 <p>Dear {{ recipient.name or recipient.email }},</p>\n\
-<p>{% if items|length == 1 %}This case needs action:{% else %}These {{ items|length }} cases need action:{% endif %}</p>\n<ul>\n\
-{% for it in items %}<li><strong>[{{ it.rule_label }}]</strong> Case {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}<br>\n\
-Unit: {{ it.unit_name }}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}\n\
+<p>{% if items|length == 1 %}{% if items[0].source == 'ops' %}This data source needs checking:{% else %}This case needs action:{% endif %}{% else %}These {{ items|length }} alerts need action:{% endif %}</p>\n<ul>\n\
+{% for it in items %}<li><strong>[{{ it.rule_label }}]</strong> {% if it.source == 'ops' %}Data source{% else %}Case{% endif %} {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}<br>\n\
+{% if it.source == 'ops' %}Last successful poll: {{ it.due }}.{% else %}Unit: {{ it.unit_name }}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}{% endif %}\n\
 {% if it.trace %}<ul>{% for line in it.trace %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}</li>\n{% endfor %}</ul>\n\
 <p><small>Sent automatically by slawatch at {{ generated_at }}; please do not reply.</small></p>\n</body></html>\n",
     ),
 ];
+
+/// `text` with `&`, `<`, `>`, `"` and `'` escaped for HTML text and attributes.
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// A rule's (or digest section's) name in a language.
 pub fn rule_label(rule: &str, lang: &str) -> &'static str {
@@ -234,6 +252,18 @@ impl Templates {
             } else {
                 minijinja::AutoEscape::None
             }
+        });
+        // Escapes what HTML needs escaped and leaves `/` alone, so dates and links
+        // read as written in the message source too.
+        env.set_formatter(|out, state, value| match value.as_str() {
+            Some(text)
+                if state.auto_escape() == minijinja::AutoEscape::Html && !value.is_safe() =>
+            {
+                out.write_str(&html_escape(text)).map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+                })
+            }
+            _ => minijinja::escape_formatter(out, state, value),
         });
         for (name, text) in BUILTIN {
             let source = match dir.map(|d| d.join(name)) {
@@ -294,29 +324,43 @@ pub fn fixture_for(name: &str, lang: &str) -> Value {
     if name == "weekly" {
         return json!({
             "recipient": {"name": "Chánh Văn phòng", "email": "chanhvanphong@ubnd.example.gov.vn"},
-            "generated_at": "08:00 18/03/2024",
+            "generated_at": "18/03/2024 08:00",
             "date": "18/03/2024",
             "weeks_from": "19/02/2024",
             "weeks_to": "17/03/2024",
             "by_overdue": [{"rank": 1, "unit": "STP", "unit_name": "Sở Tư pháp", "head": "Giám đốc Sở Tư pháp", "overdue": 3}],
-            "by_ratio": [{"rank": 1, "unit": "STP", "unit_name": "Sở Tư pháp", "head": "Giám đốc Sở Tư pháp", "ratio": "50.0%", "on_time": 2, "population": 4}],
+            "by_ratio": [{"rank": 1, "unit": "STP", "unit_name": "Sở Tư pháp", "head": "Giám đốc Sở Tư pháp", "ratio": if lang == "en" { "50.0%" } else { "50,0%" }, "on_time": 2, "population": 4}],
             "regularly_late": [{"unit": "STP", "unit_name": "Sở Tư pháp", "head": "Giám đốc Sở Tư pháp", "weeks": 3}],
         });
     }
     if name != "digest" {
         return fixture(lang);
     }
-    let item = fixture(lang)["items"][0].clone();
+    let mut item = fixture(lang)["items"][0].clone();
+    item["ack"] = Value::Null;
+    let mut acked = item.clone();
+    acked["case_id"] = json!("000.00.12.H22-240305-0007");
+    acked["procedure"] = json!("Cấp phiếu lý lịch tư pháp");
+    acked["due"] = json!("12/03/2024 17:00");
+    acked["overdue_workdays"] = json!(2);
+    acked["link"] = Value::Null;
+    acked["ack"] = json!({"by": "Phó Giám đốc Sở Tư pháp", "at": "14/03/2024 09:15", "note": "Đã gửi phiếu xin lỗi và hẹn lại ngày trả"});
+    let mut task = item.clone();
+    task["case_id"] = json!("NV-2024-031");
+    task["procedure"] = json!("Báo cáo rà soát thủ tục hành chính quý I");
+    task["due"] = json!("18/03/2024 17:00");
+    task["state"] = json!("due_soon");
+    task["overdue_workdays"] = json!(0);
     json!({
         "recipient": {"name": "Giám đốc Sở Tư pháp", "email": "giamdoc@stp.example.gov.vn"},
-        "generated_at": "07:30 15/03/2024",
+        "generated_at": "15/03/2024 07:30",
         "unit": "STP",
         "unit_name": "Sở Tư pháp",
         "date": "15/03/2024",
-        "total": 2,
-        "sections": [{"section": "overdue", "title": rule_label("overdue", lang), "count": 1, "cases": [item.clone()]}],
-        "tasks": [{"section": "due_soon", "title": rule_label("due_soon", lang), "count": 1, "cases": [item]}],
-        "stale": [{"source": "portal", "since": "06:10 15/03/2024"}],
+        "total": 3,
+        "sections": [{"section": "overdue", "title": rule_label("overdue", lang), "count": 2, "acknowledged": 1, "cases": [item, acked]}],
+        "tasks": [{"section": "due_soon", "title": rule_label("due_soon", lang), "count": 1, "acknowledged": 0, "cases": [task]}],
+        "stale": [{"source": "portal", "since": "15/03/2024 06:10"}],
     })
 }
 
@@ -324,7 +368,7 @@ pub fn fixture_for(name: &str, lang: &str) -> Value {
 pub fn fixture(lang: &str) -> Value {
     json!({
         "recipient": {"name": "Giám đốc Sở Tư pháp", "email": "giamdoc@stp.example.gov.vn"},
-        "generated_at": "08:00 15/03/2024",
+        "generated_at": "15/03/2024 08:00",
         "items": [{
             "rule": "overdue",
             "rule_label": rule_label("overdue", lang),
@@ -334,10 +378,10 @@ pub fn fixture(lang: &str) -> Value {
             "procedure": "Cấp giấy phép xây dựng nhà ở riêng lẻ",
             "unit": "STP",
             "unit_name": "Sở Tư pháp",
-            "due": "17:00 08/03/2024",
+            "due": "08/03/2024 17:00",
             "state": "overdue",
             "overdue_workdays": 4,
-            "trace": ["Tiếp nhận 08:00 01/03/2024", "Hạn 17:00 08/03/2024"],
+            "trace": ["Tiếp nhận 01/03/2024 08:00", "Hạn 08/03/2024 17:00"],
             "link": "https://motcua.example.gov.vn/hoso/000.00.12.H22-240301-0001",
         }],
     })
@@ -356,12 +400,12 @@ mod tests {
             .unwrap();
         assert_eq!(
             d.subject,
-            "[slawatch] Sở Tư pháp: 2 hồ sơ cần chú ý ngày 15/03/2024"
+            "[slawatch] Sở Tư pháp: 3 hồ sơ cần chú ý ngày 15/03/2024"
         );
         assert!(d
             .text
-            .contains("(Lưu ý: dữ liệu từ nguồn portal chỉ cập nhật đến 06:10 15/03/2024.)\n"));
-        assert!(d.text.contains("\nQuá hạn (1):\n- Hồ sơ 000.00.12.H22-240301-0001 — Cấp giấy phép xây dựng nhà ở riêng lẻ. Hạn: 17:00 08/03/2024. Quá hạn 4 ngày làm việc.\n"), "{}", d.text);
+            .contains("(Lưu ý: dữ liệu từ nguồn portal chỉ cập nhật đến 15/03/2024 06:10.)\n"));
+        assert!(d.text.contains("\nQuá hạn (2, 1 đã xác nhận):\n- Hồ sơ 000.00.12.H22-240301-0001 — Cấp giấy phép xây dựng nhà ở riêng lẻ. Hạn: 08/03/2024 17:00. Quá hạn 4 ngày làm việc.\n"), "{}", d.text);
         assert!(
             d.text.contains("\nNhiệm vụ được giao:\nSắp đến hạn (1):\n"),
             "{}",
@@ -372,7 +416,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             d.subject,
-            "[slawatch] Sở Tư pháp: 2 cases need attention on 15/03/2024"
+            "[slawatch] Sở Tư pháp: 3 cases need attention on 15/03/2024"
         );
         let vi = t.render("alert", "vi", &fixture("vi")).unwrap();
         assert_eq!(
@@ -383,19 +427,94 @@ mod tests {
             .text
             .starts_with("Kính gửi Giám đốc Sở Tư pháp,\n\nHồ sơ sau cần được xử lý:\n"));
         assert!(vi.text.contains(
-            "  Đơn vị: Sở Tư pháp. Hạn xử lý: 17:00 08/03/2024. Đã quá hạn 4 ngày làm việc.\n"
+            "  Đơn vị: Sở Tư pháp. Hạn xử lý: 08/03/2024 17:00. Đã quá hạn 4 ngày làm việc.\n"
         ));
-        assert!(vi.text.contains("    · Tiếp nhận 08:00 01/03/2024\n"));
-        // Attribute values are escaped (`/` as `&#x2f;`, which browsers read back).
-        assert!(vi.html.contains(
-            "<a href=\"https:&#x2f;&#x2f;motcua.example.gov.vn&#x2f;hoso&#x2f;000.00.12.H22-240301-0001\">"
-        ));
+        assert!(vi.text.contains("    · Tiếp nhận 01/03/2024 08:00\n"));
+        assert!(vi
+            .html
+            .contains("<a href=\"https://motcua.example.gov.vn/hoso/000.00.12.H22-240301-0001\">"));
         let en = t.render("alert", "en", &fixture("en")).unwrap();
         assert_eq!(
             en.subject,
             "[Overdue] Case 000.00.12.H22-240301-0001 — Cấp giấy phép xây dựng nhà ở riêng lẻ"
         );
         assert!(en.text.contains("Overdue by 4 workdays."));
+    }
+
+    /// The contexts snapshotted: each message kind in each language, plus a bundle of
+    /// two alerts (a case and a stale data source) in one e-mail.
+    fn snapshot_cases() -> Vec<(String, &'static str, &'static str, Value)> {
+        let mut out = Vec::new();
+        for lang in LANGS {
+            for name in NAMES {
+                out.push((
+                    format!("{name}.{lang}"),
+                    name,
+                    lang,
+                    fixture_for(name, lang),
+                ));
+            }
+            let mut ctx = fixture(lang);
+            let case = ctx["items"][0].clone();
+            let ops = json!({
+                "rule": "source_stale",
+                "rule_label": rule_label("source_stale", lang),
+                "level": 0,
+                "source": "ops",
+                "case_id": "motcua-tinh",
+                "procedure": null,
+                "unit": null,
+                "unit_name": "—",
+                "due": "15/03/2024 06:10",
+                "state": null,
+                "overdue_workdays": 0,
+                "trace": ["HTTP 503 Service Unavailable"],
+                "link": null,
+            });
+            ctx["items"] = json!([case, ops]);
+            out.push((format!("alert-bundle.{lang}"), "alert", lang, ctx));
+        }
+        out
+    }
+
+    /// Each built-in template rendered against its fixture, compared with the reviewed
+    /// file under `tests/snapshots/templates/` (`SLAWATCH_UPDATE_SNAPSHOTS=1` rewrites
+    /// them; review the diff before committing).
+    #[test]
+    fn templates_match_their_reviewed_snapshots() {
+        let t = Templates::load(None).unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/templates");
+        let update = std::env::var_os("SLAWATCH_UPDATE_SNAPSHOTS").is_some();
+        let mut wrong = Vec::new();
+        for (file, name, lang, ctx) in snapshot_cases() {
+            let r = t.render(name, lang, &ctx).unwrap();
+            let got = format!(
+                "Subject: {}\n\n----- text/plain -----\n{}\n----- text/html -----\n{}",
+                r.subject, r.text, r.html
+            );
+            let path = dir.join(format!("{file}.snap"));
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &got).unwrap();
+                continue;
+            }
+            let want = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if want != got {
+                let line = want
+                    .lines()
+                    .zip(got.lines())
+                    .position(|(a, b)| a != b)
+                    .unwrap_or_else(|| want.lines().count().min(got.lines().count()));
+                wrong.push(format!(
+                    "{file}: first difference at line {}:\n  want: {:?}\n  got:  {:?}",
+                    line + 1,
+                    want.lines().nth(line),
+                    got.lines().nth(line)
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     #[test]
@@ -405,12 +524,16 @@ mod tests {
         let one = ctx["items"][0].clone();
         let mut two = one.clone();
         two["procedure"] = json!("<script>x</script> & co");
+        ctx["items"] = json!([one.clone(), two.clone()]);
+        let r = t.render("alert", "vi", &ctx).unwrap();
+        assert_eq!(r.subject, "[slawatch] 2 cảnh báo cần xử lý");
+        two["link"] = json!("https://x.example/?a=1&b=\"2\"");
         ctx["items"] = json!([one, two]);
         let r = t.render("alert", "vi", &ctx).unwrap();
-        assert_eq!(r.subject, "[slawatch] 2 cảnh báo hồ sơ cần xử lý");
+        assert!(r.html.contains("&lt;script&gt;x&lt;/script&gt; &amp; co"));
         assert!(r
             .html
-            .contains("&lt;script&gt;x&lt;&#x2f;script&gt; &amp; co"));
+            .contains("<a href=\"https://x.example/?a=1&amp;b=&quot;2&quot;\">"));
         assert!(r.text.contains("<script>x</script> & co"));
     }
 

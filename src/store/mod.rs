@@ -442,10 +442,18 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Messages not yet sent nor dead-lettered.
     async fn outbox_pending(&self) -> Result<i64, StoreError>;
+    /// Messages dead-lettered (every attempt failed) and not requeued.
+    async fn outbox_dead(&self) -> Result<i64, StoreError>;
+    /// Puts every dead-lettered message back in the queue with fresh attempts (after
+    /// the cause is fixed); returns how many.
+    async fn outbox_requeue_dead(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Records an acknowledgement; returns its id.
     async fn ack_add(&self, ack: &Ack) -> Result<i64, StoreError>;
     /// A case's acknowledgements, oldest first.
     async fn acks(&self, source: &str, case_id: &str) -> Result<Vec<Ack>, StoreError>;
+    /// Acknowledgements recorded after id `after`, with their ids, oldest first (so a
+    /// daemon keeps up with the ones other replicas took).
+    async fn acks_after(&self, after: i64) -> Result<Vec<(i64, Ack)>, StoreError>;
     /// A case's notification log, oldest first.
     async fn notifications(
         &self,

@@ -866,6 +866,25 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn outbox_dead(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'dead'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn outbox_requeue_dead(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, \
+             claimed_until = NULL WHERE status = 'dead'",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     async fn outbox_pending(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar(
@@ -895,7 +914,7 @@ impl Store for PgStore {
 
     async fn acks(&self, source: &str, case_id: &str) -> Result<Vec<Ack>, StoreError> {
         let rows = sqlx::query(
-            "SELECT source, case_id, rule, due_at, note, by_whom, at FROM acknowledgements \
+            "SELECT id, source, case_id, rule, due_at, note, by_whom, at FROM acknowledgements \
              WHERE source = $1 AND case_id = $2 ORDER BY id",
         )
         .bind(source)
@@ -903,17 +922,21 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok(Ack {
-                    source: r.try_get("source")?,
-                    case_id: r.try_get("case_id")?,
-                    rule: r.try_get("rule")?,
-                    due_at: r.try_get("due_at")?,
-                    note: r.try_get("note")?,
-                    by: r.try_get("by_whom")?,
-                    at: r.try_get("at")?,
-                })
-            })
+            .map(|r| ack_of(r).map(|(_, a)| a))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn acks_after(&self, after: i64) -> Result<Vec<(i64, Ack)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, source, case_id, rule, due_at, note, by_whom, at FROM acknowledgements \
+             WHERE id > $1 ORDER BY id",
+        )
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(ack_of)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
@@ -993,4 +1016,20 @@ impl Store for PgStore {
             quarantined,
         })
     }
+}
+
+/// An acknowledgement row with its id.
+fn ack_of(r: &sqlx::postgres::PgRow) -> Result<(i64, Ack), sqlx::Error> {
+    Ok((
+        r.try_get("id")?,
+        Ack {
+            source: r.try_get("source")?,
+            case_id: r.try_get("case_id")?,
+            rule: r.try_get("rule")?,
+            due_at: r.try_get("due_at")?,
+            note: r.try_get("note")?,
+            by: r.try_get("by_whom")?,
+            at: r.try_get("at")?,
+        },
+    ))
 }

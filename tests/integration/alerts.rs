@@ -185,6 +185,11 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub fn start(dir: &Path, port: Option<u16>) -> Option<SmtpSink> {
+        SmtpSink::start_with(dir, port, &[])
+    }
+
+    /// With the options of `smtp_sink.py` (holding replies, TLS, AUTH).
+    pub fn start_with(dir: &Path, port: Option<u16>, extra: &[&str]) -> Option<SmtpSink> {
         let port = port.unwrap_or_else(|| {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -193,17 +198,16 @@ impl SmtpSink {
                 .port()
         });
         let maildir = dir.join("maildir");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/smtp_sink.py");
         let child = Command::new("python3")
+            .arg(script)
             .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
+                "--port",
+                &port.to_string(),
+                "--maildir",
                 maildir.to_str().unwrap(),
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -360,7 +364,7 @@ async fn a_backlog_is_bundled_per_recipient() {
     assert_eq!(files.len(), 2, "one e-mail per recipient");
     for f in &files {
         let m = parse(f);
-        assert_eq!(m.subject(), Some("[slawatch] 2 cảnh báo hồ sơ cần xử lý"));
+        assert_eq!(m.subject(), Some("[slawatch] 2 cảnh báo cần xử lý"));
         let text = m.body_text(0).unwrap();
         assert!(
             text.contains("M-OVERDUE —") && text.contains("M-OVERDUE-2 —"),
@@ -518,7 +522,8 @@ async fn weekly_report_ranks_units_and_names_the_regularly_late() {
         ),
         "{text}"
     );
-    assert!(text.contains("1. Sở Tư pháp: 50.0% (2/4)\n"), "{text}");
+    // Vietnamese writes the decimal comma.
+    assert!(text.contains("1. Sở Tư pháp: 50,0% (2/4)\n"), "{text}");
     assert!(
         text.contains("từ 19/02/2024 đến 17/03/2024):\n- Sở Tư pháp, thủ trưởng: Giám đốc Sở Tư pháp (3/4 tuần)\n"),
         "{text}"
@@ -599,7 +604,7 @@ async fn a_stale_source_reaches_it_staff_at_night_through_the_webhook() {
     assert!(v["text"]
         .as_str()
         .unwrap()
-        .contains("Hạn xử lý: 15/03/2024 20:00."));
+        .contains("Lần lấy dữ liệu thành công gần nhất: 15/03/2024 20:00."));
     // Again: nothing new while it stays stale; fresh data resolves it.
     assert_eq!(alert_pass(&sh, &cfg, night).await.unwrap().queued, 0);
     sh.touch_source("portal", night, 6);
@@ -731,5 +736,276 @@ async fn the_bundling_window_and_the_hourly_cap_hold_alerts_back() {
         assert_eq!(d.sent, 2, "window {window}, cap {cap}");
         // Postponing is not a failed attempt.
         assert_eq!(sh.store.outbox_pending().await.unwrap(), 0);
+    }
+}
+
+/// An acknowledgement (SPEC §10) stops repeats of its rule for its due: the alert is
+/// recorded without a message, further escalation levels stay quiet, an
+/// acknowledgement of another due stops nothing, and the morning digest still lists
+/// the case, after the others, with who acknowledged it and their note.
+#[tokio::test]
+async fn an_acknowledgement_stops_repeats_and_marks_the_digest() {
+    use slawatch::store::Ack;
+    let dir = scratch("alerts-ack");
+    let sh = shared_with_cases(&dir, now()).await;
+    sh.touch_source("portal", now(), 6);
+    let cfg = AlertsConfig::default();
+    // M-OVERDUE is due Fri 08/03/2024 17:00.
+    let due = local("2024-03-08T17:00:00+07:00");
+    let ack = |rule: &str, due_at: DateTime<Utc>, at: DateTime<Utc>| Ack {
+        source: "portal".into(),
+        case_id: "M-OVERDUE".into(),
+        rule: rule.into(),
+        due_at: Some(due_at),
+        note: "Đã gửi phiếu xin lỗi và hẹn lại".into(),
+        by: "Trần Thị B".into(),
+        at,
+    };
+    sh.store
+        .ack_add(&ack("overdue", due, local("2024-03-15T09:05:00+07:00")))
+        .await
+        .unwrap();
+    // An acknowledgement of an earlier appointment does not cover this due.
+    sh.store
+        .ack_add(&ack(
+            "escalated",
+            local("2024-03-05T17:00:00+07:00"),
+            local("2024-03-04T09:00:00+07:00"),
+        ))
+        .await
+        .unwrap();
+    // Fri 15/03 10:00: overdue (acknowledged: recorded, no message), escalated level 1
+    // to the chairman (mailed), stuck (digest rule).
+    let p = alert_pass(&sh, &cfg, now()).await.unwrap();
+    assert_eq!((p.fired, p.queued, p.acknowledged), (3, 1, 1), "{p:?}");
+    // The unit acknowledges the escalation too. Fri 22/03 10:00, 9 workdays late:
+    // level 3 fires (the top again) and level 1 resolves, without a message. M-ONTRACK
+    // and M-UNKNOWN (received 14/03, untouched for 3 workdays since) are stuck now:
+    // digest-only alerts.
+    sh.store
+        .ack_add(&ack("escalated", due, local("2024-03-15T11:00:00+07:00")))
+        .await
+        .unwrap();
+    let later = local("2024-03-22T10:00:00+07:00");
+    sh.touch_source("portal", later, 0);
+    slawatch::daemon::reevaluate(&sh, later).await.unwrap();
+    let p = alert_pass(&sh, &cfg, later).await.unwrap();
+    assert_eq!(
+        (p.fired, p.resolved, p.queued, p.acknowledged),
+        (3, 1, 0, 1),
+        "{p:?}"
+    );
+
+    // The morning digest still lists it, marked.
+    let morning = local("2024-03-22T07:30:00+07:00");
+    let d = slawatch::daemon::digest_pass(&sh, &cfg, morning)
+        .await
+        .unwrap();
+    // STP's, and the unknown unit's to the service centre.
+    assert_eq!(d.queued, 2);
+    let out = dir.join("outbox");
+    let t = FileTransport { dir: out.clone() };
+    let sent = dispatch_once(
+        sh.store.as_ref(),
+        &t,
+        &Templates::load(None).unwrap(),
+        &cfg,
+        later,
+        "22/03/2024 10:00",
+    )
+    .await
+    .unwrap();
+    assert_eq!(sent.sent, 3, "the escalation of 15/03 and the two digests");
+    let digest = eml_files(&out)
+        .iter()
+        .map(|f| parse(f).into_owned())
+        .find(|m| {
+            m.subject()
+                .is_some_and(|s| s.starts_with("[slawatch] Sở Tư pháp"))
+        })
+        .expect("the digest");
+    let text = digest.body_text(0).unwrap().replace("\r\n", "\n");
+    assert!(
+        text.contains(
+            "\nQuá hạn (1, 1 đã xác nhận):\n- Hồ sơ M-OVERDUE — Thủ tục thử. Hạn: 08/03/2024 17:00. Quá hạn 9 ngày làm việc.\n  Đã xác nhận: Trần Thị B, 15/03/2024 09:05: Đã gửi phiếu xin lỗi và hẹn lại\n"
+        ),
+        "{text}"
+    );
+}
+
+/// A private certificate authority and a server certificate for `localhost` it
+/// issued (openssl): (ca.pem, cert.pem, key.pem).
+fn private_pki(dir: &Path) -> Option<(String, String, String)> {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let steps: [Vec<String>; 3] = [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=slawatch test authority",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect(),
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &p("key.pem"),
+            "-out",
+            &p("leaf.csr"),
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &p("leaf.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &p("leaf.ext"),
+            "-out",
+            &p("cert.pem"),
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect(),
+    ];
+    for args in steps {
+        let ok = Command::new("openssl")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?
+            .success();
+        if !ok {
+            return None;
+        }
+    }
+    Some((p("ca.pem"), p("cert.pem"), p("key.pem")))
+}
+
+/// SMTP over real TLS, both ways a province's server may ask for it: STARTTLS
+/// (required by the server before MAIL) and implicit TLS, each with AUTH whose
+/// credentials come from the environment, the server's certificate issued by a
+/// private authority trusted through `smtp_ca_file`. Without that file, or with a
+/// wrong password, nothing is sent.
+#[tokio::test]
+async fn smtp_over_tls_with_a_private_authority_and_credentials() {
+    use slawatch::alert::Recipient;
+    use slawatch::notify::{Email, Transport};
+    let dir = scratch("alerts-tls");
+    let required = std::env::var_os("CI_REQUIRE_PROMTOOL").is_some();
+    let Some((ca, cert, key)) = private_pki(&dir.join("pki")) else {
+        assert!(!required, "openssl is required here");
+        eprintln!("openssl is not installed: SMTP over TLS not tested");
+        return;
+    };
+    std::env::set_var("SLAWATCH_TEST_SMTP_USER", "slawatch");
+    std::env::set_var("SLAWATCH_TEST_SMTP_PASSWORD", "mat-khau-bi-mat");
+    std::env::set_var("SLAWATCH_TEST_SMTP_WRONG", "doan-bua");
+    let rendered = Templates::load(None)
+        .unwrap()
+        .render("alert", "vi", &slawatch::notify::templates::fixture("vi"))
+        .unwrap();
+    for (mode, server_mode) in [("starttls", "starttls"), ("tls", "implicit")] {
+        let Some(sink) = SmtpSink::start_with(
+            &dir.join(mode),
+            None,
+            &[
+                "--tls",
+                server_mode,
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+                "--user",
+                "slawatch",
+                "--password",
+                "mat-khau-bi-mat",
+            ],
+        ) else {
+            assert!(!required, "aiosmtpd is required here");
+            eprintln!("aiosmtpd is not installed: SMTP over TLS not tested");
+            return;
+        };
+        let cfg = AlertsConfig {
+            transport: "smtp".into(),
+            smtp_host: "localhost".into(),
+            smtp_port: sink.port(),
+            smtp_tls: mode.into(),
+            smtp_ca_file: Some(ca.clone()),
+            smtp_username_env: "SLAWATCH_TEST_SMTP_USER".into(),
+            smtp_password_env: "SLAWATCH_TEST_SMTP_PASSWORD".into(),
+            ..AlertsConfig::default()
+        };
+        let email = Email {
+            message_id: format!("<tls-{mode}@slawatch>"),
+            from: "slawatch <slawatch@pvhcc.example.gov.vn>".into(),
+            to: Recipient {
+                name: "Giám đốc Sở Tư pháp".into(),
+                email: "giamdoc@stp.example.gov.vn".into(),
+            },
+            cc: Vec::new(),
+            rendered: rendered.clone(),
+        };
+        // The public roots alone do not know the private authority.
+        let untrusted = SmtpTransport::new(&AlertsConfig {
+            smtp_ca_file: None,
+            ..cfg.clone()
+        })
+        .unwrap();
+        assert!(untrusted.send(&email).await.is_err(), "{mode}: untrusted");
+        let wrong = SmtpTransport::new(&AlertsConfig {
+            smtp_password_env: "SLAWATCH_TEST_SMTP_WRONG".into(),
+            ..cfg.clone()
+        })
+        .unwrap();
+        assert!(wrong.send(&email).await.is_err(), "{mode}: wrong password");
+        assert!(sink.messages().is_empty(), "{mode}");
+
+        SmtpTransport::new(&cfg)
+            .unwrap()
+            .send(&email)
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let got = sink.messages();
+        assert_eq!(got.len(), 1, "{mode}");
+        let m = parse(&got[0]);
+        assert_eq!(m.subject(), Some(rendered.subject.as_str()), "{mode}");
+        assert_eq!(addresses(m.to()), ["giamdoc@stp.example.gov.vn"]);
+        assert_eq!(
+            m.message_id(),
+            Some(format!("tls-{mode}@slawatch").as_str())
+        );
     }
 }

@@ -407,6 +407,44 @@ async fn story(s: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(s.outbox_pending().await.unwrap(), 0);
+    assert_eq!(s.outbox_dead().await.unwrap(), 1);
+    // Requeued once the cause is fixed: pending again with fresh attempts.
+    assert_eq!(s.outbox_requeue_dead(at).await.unwrap(), 1);
+    assert_eq!(
+        (
+            s.outbox_dead().await.unwrap(),
+            s.outbox_pending().await.unwrap()
+        ),
+        (0, 1)
+    );
+    let back = s.outbox_claim(at, Duration::minutes(5), 10).await.unwrap();
+    assert_eq!((back.len(), back[0].attempts), (1, 1));
+    s.outbox_sent(&[back[0].id], at, &[]).await.unwrap();
+    assert_eq!(s.outbox_pending().await.unwrap(), 0);
+
+    // Acknowledgements: read on from the last id seen.
+    let ack = |case_id: &str, rule: &str| slawatch::store::Ack {
+        source: "portal".into(),
+        case_id: case_id.into(),
+        rule: rule.into(),
+        due_at: Some(at),
+        note: "Đã gửi phiếu xin lỗi".into(),
+        by: "Trần Thị B".into(),
+        at,
+    };
+    let first = s.ack_add(&ack("A-1", "overdue")).await.unwrap();
+    s.ack_add(&ack("A-2", "apology_due")).await.unwrap();
+    let all = s.acks_after(0).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0], (first, ack("A-1", "overdue")));
+    let newer = s.acks_after(first).await.unwrap();
+    assert_eq!(newer.len(), 1);
+    assert_eq!(newer[0].1, ack("A-2", "apology_due"));
+    assert!(s.acks_after(newer[0].0).await.unwrap().is_empty());
+    assert_eq!(
+        s.acks("portal", "A-1").await.unwrap(),
+        [ack("A-1", "overdue")]
+    );
 
     // Leases: one holder at a time, renewable, taken over once run out.
     assert!(s
