@@ -701,6 +701,124 @@ fn alerts_survive_an_smtp_outage_and_a_restart_exactly_once() {
     drop(d);
 }
 
+/// `kill -9` while an e-mail is in flight (the SMTP server has its data and holds its
+/// reply): after a restart every message arrives, nothing fires again, and the only
+/// message sent twice is the one in flight, under the same Message-ID (the server
+/// accepted it but the daemon never heard so: SMTP cannot do better, and the stable
+/// Message-ID lets the receiving side see the repeat).
+#[test]
+fn kill_9_mid_dispatch_loses_nothing_and_repeats_only_the_message_in_flight() {
+    let dir = scratch("daemon-kill9");
+    let marker = dir.join("holding");
+    let Some(sink) = crate::alerts::SmtpSink::start_with(
+        &dir,
+        None,
+        &["--hold", "3", "--marker", marker.to_str().unwrap()],
+    ) else {
+        assert!(
+            std::env::var_os("CI_REQUIRE_PROMTOOL").is_none(),
+            "aiosmtpd is required here"
+        );
+        eprintln!("aiosmtpd is not installed: kill -9 test not run");
+        return;
+    };
+    write_config(
+        &dir,
+        &format!(
+            "[alerts]\ntransport = \"smtp\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_tls = \"none\"\n\
+             from = \"slawatch <slawatch@pvhcc.example.gov.vn>\"\nsend_window = \"always\"\nretry_base_seconds = 1\n\
+             claim_seconds = 6\n\
+             [[source]]\nname = \"vendor\"\ntype = \"push\"\ntoken_env = \"PUSH_TOKEN\"\n",
+            sink.port()
+        ),
+    );
+    let d = Daemon::start(&dir, &[("PUSH_TOKEN", "tk")]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let records = json!([
+            {"MaHoSo": "K9-1", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
+             "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Tư pháp"},
+            {"MaHoSo": "K9-2", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
+             "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Xây dựng"},
+            {"MaHoSo": "K9-3", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
+             "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Tài chính"}
+        ]);
+        let r = reqwest::Client::new()
+            .post(format!("http://{}/api/v1/ingest/dvcqg", d.addr))
+            .bearer_auth("tk")
+            .json(&records)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    });
+    // Three overdue dossiers: `overdue` to each department head (3 e-mails) and
+    // `escalated` to the chairman (3 messages, one e-mail): 6 messages.
+    wait_until(Duration::from_secs(30), "an e-mail in flight", || {
+        marker.exists()
+    });
+    let in_flight = std::fs::read_to_string(&marker).unwrap();
+    d.signal("-KILL");
+    assert_eq!(d.wait(Duration::from_secs(10)), None, "killed by a signal");
+    assert_eq!(sqlite_count(&dir, "SELECT COUNT(*) FROM outbox"), 6);
+    assert_eq!(
+        sqlite_count(&dir, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'"),
+        0,
+        "the first e-mail was in flight"
+    );
+
+    let d = Daemon::start(&dir, &[("PUSH_TOKEN", "tk")]);
+    wait_until(Duration::from_secs(90), "every message sent", || {
+        sqlite_count(&dir, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'") == 6
+    });
+    // A few more evaluation rounds: nothing fires again.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(sqlite_count(&dir, "SELECT COUNT(*) FROM outbox"), 6);
+    drop(d);
+
+    let mails = sink.messages();
+    let held = std::fs::read(dir.join("maildir/new").join(in_flight.trim())).unwrap();
+    let id_of = |m: &[u8]| {
+        mail_parser::MessageParser::default()
+            .parse(m)
+            .unwrap()
+            .message_id()
+            .unwrap()
+            .to_string()
+    };
+    let held_id = id_of(&held);
+    let mut by_id: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for m in &mails {
+        let msg = mail_parser::MessageParser::default().parse(m).unwrap();
+        let items = msg
+            .subject()
+            .unwrap()
+            .strip_prefix("[slawatch] ")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(1);
+        let e = by_id
+            .entry(msg.message_id().unwrap().to_string())
+            .or_default();
+        e.0 += 1;
+        e.1 = items;
+    }
+    // Every message arrived: 4 distinct e-mails carrying the 6 messages.
+    assert_eq!(by_id.len(), 4, "{by_id:?}");
+    assert_eq!(by_id.values().map(|(_, items)| items).sum::<usize>(), 6);
+    // Only the e-mail in flight at the kill came twice, with its Message-ID.
+    let twice: Vec<&String> = by_id
+        .iter()
+        .filter(|(_, (n, _))| *n > 1)
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(twice, [&held_id], "{by_id:?}");
+    assert_eq!(by_id[&held_id].0, 2);
+}
+
 /// Two real daemons on one PostgreSQL, both polling the same portal: one fires the
 /// alerts (lease), both dispatch (claims with `FOR UPDATE SKIP LOCKED`), and every
 /// message reaches the SMTP server exactly once.
