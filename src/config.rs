@@ -314,6 +314,8 @@ pub struct AlertsConfig {
     pub escalate_every: u32,
     /// The mode of each rule: `immediate`, `digest` or `off`.
     pub rules: crate::alert::RuleModes,
+    /// Extra addresses copied on each rule's alerts.
+    pub copies: crate::alert::RuleCopies,
     /// Only alerts firing after this instant (RFC 3339) send immediate e-mail: going
     /// live quietly, the backlog shows in digests only.
     pub start_after: Option<String>,
@@ -377,6 +379,7 @@ impl Default for AlertsConfig {
             link_template: None,
             escalate_every: 3,
             rules: crate::alert::RuleModes::default(),
+            copies: crate::alert::RuleCopies::default(),
             start_after: None,
             transport: "file".into(),
             file_dir: "data/outbox".into(),
@@ -829,6 +832,20 @@ impl Loaded {
                 return Err(ConfigError::File {
                     file,
                     message: format!("source `{}`: {message}", s.name),
+                });
+            }
+        }
+        if let Some((rule, addr)) = config.alerts.copies.invalid() {
+            return Err(ConfigError::File {
+                file,
+                message: format!("alerts.copies.{rule}: `{addr}` is not an e-mail address"),
+            });
+        }
+        for addr in &config.alerts.it_recipients {
+            if addr.parse::<lettre::Address>().is_err() {
+                return Err(ConfigError::File {
+                    file,
+                    message: format!("alerts.it_recipients: `{addr}` is not an e-mail address"),
                 });
             }
         }

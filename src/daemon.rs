@@ -566,6 +566,7 @@ pub async fn alert_pass(
         directory: &ctx.directory,
         modes: &cfg.rules,
         escalate_every: cfg.escalate_every,
+        copies: &cfg.copies,
     };
     let lang = cfg.language.as_str();
     let window = if cfg.send_window == "always" {

@@ -77,6 +77,43 @@ impl RuleModes {
     }
 }
 
+/// `[alerts.copies]`: extra addresses copied on each rule's alerts (an inspector's
+/// office on `escalated`, say), besides the recipients the directory names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleCopies {
+    pub due_soon: Vec<String>,
+    pub apology_due: Vec<String>,
+    pub overdue: Vec<String>,
+    pub escalated: Vec<String>,
+    pub stuck: Vec<String>,
+    pub step_overdue: Vec<String>,
+}
+
+impl RuleCopies {
+    pub fn of(&self, rule: &str) -> &[String] {
+        match rule {
+            "due_soon" => &self.due_soon,
+            "apology_due" => &self.apology_due,
+            "overdue" => &self.overdue,
+            "escalated" => &self.escalated,
+            "stuck" => &self.stuck,
+            "step_overdue" => &self.step_overdue,
+            _ => &[],
+        }
+    }
+
+    /// The first address that is not one (`rule`, address).
+    pub fn invalid(&self) -> Option<(&'static str, &str)> {
+        RULES.iter().find_map(|r| {
+            self.of(r)
+                .iter()
+                .find(|a| a.parse::<lettre::Address>().is_err())
+                .map(|a| (*r, a.as_str()))
+        })
+    }
+}
+
 /// A person to write to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Recipient {
@@ -172,6 +209,8 @@ pub fn ancestor<'d>(dir: &'d Directory, code: &str, levels: u32) -> Option<&'d U
 pub struct Ladder<'a> {
     pub directory: &'a Directory,
     pub modes: &'a RuleModes,
+    /// Extra copies per rule.
+    pub copies: &'a RuleCopies,
     /// Workdays of overdue age per escalation level.
     pub escalate_every: u32,
 }
@@ -207,6 +246,11 @@ pub fn wanted(case: &Case, e: &EvalSummary, l: &Ladder<'_>, now: DateTime<Utc>) 
             return;
         }
         let to = dedup(to, &[]);
+        let mut cc = cc;
+        cc.extend(l.copies.of(rule).iter().map(|e| Recipient {
+            name: String::new(),
+            email: e.clone(),
+        }));
         let cc = dedup(cc, &to);
         out.push(Wanted {
             rule,

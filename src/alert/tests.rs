@@ -45,9 +45,11 @@ fn emails(r: &[Recipient]) -> Vec<&str> {
 }
 
 fn ladder<'a>(dir: &'a Directory, modes: &'a RuleModes) -> Ladder<'a> {
+    static NO_COPIES: std::sync::OnceLock<RuleCopies> = std::sync::OnceLock::new();
     Ladder {
         directory: dir,
         modes,
+        copies: NO_COPIES.get_or_init(RuleCopies::default),
         escalate_every: 3,
     }
 }
@@ -187,5 +189,50 @@ fn the_window_is_office_hours_on_workdays() {
     assert_eq!(
         next_window(&cal, t("2024-05-03T12:00:00Z")),
         t("2024-05-04T00:00:00Z")
+    );
+}
+
+#[test]
+fn extra_copies_per_rule_join_the_directory_recipients() {
+    let dir = directory();
+    let modes = RuleModes::default();
+    let copies = RuleCopies {
+        // The inspectorate wants every escalation; the chairman's address is already
+        // the recipient and is not copied twice.
+        escalated: vec![
+            "thanhtra@ubnd.example.gov.vn".into(),
+            "chutich@ubnd.example.gov.vn".into(),
+        ],
+        ..RuleCopies::default()
+    };
+    let l = Ladder {
+        directory: &dir,
+        modes: &modes,
+        copies: &copies,
+        escalate_every: 3,
+    };
+    let w = wanted(
+        &case(Some("SXD"), None),
+        &eval("overdue", "", false, 3),
+        &l,
+        t(NOW),
+    );
+    let esc = w.iter().find(|w| w.rule == "escalated").unwrap();
+    assert_eq!(emails(&esc.to), ["chutich@ubnd.example.gov.vn"]);
+    // (Recipients sort by name; a configured copy has none.)
+    assert_eq!(
+        emails(&esc.cc),
+        ["thanhtra@ubnd.example.gov.vn", "giamdoc@sxd.example.gov.vn"]
+    );
+    // Other rules are untouched.
+    let overdue = w.iter().find(|w| w.rule == "overdue").unwrap();
+    assert_eq!(emails(&overdue.cc), ["giamdoc@pvhcc.example.gov.vn"]);
+    assert_eq!(
+        RuleCopies {
+            stuck: vec!["not an address".into()],
+            ..RuleCopies::default()
+        }
+        .invalid(),
+        Some(("stuck", "not an address"))
     );
 }

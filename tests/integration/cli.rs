@@ -368,6 +368,17 @@ fn check_config_accepts_the_shipped_config_and_names_faults() {
     let o = slawatch(&dir, &["check-config"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("templates: 18 rendered"));
+    // A copy address that is not one is caught before any e-mail is built.
+    std::fs::write(
+        dir.join("config/slawatch.toml"),
+        "[alerts.copies]\nescalated = [\"thanhtra@ubnd.example.gov.vn\", \"thanh tra\"]\n",
+    )
+    .unwrap();
+    let e = stderr(&slawatch(&dir, &["check-config"]));
+    assert!(
+        e.contains("alerts.copies.escalated: `thanh tra` is not an e-mail address"),
+        "{e}"
+    );
 }
 
 #[test]
