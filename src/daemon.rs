@@ -118,12 +118,6 @@ struct AckCache {
     by_case: HashMap<(String, String), Vec<crate::store::Ack>>,
 }
 
-/// The due an alert key names, as an acknowledgement stores it.
-fn due_key_of(due: Option<DateTime<Utc>>) -> String {
-    due.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| "none".into())
-}
-
 #[derive(Default)]
 struct FinishedCache {
     starts: Option<PeriodStarts>,
@@ -169,7 +163,7 @@ impl AckCache {
             .get(&(source.to_string(), case_id.to_string()))?
             .iter()
             .rev()
-            .find(|a| a.rule == rule && due_key_of(a.due_at) == due_key)
+            .find(|a| a.rule == rule && crate::store::due_key(a.due_at) == due_key)
     }
 }
 
@@ -632,6 +626,8 @@ pub async fn alert_pass(
                                 lang: lang.to_string(),
                                 item: item.to_string(),
                                 not_before: window,
+                                level: key.level,
+                                due_key: key.due_key.clone(),
                             });
                         }
                     }
@@ -696,6 +692,8 @@ pub async fn alert_pass(
                     lang: lang.to_string(),
                     item: item.to_string(),
                     not_before: now,
+                    level: 0,
+                    due_key: key.due_key.clone(),
                 });
             }
             fire.push(NewAlert { key, unit: None });
@@ -800,7 +798,7 @@ pub async fn digest_pass(
                             &e.case.source,
                             &e.case.case_id,
                             section,
-                            &due_key_of(ev.due),
+                            &crate::store::due_key(ev.due),
                         )
                         .map(|a| {
                             serde_json::json!({
@@ -853,6 +851,8 @@ pub async fn digest_pass(
                 lang: lang.clone(),
                 item: d.context.to_string(),
                 not_before: now,
+                level: 0,
+                due_key: String::new(),
             });
         }
     }
@@ -919,6 +919,8 @@ pub async fn weekly_pass(
         lang: cfg.language.clone(),
         item: context.to_string(),
         not_before: now,
+        level: 0,
+        due_key: String::new(),
     };
     shared.store.alerts_apply(&[], &[], &[row], now).await?;
     Ok(true)

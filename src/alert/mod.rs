@@ -228,10 +228,7 @@ fn dedup(mut v: Vec<Recipient>, not_in: &[Recipient]) -> Vec<Recipient> {
 
 /// The alerts an open case wants at the time of its evaluation `e`.
 pub fn wanted(case: &Case, e: &EvalSummary, l: &Ladder<'_>, now: DateTime<Utc>) -> Vec<Wanted> {
-    let due_key = e
-        .due
-        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| "none".into());
+    let due_key = crate::store::due_key(e.due);
     let unit = case.unit_code.as_deref();
     let field = case.field_code.as_deref();
     let flags: Vec<&str> = e.flags.split(',').collect();

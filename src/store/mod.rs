@@ -233,6 +233,17 @@ pub struct OutboxNew {
     /// JSON: the alert's template context.
     pub item: String,
     pub not_before: DateTime<Utc>,
+    /// The alert's level and due version (0 and empty for digests and reports): with
+    /// source, case and rule, the alert the message announces.
+    pub level: i32,
+    pub due_key: String,
+}
+
+/// A due as alert keys and acknowledgements name it: RFC 3339 in UTC to the second,
+/// or `none`.
+pub fn due_key(due: Option<DateTime<Utc>>) -> String {
+    due.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "none".into())
 }
 
 /// A claimed message.
@@ -405,7 +416,8 @@ pub trait Store: Send + Sync {
     /// The alerts fired and not resolved.
     async fn alerts_open(&self) -> Result<Vec<AlertKey>, StoreError>;
     /// In one transaction: records fired alerts (an alert already there is left as
-    /// it is), resolves others, and queues messages (a `message_id` already queued is
+    /// it is), resolves others (cancelling their messages still waiting: a case that
+    /// left the state overnight is not announced in the morning), and queues messages (a `message_id` already queued is
     /// skipped), so restarts and several daemons never queue a message twice.
     async fn alerts_apply(
         &self,
@@ -447,7 +459,8 @@ pub trait Store: Send + Sync {
     /// Puts every dead-lettered message back in the queue with fresh attempts (after
     /// the cause is fixed); returns how many.
     async fn outbox_requeue_dead(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
-    /// Records an acknowledgement; returns its id.
+    /// Records an acknowledgement and, in the same transaction, cancels the messages of
+    /// that case, rule and due still waiting to be sent; returns its id.
     async fn ack_add(&self, ack: &Ack) -> Result<i64, StoreError>;
     /// A case's acknowledgements, oldest first.
     async fn acks(&self, source: &str, case_id: &str) -> Result<Vec<Ack>, StoreError>;

@@ -43,6 +43,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "unit weeks",
         include_str!("../../migrations/postgres/0007_unit_weeks.sql"),
     ),
+    (
+        8,
+        "outbox alert key",
+        include_str!("../../migrations/postgres/0008_outbox_alert_key.sql"),
+    ),
 ]);
 
 pub struct PgStore {
@@ -715,18 +720,33 @@ impl Store for PgStore {
             .bind(at)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "UPDATE outbox SET status = 'cancelled', last_error = 'resolved before sending' \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[]) \
+                 AS t(source, case_id, rule, level, due_key) \
+                 WHERE outbox.status = 'pending' AND outbox.source = t.source AND outbox.case_id = t.case_id \
+                 AND outbox.rule = t.rule AND outbox.level = t.level AND outbox.due_key = t.due_key",
+            )
+            .bind(col(|k| &k.source))
+            .bind(col(|k| &k.case_id))
+            .bind(col(|k| &k.rule))
+            .bind(&levels)
+            .bind(col(|k| &k.due_key))
+            .execute(&mut *tx)
+            .await?;
         }
         if !outbox.is_empty() {
             let col = |f: fn(&OutboxNew) -> &str| outbox.iter().map(f).collect::<Vec<&str>>();
             let not_before: Vec<DateTime<Utc>> = outbox.iter().map(|m| m.not_before).collect();
+            let levels: Vec<i32> = outbox.iter().map(|m| m.level).collect();
             sqlx::query(
                 "INSERT INTO outbox (message_id, channel, rule, source, case_id, to_addr, to_name, cc, lang, item, \
-                 created_at, next_attempt_at) \
+                 created_at, next_attempt_at, level, due_key) \
                  SELECT t.message_id, t.channel, t.rule, t.source, t.case_id, t.to_addr, t.to_name, t.cc, t.lang, \
-                 t.item, $12, t.not_before \
+                 t.item, $12, t.not_before, t.level, t.due_key \
                  FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-                 $8::text[], $9::text[], $10::text[], $11::timestamptz[]) \
-                 AS t(message_id, channel, rule, source, case_id, to_addr, to_name, cc, lang, item, not_before) \
+                 $8::text[], $9::text[], $10::text[], $11::timestamptz[], $13::int4[], $14::text[]) \
+                 AS t(message_id, channel, rule, source, case_id, to_addr, to_name, cc, lang, item, not_before, level, due_key) \
                  ON CONFLICT (message_id) DO NOTHING",
             )
             .bind(col(|m| &m.message_id))
@@ -741,6 +761,8 @@ impl Store for PgStore {
             .bind(col(|m| &m.item))
             .bind(&not_before)
             .bind(at)
+            .bind(&levels)
+            .bind(col(|m| &m.due_key))
             .execute(&mut *tx)
             .await?;
         }
@@ -896,6 +918,7 @@ impl Store for PgStore {
     }
 
     async fn ack_add(&self, ack: &Ack) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO acknowledgements (source, case_id, rule, due_at, note, by_whom, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -907,8 +930,20 @@ impl Store for PgStore {
         .bind(&ack.note)
         .bind(&ack.by)
         .bind(ack.at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        // Messages of that case, rule and due still waiting are not sent.
+        sqlx::query(
+            "UPDATE outbox SET status = 'cancelled', last_error = 'acknowledged before sending' \
+             WHERE status = 'pending' AND source = $1 AND case_id = $2 AND rule = $3 AND due_key = $4",
+        )
+        .bind(&ack.source)
+        .bind(&ack.case_id)
+        .bind(&ack.rule)
+        .bind(crate::store::due_key(ack.due_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(id)
     }
 

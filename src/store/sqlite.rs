@@ -43,6 +43,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "unit weeks",
         include_str!("../../migrations/sqlite/0007_unit_weeks.sql"),
     ),
+    (
+        8,
+        "outbox alert key",
+        include_str!("../../migrations/sqlite/0008_outbox_alert_key.sql"),
+    ),
 ]);
 
 /// Rows per multi-row statement (22 columns: well under SQLite's 32,766 parameters).
@@ -651,11 +656,23 @@ impl Store for SqliteStore {
             .bind(&k.due_key)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "UPDATE outbox SET status = 'cancelled', last_error = 'resolved before sending' \
+                 WHERE status = 'pending' AND source = ?1 AND case_id = ?2 AND rule = ?3 \
+                 AND level = ?4 AND due_key = ?5",
+            )
+            .bind(&k.source)
+            .bind(&k.case_id)
+            .bind(&k.rule)
+            .bind(k.level)
+            .bind(&k.due_key)
+            .execute(&mut *tx)
+            .await?;
         }
         for chunk in outbox.chunks(CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO outbox (message_id, channel, rule, source, case_id, to_addr, to_name, cc, lang, item, \
-                 created_at, next_attempt_at) ",
+                 created_at, next_attempt_at, level, due_key) ",
             );
             q.push_values(chunk, |mut b, m| {
                 b.push_bind(&m.message_id)
@@ -669,7 +686,9 @@ impl Store for SqliteStore {
                     .push_bind(&m.lang)
                     .push_bind(&m.item)
                     .push_bind(at)
-                    .push_bind(m.not_before);
+                    .push_bind(m.not_before)
+                    .push_bind(m.level)
+                    .push_bind(&m.due_key);
             });
             q.push(" ON CONFLICT (message_id) DO NOTHING");
             q.build().execute(&mut *tx).await?;
@@ -821,6 +840,7 @@ impl Store for SqliteStore {
     }
 
     async fn ack_add(&self, ack: &Ack) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO acknowledgements (source, case_id, rule, due_at, note, by_whom, at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
@@ -832,8 +852,20 @@ impl Store for SqliteStore {
         .bind(&ack.note)
         .bind(&ack.by)
         .bind(ack.at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        // Messages of that case, rule and due still waiting are not sent.
+        sqlx::query(
+            "UPDATE outbox SET status = 'cancelled', last_error = 'acknowledged before sending' \
+             WHERE status = 'pending' AND source = ?1 AND case_id = ?2 AND rule = ?3 AND due_key = ?4",
+        )
+        .bind(&ack.source)
+        .bind(&ack.case_id)
+        .bind(&ack.rule)
+        .bind(crate::store::due_key(ack.due_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(id)
     }
 

@@ -337,6 +337,8 @@ async fn story(s: Arc<dyn Store>) {
         lang: "vi".into(),
         item: "{}".into(),
         not_before: at,
+        level: 0,
+        due_key: "2024-03-22T01:00:00Z".into(),
     };
     let fire = vec![
         NewAlert {
@@ -347,16 +349,28 @@ async fn story(s: Arc<dyn Store>) {
             key: key("stuck"),
             unit: Some("STP".into()),
         },
+        NewAlert {
+            key: key("apology_due"),
+            unit: Some("STP".into()),
+        },
     ];
-    let queue = vec![msg("<m1@x>", "overdue"), msg("<m2@x>", "stuck")];
+    let queue = vec![
+        msg("<m1@x>", "overdue"),
+        msg("<m2@x>", "stuck"),
+        msg("<m3@x>", "apology_due"),
+    ];
     s.alerts_apply(&fire, &[], &queue, at).await.unwrap();
     s.alerts_apply(&fire, &[], &queue, at).await.unwrap();
     let mut open = s.alerts_open().await.unwrap();
     open.sort();
-    assert_eq!(open, vec![key("overdue"), key("stuck")]);
-    assert_eq!(s.outbox_pending().await.unwrap(), 2);
+    assert_eq!(open, vec![key("apology_due"), key("overdue"), key("stuck")]);
+    assert_eq!(s.outbox_pending().await.unwrap(), 3);
+    // Resolved before it went out: its waiting message is cancelled.
     s.alerts_apply(&[], &[key("stuck")], &[], at).await.unwrap();
-    assert_eq!(s.alerts_open().await.unwrap(), vec![key("overdue")]);
+    let mut open = s.alerts_open().await.unwrap();
+    open.sort();
+    assert_eq!(open, vec![key("apology_due"), key("overdue")]);
+    assert_eq!(s.outbox_pending().await.unwrap(), 2);
     // Not due before `not_before`.
     assert!(s
         .outbox_claim(at - Duration::seconds(1), Duration::minutes(5), 10)
@@ -422,6 +436,32 @@ async fn story(s: Arc<dyn Store>) {
     s.outbox_sent(&[back[0].id], at, &[]).await.unwrap();
     assert_eq!(s.outbox_pending().await.unwrap(), 0);
 
+    // An acknowledgement cancels the waiting messages of its case, rule and due (any
+    // level), not those of another due.
+    let mut other_due = msg("<m5@x>", "escalated");
+    other_due.due_key = "2024-03-29T01:00:00Z".into();
+    let mut level2 = msg("<m4@x>", "escalated");
+    level2.level = 2;
+    s.alerts_apply(&[], &[], &[level2, other_due], at)
+        .await
+        .unwrap();
+    assert_eq!(s.outbox_pending().await.unwrap(), 2);
+    s.ack_add(&slawatch::store::Ack {
+        source: "portal".into(),
+        case_id: "A".into(),
+        rule: "escalated".into(),
+        due_at: Some(t("2024-03-22T01:00:00Z")),
+        note: "Đã báo cáo".into(),
+        by: "Trần Thị B".into(),
+        at,
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.outbox_pending().await.unwrap(), 1);
+    let left = s.outbox_claim(at, Duration::minutes(5), 10).await.unwrap();
+    assert_eq!(left[0].message_id, "<m5@x>");
+    s.outbox_sent(&[left[0].id], at, &[]).await.unwrap();
+
     // Acknowledgements: read on from the last id seen.
     let ack = |case_id: &str, rule: &str| slawatch::store::Ack {
         source: "portal".into(),
@@ -433,10 +473,12 @@ async fn story(s: Arc<dyn Store>) {
         at,
     };
     let first = s.ack_add(&ack("A-1", "overdue")).await.unwrap();
+    assert!(first > 1, "after the one above");
     s.ack_add(&ack("A-2", "apology_due")).await.unwrap();
-    let all = s.acks_after(0).await.unwrap();
+    let all = s.acks_after(first - 1).await.unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0], (first, ack("A-1", "overdue")));
+    assert_eq!(s.acks_after(0).await.unwrap().len(), 3);
     let newer = s.acks_after(first).await.unwrap();
     assert_eq!(newer.len(), 1);
     assert_eq!(newer[0].1, ack("A-2", "apology_due"));
