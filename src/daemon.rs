@@ -858,7 +858,81 @@ pub async fn digest_pass(
     }
     pass.queued = outbox.len();
     shared.store.alerts_apply(&[], &[], &outbox, now).await?;
+    shared
+        .store
+        .meta_put(DIGEST_DONE, &today.to_string())
+        .await?;
     Ok(pass)
+}
+
+/// The store key holding the last day a morning digest was queued.
+const DIGEST_DONE: &str = "digest_done";
+/// The store key holding the Monday of the last week a weekly report was queued.
+const WEEKLY_DONE: &str = "weekly_done";
+
+/// Whether every polled source has been tried since start-up, so a report caught up
+/// right after a restart states the data as it is (fresh, or stale since when).
+fn first_polls_done(shared: &Shared) -> bool {
+    shared
+        .health()
+        .iter()
+        .all(|h| h.kind == "push" || h.last_poll.is_some())
+}
+
+/// Whether a job on `schedule` fired earlier today and today's sending window is not
+/// over yet: the time to catch up on a run that was missed.
+fn missed_today(ctx: &Context, schedule: &str, now: DateTime<Utc>) -> bool {
+    let today = ctx.calendar.local(now).date();
+    // Five minutes' grace: the scheduled run itself may still be going.
+    let fired_today = crate::scheduler::last_fire(schedule, ctx.calendar.zone(), now)
+        .is_some_and(|t| ctx.calendar.local(t).date() == today && t + Span::minutes(5) <= now);
+    let window_left = ctx
+        .calendar
+        .local(crate::alert::next_window(&ctx.calendar, now))
+        .date()
+        == today;
+    fired_today && window_left
+}
+
+/// Runs the morning digest when today's was missed: the daemon was down at the
+/// scheduled time, the store failed, or the replica holding the lease died halfway.
+/// Checked every evaluation round; does nothing once today's digest is queued, on days
+/// off, before the scheduled time and after the sending window has closed.
+pub async fn digest_catch_up(
+    shared: &Shared,
+    cfg: &crate::config::AlertsConfig,
+    now: DateTime<Utc>,
+) -> Result<DigestPass, StoreError> {
+    let ctx = shared.context();
+    let today = ctx.calendar.local(now).date();
+    if !ctx.calendar.is_workday(today)
+        || !missed_today(&ctx, &cfg.digest_schedule, now)
+        || !first_polls_done(shared)
+    {
+        return Ok(DigestPass::default());
+    }
+    if shared.store.meta_get(DIGEST_DONE).await?.as_deref() == Some(&today.to_string()) {
+        return Ok(DigestPass::default());
+    }
+    tracing::info!(date = %today, "the morning digest was missed: catching up");
+    digest_pass(shared, cfg, now).await
+}
+
+/// Queues this week's report when its run was missed (as [`digest_catch_up`]).
+pub async fn weekly_catch_up(
+    shared: &Shared,
+    cfg: &crate::config::AlertsConfig,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let ctx = shared.context();
+    let monday = crate::alert::weekly::week_of(ctx.calendar.local(now).date());
+    if !missed_today(&ctx, &cfg.weekly_schedule, now)
+        || !first_polls_done(shared)
+        || shared.store.meta_get(WEEKLY_DONE).await?.as_deref() == Some(&monday.to_string())
+    {
+        return Ok(false);
+    }
+    weekly_pass(shared, cfg, now).await
 }
 
 /// Builds and queues the weekly report to the provincial office on the first workday
@@ -923,6 +997,10 @@ pub async fn weekly_pass(
         due_key: String::new(),
     };
     shared.store.alerts_apply(&[], &[], &[row], now).await?;
+    shared
+        .store
+        .meta_put(WEEKLY_DONE, &monday.to_string())
+        .await?;
     Ok(true)
 }
 
@@ -1852,6 +1930,28 @@ pub async fn run(loaded: Loaded) -> Result<()> {
                             "re-evaluated"
                         ),
                         Err(e) => tracing::warn!(error = %e, "re-evaluation failed"),
+                    }
+                    // Reports the daemon missed today (down at the time, or a replica
+                    // died halfway) go out late rather than never.
+                    match digest_catch_up(&shared, &alerts_cfg, Utc::now()).await {
+                        Ok(p) if p.ran => {
+                            tracing::info!(
+                                units = p.units,
+                                queued = p.queued,
+                                "morning digest caught up"
+                            );
+                            dispatch_wanted.notify_one();
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "digest catch-up failed"),
+                    }
+                    match weekly_catch_up(&shared, &alerts_cfg, Utc::now()).await {
+                        Ok(true) => {
+                            tracing::info!("weekly report caught up");
+                            dispatch_wanted.notify_one();
+                        }
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "weekly catch-up failed"),
                     }
                     match alert_pass(&shared, &alerts_cfg, Utc::now()).await {
                         Ok(p) if p.fired + p.resolved > 0 => {

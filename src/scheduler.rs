@@ -34,6 +34,24 @@ pub fn validate(expr: &str) -> Result<(), ScheduleError> {
         .map_err(|e| ScheduleError(format!("`{expr}` is not a valid cron expression: {e}")))
 }
 
+/// When the schedule last fired at or before `now` (local time in `zone`), for jobs
+/// that catch up on a run the daemon missed (it was down, or a replica died mid-run).
+pub fn last_fire(
+    expr: &str,
+    zone: Tz,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let cron = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expr)
+        .ok()?;
+    cron.find_previous_occurrence(&now.with_timezone(&zone), true)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 impl Scheduler {
     pub async fn new(zone: Tz) -> Result<Scheduler, ScheduleError> {
         Ok(Scheduler {
@@ -98,6 +116,32 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_fire_is_in_local_time() {
+        let t = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        let hcm = chrono_tz::Asia::Ho_Chi_Minh;
+        // 07:30 in Hà Nội is 00:30 UTC. At 09:00 local it last fired at 07:30 today.
+        assert_eq!(
+            last_fire("0 30 7 * * *", hcm, t("2024-03-15T09:00:00+07:00")),
+            Some(t("2024-03-15T07:30:00+07:00"))
+        );
+        // At 07:00 local, yesterday's.
+        assert_eq!(
+            last_fire("0 30 7 * * *", hcm, t("2024-03-15T07:00:00+07:00")),
+            Some(t("2024-03-14T07:30:00+07:00"))
+        );
+        // The firing instant itself counts.
+        assert_eq!(
+            last_fire("0 30 7 * * *", hcm, t("2024-03-15T07:30:00+07:00")),
+            Some(t("2024-03-15T07:30:00+07:00"))
+        );
+        assert_eq!(last_fire("not cron", hcm, t("2024-03-15T07:30:00Z")), None);
+    }
 
     #[test]
     fn validates_six_field_cron() {

@@ -1059,3 +1059,77 @@ async fn smtp_over_tls_with_a_private_authority_and_credentials() {
         );
     }
 }
+
+/// A report the daemon missed (down at 07:30, or a replica died halfway) goes out late
+/// rather than never: the next evaluation round catches up while today's sending window
+/// is open, once, and only on the days the report is due.
+#[tokio::test]
+async fn missed_reports_are_caught_up_within_the_day() {
+    use slawatch::daemon::{digest_catch_up, digest_pass, weekly_catch_up};
+    let dir = scratch("alerts-catch-up");
+    let sh = shared_with_cases(&dir, now()).await;
+    let cfg = AlertsConfig::default();
+    // Fri 15/03/2024, digest at 07:30. The source has not been tried since start-up:
+    // wait for its first poll, so the digest does not call fresh data stale.
+    let p = digest_catch_up(&sh, &cfg, local("2024-03-15T09:00:00+07:00"))
+        .await
+        .unwrap();
+    assert!(!p.ran);
+    sh.touch_source("portal", local("2024-03-15T09:00:00+07:00"), 6);
+    // 07:00: not due yet; 07:32: the scheduled run may still be going.
+    for at in ["2024-03-15T07:00:00+07:00", "2024-03-15T07:32:00+07:00"] {
+        assert!(
+            !digest_catch_up(&sh, &cfg, local(at)).await.unwrap().ran,
+            "{at}"
+        );
+    }
+    // 09:05, nothing queued today: caught up, once.
+    let p = digest_catch_up(&sh, &cfg, local("2024-03-15T09:05:00+07:00"))
+        .await
+        .unwrap();
+    assert_eq!((p.ran, p.queued), (true, 1));
+    let again = digest_catch_up(&sh, &cfg, local("2024-03-15T09:06:00+07:00"))
+        .await
+        .unwrap();
+    assert!(!again.ran);
+    // Mon 18/03: the scheduled run went out, nothing to catch up.
+    let monday = local("2024-03-18T07:30:00+07:00");
+    assert!(digest_pass(&sh, &cfg, monday).await.unwrap().ran);
+    assert!(
+        !digest_catch_up(&sh, &cfg, monday + Duration::hours(2))
+            .await
+            .unwrap()
+            .ran
+    );
+    // Tue 19/03 at 18:00, after the last session: too late for today.
+    assert!(
+        !digest_catch_up(&sh, &cfg, local("2024-03-19T18:00:00+07:00"))
+            .await
+            .unwrap()
+            .ran
+    );
+    // Sat 16/03: no digest to catch up.
+    assert!(
+        !digest_catch_up(&sh, &cfg, local("2024-03-16T09:00:00+07:00"))
+            .await
+            .unwrap()
+            .ran
+    );
+    // The weekly report (08:00 on the first workday of the week): caught up on Mon
+    // 18/03 at 10:00, once; not on Tuesday.
+    assert!(
+        !weekly_catch_up(&sh, &cfg, local("2024-03-19T10:00:00+07:00"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        weekly_catch_up(&sh, &cfg, local("2024-03-18T10:00:00+07:00"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !weekly_catch_up(&sh, &cfg, local("2024-03-18T10:01:00+07:00"))
+            .await
+            .unwrap()
+    );
+}
