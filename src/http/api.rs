@@ -525,8 +525,8 @@ async fn acknowledge(
     }
     let text = |k: &str, max: usize| -> Result<String, ApiError> {
         match obj.get(k) {
-            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= max => {
-                Ok(s.trim().to_string())
+            Some(Value::String(s)) if !blank_trim(s).is_empty() && s.chars().count() <= max => {
+                Ok(blank_trim(s).to_string())
             }
             Some(Value::String(_)) => Err(ApiError::BadRequest(format!(
                 "`{k}` must be 1 to {max} characters"
@@ -566,6 +566,25 @@ async fn acknowledge(
     Ok((StatusCode::CREATED, Json(ack_json(&ack, &cal))).into_response())
 }
 
+/// `s` without the blanks at either end, blank as the description's `\S` pattern
+/// means it (ECMAScript's white space and line terminators), so the server and the
+/// description agree on which notes are empty.
+fn blank_trim(s: &str) -> &str {
+    s.trim_matches(|c: char| {
+        matches!(
+            c,
+            '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+                ..='\u{200a}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+                    | '\u{202f}'
+                    | '\u{205f}'
+                    | '\u{3000}'
+                    | '\u{feff}'
+        )
+    })
+}
+
 fn ack_json(a: &Ack, cal: &crate::calendar::Calendar) -> Value {
     json!({
         "source": a.source, "case_id": a.case_id, "rule": a.rule,
@@ -587,12 +606,18 @@ async fn notifications(
         .notifications(&case.source, &case.case_id)
         .await?;
     let acks = api.shared.store.acks(&case.source, &case.case_id).await?;
+    let unsent = api.shared.store.unsent(&case.source, &case.case_id).await?;
     Ok(Json(json!({
         "source": &*case.source,
         "case_id": case.case_id,
         "notifications": log.iter().map(|n| json!({
             "at": rfc3339(n.at, &cal), "rule": n.rule, "level": n.level, "recipient": n.recipient,
             "channel": n.channel, "status": n.status, "message_id": n.message_id,
+        })).collect::<Vec<_>>(),
+        "unsent": unsent.iter().map(|u| json!({
+            "rule": u.rule, "level": u.level, "recipient": u.recipient, "status": u.status,
+            "attempts": u.attempts, "next_attempt_at": rfc3339(u.next_attempt_at, &cal),
+            "last_error": u.last_error, "message_id": u.message_id,
         })).collect::<Vec<_>>(),
         "acknowledgements": acks.iter().map(|a| ack_json(a, &cal)).collect::<Vec<_>>(),
     })))
@@ -684,4 +709,21 @@ async fn sources(
         })
         .collect();
     Ok(Json(json!({ "items": items })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blank_trim;
+
+    #[test]
+    fn blank_is_what_the_description_calls_blank() {
+        assert_eq!(
+            blank_trim("  Đã gửi phiếu xin lỗi\n"),
+            "Đã gửi phiếu xin lỗi"
+        );
+        // Ideographic space and no-break space are blank in ECMAScript's `\s`.
+        assert_eq!(blank_trim("\u{3000}\u{a0}"), "");
+        // NEL (U+0085) is not: such a note is kept, as the description accepts it.
+        assert_eq!(blank_trim("\u{85}"), "\u{85}");
+    }
 }

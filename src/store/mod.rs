@@ -287,6 +287,19 @@ pub struct NotificationRow {
     pub message_id: Option<String>,
 }
 
+/// A case's message not (yet) sent: waiting, being sent, dead-lettered or cancelled.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Unsent {
+    pub rule: String,
+    pub level: i32,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub message_id: String,
+}
+
 /// Where the running month, quarter and year began.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeriodStarts {
@@ -467,6 +480,9 @@ pub trait Store: Send + Sync {
     /// Acknowledgements recorded after id `after`, with their ids, oldest first (so a
     /// daemon keeps up with the ones other replicas took).
     async fn acks_after(&self, after: i64) -> Result<Vec<(i64, Ack)>, StoreError>;
+    /// A case's messages not sent (waiting, being sent, dead-lettered, cancelled),
+    /// oldest first.
+    async fn unsent(&self, source: &str, case_id: &str) -> Result<Vec<Unsent>, StoreError>;
     /// A case's notification log, oldest first.
     async fn notifications(
         &self,

@@ -898,6 +898,32 @@ impl Store for SqliteStore {
             .map_err(StoreError::from)
     }
 
+    async fn unsent(&self, source: &str, case_id: &str) -> Result<Vec<Unsent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rule, level, to_addr, status, attempts, next_attempt_at, last_error, message_id \
+             FROM outbox WHERE source = ?1 AND case_id = ?2 AND status <> 'sent' ORDER BY id",
+        )
+        .bind(source)
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Unsent {
+                    rule: r.try_get("rule")?,
+                    level: r.try_get("level")?,
+                    recipient: r.try_get("to_addr")?,
+                    status: r.try_get("status")?,
+                    attempts: r.try_get("attempts")?,
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    last_error: r.try_get("last_error")?,
+                    message_id: r.try_get("message_id")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     async fn notifications(
         &self,
         source: &str,

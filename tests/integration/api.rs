@@ -9,6 +9,13 @@ use serde_json::{json, Value};
 async fn serve(token: Option<&str>) -> String {
     let dir = scratch("api");
     let sh = shared_with_cases(&dir, now()).await;
+    // Alerts fire (overdue and escalated for M-OVERDUE, queued for the window).
+    sh.touch_source("portal", now(), 6);
+    let fired =
+        slawatch::daemon::alert_pass(&sh, &slawatch::config::AlertsConfig::default(), now())
+            .await
+            .unwrap();
+    assert_eq!(fired.queued, 2);
     let app = slawatch::http::router(sh, vec![], 1 << 20, token.map(str::to_string));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -108,6 +115,26 @@ async fn the_api_answers_with_the_token_only() {
     let (_, v) = get(format!("{base}/api/v1/cases/M-OVERDUE/notifications")).await;
     assert_eq!(v["acknowledgements"][0]["note"], "Đã gửi phiếu xin lỗi");
     assert_eq!(v["notifications"], json!([]));
+    // Nothing was sent yet: the acknowledged `overdue` message is cancelled, the
+    // escalation still waits.
+    let unsent: Vec<(String, String)> = v["unsent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["rule"].as_str().unwrap().to_string(),
+                u["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        unsent,
+        [
+            ("overdue".to_string(), "cancelled".to_string()),
+            ("escalated".to_string(), "pending".to_string())
+        ]
+    );
 
     // Unit summaries agree with the metrics: month 2/3, quarter 2/4.
     let (s, v) = get(format!("{base}/api/v1/units/STP")).await;
