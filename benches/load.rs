@@ -558,9 +558,18 @@ async fn digest_and_send(shared: &Shared) {
         sent += d.sent;
     }
     let secs = t.elapsed().as_secs_f64();
+    let bytes: u64 = ["new", "cur"]
+        .iter()
+        .filter_map(|sub| std::fs::read_dir(dir.join("maildir").join(sub)).ok())
+        .flatten()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
     println!(
-        "dispatcher: {sent} digests sent over SMTP in {secs:.2} s = {:.0} messages/s",
-        sent as f64 / secs
+        "dispatcher: {sent} digests sent over SMTP in {secs:.2} s = {:.0} messages/s \
+         ({:.0} kB each on average)",
+        sent as f64 / secs,
+        bytes as f64 / sent.max(1) as f64 / 1024.0
     );
     let _ = child.kill();
     let _ = child.wait();

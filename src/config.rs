@@ -348,6 +348,9 @@ pub struct AlertsConfig {
     pub max_attempts: u32,
     /// First retry delay in seconds, doubling per attempt up to an hour.
     pub retry_base_seconds: u32,
+    /// In a morning digest, the most urgent cases of each section shown with their
+    /// trace; the rest are one line each.
+    pub digest_trace_limit: u32,
     /// How long claimed messages stay reserved for the daemon sending them. A daemon
     /// stops sending a claimed batch once this has run out (another may take it);
     /// after a crash, the messages it held go out again once it has.
@@ -396,6 +399,7 @@ impl Default for AlertsConfig {
             hourly_cap: 20,
             retry_base_seconds: 30,
             claim_seconds: 300,
+            digest_trace_limit: 20,
             send_window: "office_hours".into(),
             digest_schedule: "0 30 7 * * *".into(),
             webhook_url: None,

@@ -819,7 +819,14 @@ pub async fn digest_pass(
     let lang = cfg.language.clone();
     let labels = |s: &str| crate::notify::templates::rule_label(s, &lang).to_string();
     let date = today.format("%d/%m/%Y").to_string();
-    let digests = crate::alert::digest::build(listed, &ctx.directory, &date, &labels, &stale);
+    let digests = crate::alert::digest::build(
+        listed,
+        &ctx.directory,
+        &date,
+        &labels,
+        &stale,
+        cfg.digest_trace_limit as usize,
+    );
     let mut outbox = Vec::new();
     let mut pass = DigestPass {
         ran: true,

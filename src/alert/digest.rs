@@ -75,13 +75,16 @@ pub struct Digest {
 }
 
 /// Groups listed cases into one digest per unit. `labels` names the sections in the
-/// message's language; `stale` lists sources whose data is old, with since when.
+/// message's language; `stale` lists sources whose data is old, with since when. Every
+/// case is listed; the `trace_limit` most urgent of each section carry their trace,
+/// the rest one line each, so a unit with hundreds of cases gets a readable e-mail.
 pub fn build(
     listed: Vec<Listed>,
     dir: &crate::directory::Directory,
     date: &str,
     labels: &dyn Fn(&str) -> String,
     stale: &[(String, String)],
+    trace_limit: usize,
 ) -> Vec<Digest> {
     let mut by_unit: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
     for l in listed {
@@ -112,7 +115,17 @@ pub fn build(
                         .filter(|l| l.task == task && l.section == *s)
                         .collect();
                     let acked = listed.iter().filter(|l| l.acked).count();
-                    let items: Vec<&Value> = listed.iter().map(|l| &l.item).collect();
+                    let items: Vec<Value> = listed
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| {
+                            let mut item = l.item.clone();
+                            if i >= trace_limit {
+                                item["trace"] = json!([]);
+                            }
+                            item
+                        })
+                        .collect();
                     (!items.is_empty()).then(|| {
                         json!({"section": s, "title": labels(s), "count": items.len(), "acknowledged": acked, "cases": items})
                     })
@@ -223,11 +236,11 @@ mod tests {
                     c,
                     e,
                     c.case_id == "A-late-5",
-                    || json!({"case_id": c.case_id}),
+                    || json!({"case_id": c.case_id, "trace": ["hạn"]}),
                 )
             })
             .collect();
-        let digests = build(listed, &dir, "15/03/2024", &|s| s.to_string(), &[]);
+        let digests = build(listed, &dir, "15/03/2024", &|s| s.to_string(), &[], 1);
         // SXD has nothing to report: no digest. STP and the unknown unit do.
         let units: Vec<&str> = digests.iter().map(|d| d.unit.as_str()).collect();
         assert_eq!(units, ["STP", "unknown"]);
@@ -251,6 +264,10 @@ mod tests {
         // stuck overdue case is listed once.
         assert_eq!(ids(&sections[0]), ["A-late-2", "A-late-5"]);
         assert_eq!(sections[0]["acknowledged"], 1);
+        // A trace limit of 1: the most urgent of each section keeps its trace.
+        assert_eq!(sections[0]["cases"][0]["trace"], json!(["hạn"]));
+        assert_eq!(sections[0]["cases"][1]["trace"], json!([]));
+        assert_eq!(sections[1]["cases"][0]["trace"], json!(["hạn"]));
         assert_eq!(sections[1]["acknowledged"], 0);
         assert_eq!(ids(&sections[1]), ["A-sorry"]);
         assert_eq!(stp.context["tasks"][0]["section"], "overdue");
