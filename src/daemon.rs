@@ -933,7 +933,9 @@ pub async fn weekly_catch_up(
 ) -> Result<bool, StoreError> {
     let ctx = shared.context();
     let monday = crate::alert::weekly::week_of(ctx.calendar.local(now).date());
-    if !missed_today(&ctx, &cfg.weekly_schedule, now)
+    // Without a provincial office there is no report (the scheduled run says so once).
+    if crate::alert::provincial_office(&ctx.directory).is_none()
+        || !missed_today(&ctx, &cfg.weekly_schedule, now)
         || !first_polls_done(shared)
         || shared.store.meta_get(WEEKLY_DONE).await?.as_deref() == Some(&monday.to_string())
     {
