@@ -108,6 +108,10 @@ pub struct Shared {
     weeks: Mutex<HashMap<(String, String), i64>>,
     /// Acknowledgements read so far, by case (read on from the last id each time).
     acks: Mutex<AckCache>,
+    /// Batches hold it shared from their commit until memory follows; a timer
+    /// re-evaluation holds it alone from reading memory until its evaluations are
+    /// stored, so it never writes back an evaluation older than a poll's.
+    write_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// The acknowledgements a daemon has read: an acknowledged (case, rule, due) sends no
@@ -186,6 +190,7 @@ impl Shared {
             alerts: Mutex::new(None),
             weeks: Mutex::new(HashMap::new()),
             acks: Mutex::new(AckCache::default()),
+            write_gate: Arc::new(tokio::sync::RwLock::new(())),
             holder: format!(
                 "{}:{}:{}",
                 std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -1415,6 +1420,7 @@ pub async fn prepare(
 
 /// Commits a prepared batch, then updates the open cases in memory.
 pub async fn apply(shared: &Shared, batch: Batch) -> Result<(), StoreError> {
+    let _gate = shared.write_gate.read().await;
     commit_timed(shared.store.as_ref(), &batch).await?;
     remember(shared, batch);
     Ok(())
@@ -1482,6 +1488,7 @@ async fn commit_pipelined(
     type Pending = (
         HashSet<String>,
         tokio::task::JoinHandle<(Batch, Result<(), StoreError>)>,
+        tokio::sync::OwnedRwLockReadGuard<()>,
     );
     let mut inflight: std::collections::VecDeque<Pending> = Default::default();
     let mut failed: Option<StoreError> = None;
@@ -1500,11 +1507,22 @@ async fn commit_pipelined(
         }
         let keys = batch_keys(&batch);
         while inflight.len() >= COMMITS_IN_FLIGHT
-            || inflight.iter().any(|(k, _)| !k.is_disjoint(&keys))
+            || inflight.iter().any(|(k, _, _)| !k.is_disjoint(&keys))
         {
-            let (_, handle) = inflight.pop_front().expect("a commit in flight");
+            let (_, handle, _gate) = inflight.pop_front().expect("a commit in flight");
             settle(join_commit(handle).await, &mut failed);
         }
+        // A re-evaluation waiting for the gate goes first; the batches in flight let
+        // go of it before this one waits (else each would wait for the other).
+        let gate = match shared.write_gate.clone().try_read_owned() {
+            Ok(g) => g,
+            Err(_) => {
+                while let Some((_, handle, _gate)) = inflight.pop_front() {
+                    settle(join_commit(handle).await, &mut failed);
+                }
+                shared.write_gate.clone().read_owned().await
+            }
+        };
         let store = shared.store.clone();
         inflight.push_back((
             keys,
@@ -1512,9 +1530,10 @@ async fn commit_pipelined(
                 let result = commit_timed(store.as_ref(), &batch).await;
                 (batch, result)
             }),
+            gate,
         ));
     }
-    while let Some((_, handle)) = inflight.pop_front() {
+    while let Some((_, handle, _gate)) = inflight.pop_front() {
         settle(join_commit(handle).await, &mut failed);
     }
     match failed {
@@ -1571,6 +1590,10 @@ pub async fn reevaluate(shared: &Shared, now: DateTime<Utc>) -> Result<usize, St
 }
 
 async fn reevaluate_inner(shared: &Shared, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    // Alone from reading memory until memory and store hold the new evaluations: a
+    // batch committed in between would otherwise be overwritten with an evaluation of
+    // the case as it was (a returned case written back as open).
+    let _gate = shared.write_gate.write().await;
     let ctx = shared.context();
     let updates: Vec<EvalUpdate> = {
         let open = shared.open.lock().expect("open lock");

@@ -253,3 +253,83 @@ async fn earlier_finished_cases_are_backfilled_once() {
         0
     );
 }
+
+/// A timer re-evaluation racing polls never writes back an evaluation older than what
+/// the polls stored: cases a poll returned stay finished in the store (and would not
+/// come back as open after a restart), and memory holds the poll's evaluation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reevaluation_racing_polls_never_reopens_a_returned_case() {
+    let dir = scratch("race");
+    let sh = shared_with_cases(&dir, now()).await;
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    // 600 open dossiers due Fri 15/03/2024 17:00.
+    let record = |i: usize, status: &str, finished: &str| {
+        RawRecord::json(
+            dossier(
+                &format!("R-{i:03}"),
+                status,
+                "20240311080000",
+                "20240315170000",
+                finished,
+            ),
+            "t",
+        )
+    };
+    let open = (0..600).map(|i| record(i, "4", "")).collect();
+    ingest(
+        &sh,
+        "portal",
+        &Mapping::dvcqg(),
+        Delivery::records(open),
+        now(),
+    )
+    .await
+    .unwrap();
+    // The timer re-evaluates at instants before and after the due in turn, so every
+    // round changes (and writes) about 600 evaluations.
+    let (before, after) = (
+        at("2024-03-15T10:00:00+07:00"),
+        at("2024-03-18T10:00:00+07:00"),
+    );
+    let timer_shared = sh.clone();
+    let timer = tokio::spawn(async move {
+        for k in 0..60 {
+            let t = if k % 2 == 0 { after } else { before };
+            slawatch::daemon::reevaluate(&timer_shared, t)
+                .await
+                .unwrap();
+        }
+    });
+    // Meanwhile the portal returns them, 20 at a time.
+    for first in (0..600).step_by(20) {
+        let returned = (first..first + 20)
+            .map(|i| record(i, "10", "20240315100000"))
+            .collect();
+        ingest(
+            &sh,
+            "portal",
+            &Mapping::dvcqg(),
+            Delivery::records(returned),
+            now(),
+        )
+        .await
+        .unwrap();
+        tokio::task::yield_now().await;
+    }
+    timer.await.unwrap();
+    assert!(sh
+        .open_cases()
+        .iter()
+        .all(|e| !e.case.case_id.starts_with("R-")));
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}/slawatch.db", dir.display()))
+        .await
+        .unwrap();
+    let reopened: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM cases WHERE case_id LIKE 'R-%' AND (is_open <> 0 OR on_time IS NULL)",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(reopened, 0, "returned cases written back as open");
+}
