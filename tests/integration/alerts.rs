@@ -38,6 +38,29 @@ fn eml_files(dir: &Path) -> Vec<Vec<u8>> {
     files.iter().map(|p| std::fs::read(p).unwrap()).collect()
 }
 
+/// Sends what is due at `at` as `.eml` files into `out`, with the built-in templates.
+async fn dispatch_files(
+    sh: &Shared,
+    cfg: &AlertsConfig,
+    out: &Path,
+    at: DateTime<Utc>,
+    generated_at: &str,
+) -> slawatch::notify::Dispatched {
+    let t = FileTransport {
+        dir: out.to_path_buf(),
+    };
+    dispatch_once(
+        sh.store.as_ref(),
+        &t,
+        &Templates::load(None).unwrap(),
+        cfg,
+        at,
+        generated_at,
+    )
+    .await
+    .unwrap()
+}
+
 async fn restarted(dir: &Path, sh: &Shared) -> Arc<Shared> {
     let s = slawatch::store::open(&format!("sqlite://{}/slawatch.db", dir.display()))
         .await
@@ -207,19 +230,14 @@ async fn a_held_alert_whose_case_was_resolved_meanwhile_is_not_sent() {
     let p = alert_pass(&sh, &cfg, saturday).await.unwrap();
     assert_eq!((p.fired, p.resolved, p.queued), (0, 3, 0), "{p:?}");
     assert_eq!(sh.store.outbox_pending().await.unwrap(), 0);
-    let t = FileTransport {
-        dir: dir.join("outbox"),
-    };
-    let d = dispatch_once(
-        sh.store.as_ref(),
-        &t,
-        &Templates::load(None).unwrap(),
+    let d = dispatch_files(
+        &sh,
         &cfg,
+        &dir.join("outbox"),
         local("2024-03-18T07:30:00+07:00"),
         "x",
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(d.sent, 0);
     assert!(eml_files(&dir.join("outbox")).is_empty());
 }
@@ -396,17 +414,7 @@ async fn a_backlog_is_bundled_per_recipient() {
     let p = alert_pass(&sh, &cfg, now()).await.unwrap();
     assert_eq!(p.queued, 4);
     let out = dir.join("outbox");
-    let t = FileTransport { dir: out.clone() };
-    let d = dispatch_once(
-        sh.store.as_ref(),
-        &t,
-        &Templates::load(None).unwrap(),
-        &cfg,
-        now(),
-        "x",
-    )
-    .await
-    .unwrap();
+    let d = dispatch_files(&sh, &cfg, &out, now(), "x").await;
     assert_eq!(d.sent, 4);
     let files = eml_files(&out);
     assert_eq!(files.len(), 2, "one e-mail per recipient");
@@ -466,17 +474,14 @@ async fn morning_digest_on_workdays_once_per_unit_and_day() {
         .unwrap();
     assert_eq!(again.queued, 1);
     let out = dir.join("outbox");
-    let t = FileTransport { dir: out.clone() };
-    let d = dispatch_once(
-        sh.store.as_ref(),
-        &t,
-        &Templates::load(None).unwrap(),
+    let d = dispatch_files(
+        &sh,
         &cfg,
+        &out,
         morning + Duration::minutes(6),
         "07:36 15/03/2024",
     )
-    .await
-    .unwrap();
+    .await;
     // Today's, once (the repeat was the same message); the one built for 04/05 waits
     // for its own morning.
     assert_eq!(d.sent, 1);
@@ -539,17 +544,14 @@ async fn weekly_report_ranks_units_and_names_the_regularly_late() {
         .await
         .unwrap());
     let out = dir.join("outbox");
-    let t = FileTransport { dir: out.clone() };
-    let d = dispatch_once(
-        sh.store.as_ref(),
-        &t,
-        &Templates::load(None).unwrap(),
+    let d = dispatch_files(
+        &sh,
         &cfg,
+        &out,
         monday + Duration::minutes(1),
         "08:01 18/03/2024",
     )
-    .await
-    .unwrap();
+    .await;
     assert!(d.sent >= 1);
     let report = eml_files(&out)
         .iter()
@@ -705,17 +707,7 @@ async fn reappointment_rearms_overdue_and_going_live_quietly() {
     assert_eq!((p.fired, p.resolved), (2, 3), "{p:?}");
     assert_eq!(p.queued, 1, "overdue again (stuck is a digest rule)");
     let out = dir.join("outbox");
-    let t = FileTransport { dir: out.clone() };
-    let d = dispatch_once(
-        sh.store.as_ref(),
-        &t,
-        &Templates::load(None).unwrap(),
-        &pilot,
-        later,
-        "x",
-    )
-    .await
-    .unwrap();
+    let d = dispatch_files(&sh, &pilot, &out, later, "x").await;
     assert_eq!(d.sent, 1);
     let files = eml_files(&out);
     let m = parse(&files[0]);
@@ -852,17 +844,7 @@ async fn an_acknowledgement_stops_repeats_and_marks_the_digest() {
     // STP's, and the unknown unit's to the service centre.
     assert_eq!(d.queued, 2);
     let out = dir.join("outbox");
-    let t = FileTransport { dir: out.clone() };
-    let sent = dispatch_once(
-        sh.store.as_ref(),
-        &t,
-        &Templates::load(None).unwrap(),
-        &cfg,
-        later,
-        "22/03/2024 10:00",
-    )
-    .await
-    .unwrap();
+    let sent = dispatch_files(&sh, &cfg, &out, later, "22/03/2024 10:00").await;
     // The two digests; the escalation queued on 15/03 was acknowledged before it went
     // out, so it is cancelled, not sent.
     assert_eq!(sent.sent, 2);
