@@ -102,6 +102,24 @@ impl Daemon {
         );
     }
 
+    /// Pushes DVCQG records with the push token `tk`; the daemon must accept them.
+    fn push(&self, records: &Value) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let r = reqwest::Client::new()
+                .post(format!("http://{}/api/v1/ingest/dvcqg", self.addr))
+                .bearer_auth("tk")
+                .json(records)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        });
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -112,6 +130,15 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How many alerts an e-mail carries: a bundle's subject starts `[slawatch] N `.
+fn alerts_in(subject: &str) -> usize {
+    subject
+        .strip_prefix("[slawatch] ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(1)
 }
 
 fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
@@ -621,26 +648,12 @@ fn alerts_survive_an_smtp_outage_and_a_restart_exactly_once() {
         ),
     );
     let d = Daemon::start(&dir, &[("PUSH_TOKEN", "tk")]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let records = json!([
-            {"MaHoSo": "AL-1", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
-             "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Tư pháp"},
-            {"MaHoSo": "AL-2", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
-             "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Xây dựng"}
-        ]);
-        let r = reqwest::Client::new()
-            .post(format!("http://{}/api/v1/ingest/dvcqg", d.addr))
-            .bearer_auth("tk")
-            .json(&records)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200);
-    });
+    d.push(&json!([
+        {"MaHoSo": "AL-1", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
+         "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Tư pháp"},
+        {"MaHoSo": "AL-2", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
+         "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Xây dựng"}
+    ]));
     // Alerts fire (evaluation every 5 s) and their sending fails.
     wait_until(Duration::from_secs(30), "failed attempts", || {
         sqlite_count(&dir, "SELECT COUNT(*) FROM outbox WHERE attempts > 0") >= 2
@@ -733,28 +746,14 @@ fn kill_9_mid_dispatch_loses_nothing_and_repeats_only_the_message_in_flight() {
         ),
     );
     let d = Daemon::start(&dir, &[("PUSH_TOKEN", "tk")]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let records = json!([
-            {"MaHoSo": "K9-1", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
-             "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Tư pháp"},
-            {"MaHoSo": "K9-2", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
-             "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Xây dựng"},
-            {"MaHoSo": "K9-3", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
-             "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Tài chính"}
-        ]);
-        let r = reqwest::Client::new()
-            .post(format!("http://{}/api/v1/ingest/dvcqg", d.addr))
-            .bearer_auth("tk")
-            .json(&records)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200);
-    });
+    d.push(&json!([
+        {"MaHoSo": "K9-1", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
+         "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Tư pháp"},
+        {"MaHoSo": "K9-2", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
+         "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Xây dựng"},
+        {"MaHoSo": "K9-3", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
+         "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Tài chính"}
+    ]));
     // Three overdue dossiers: `overdue` to each department head (3 e-mails) and
     // `escalated` to the chairman (3 messages, one e-mail): 6 messages.
     wait_until(Duration::from_secs(30), "an e-mail in flight", || {
@@ -793,13 +792,7 @@ fn kill_9_mid_dispatch_loses_nothing_and_repeats_only_the_message_in_flight() {
     let mut by_id: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
     for m in &mails {
         let msg = mail_parser::MessageParser::default().parse(m).unwrap();
-        let items = msg
-            .subject()
-            .unwrap()
-            .strip_prefix("[slawatch] ")
-            .and_then(|r| r.split(' ').next())
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(1);
+        let items = alerts_in(msg.subject().unwrap());
         let e = by_id
             .entry(msg.message_id().unwrap().to_string())
             .or_default();
@@ -888,12 +881,7 @@ fn two_daemons_on_one_postgres_send_each_message_once() {
     for m in &mails {
         let msg = mail_parser::MessageParser::default().parse(m).unwrap();
         ids.push(msg.message_id().unwrap().to_string());
-        let subject = msg.subject().unwrap();
-        items += subject
-            .strip_prefix("[slawatch] ")
-            .and_then(|r| r.split(' ').next())
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(1);
+        items += alerts_in(msg.subject().unwrap());
     }
     assert_eq!(items, 12, "{} e-mails", mails.len());
     let n = ids.len();
