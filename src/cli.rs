@@ -4,6 +4,7 @@
 
 use crate::calendar::data::{self, RowKind};
 use crate::calendar::{Calendar, FIRST_YEAR, LAST_YEAR};
+use crate::clock::Clock;
 use crate::config::{Loaded, DEFAULT_PATH};
 use crate::sla::duration::Duration;
 use crate::sla::explain::{explain_deadline, Lang};
@@ -29,8 +30,23 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Test-only: the process's clock starts at this instant (RFC 3339) and runs on
+    /// from it. Hidden from `--help`; never for production (see `clock`).
+    #[arg(long, global = true, hide = true, value_name = "INSTANT")]
+    pub test_clock_start: Option<String>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The clock of this process: the system clock unless `--test-clock-start` pinned it.
+static CLOCK: std::sync::OnceLock<Clock> = std::sync::OnceLock::new();
+
+fn clock() -> Clock {
+    CLOCK.get_or_init(Clock::system).clone()
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    clock().now()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -216,9 +232,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> ExitCode {
+    if let Some(t) = &cli.test_clock_start {
+        match chrono::DateTime::parse_from_rfc3339(t) {
+            Ok(t) => {
+                let _ = CLOCK.set(Clock::starting_at(t.with_timezone(&Utc)));
+            }
+            Err(e) => {
+                eprintln!("error: --test-clock-start `{t}`: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let result = match cli.command {
         Command::Run => load(&cli.config)
-            .and_then(|l| runtime()?.block_on(crate::daemon::run(l)))
+            .and_then(|l| runtime()?.block_on(crate::daemon::run(l, clock())))
             .map(|_| ExitCode::SUCCESS),
         Command::Migrate => runtime()
             .and_then(|rt| rt.block_on(migrate(&cli.config)))
@@ -527,7 +554,7 @@ fn calendar_show(
 async fn notify_requeue(config: &Option<PathBuf>) -> Result<()> {
     let loaded = load(config)?;
     let store = open_migrated_store(&loaded).await?;
-    let n = store.outbox_requeue_dead(Utc::now()).await?;
+    let n = store.outbox_requeue_dead(now()).await?;
     println!("{n} dead-lettered message(s) queued again");
     Ok(())
 }
@@ -544,7 +571,7 @@ async fn notify_test(config: &Option<PathBuf>, to: &str) -> Result<()> {
     ctx["recipient"] = serde_json::json!({"name": "", "email": to});
     let mut rendered = templates.render("alert", &cfg.language, &ctx)?;
     rendered.subject = format!("[slawatch thử] {}", rendered.subject);
-    let stamp = Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    let stamp = now().timestamp_nanos_opt().unwrap_or(0);
     let email = crate::notify::Email {
         message_id: format!("<test-{stamp}@slawatch>"),
         from: cfg.from.clone(),
@@ -576,7 +603,7 @@ fn check_config(config: &Option<PathBuf>) -> Result<()> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "built-in defaults".into());
-    let today = cal.local(Utc::now()).date();
+    let today = cal.local(now()).date();
     let until = cal.official_until();
     match until {
         Some(u) if (u - today).num_days() < 60 => tracing::warn!(
@@ -676,7 +703,7 @@ fn shared_for_cli(
         catalogue: loaded.catalogue.clone(),
         directory: loaded.directory.clone(),
     };
-    crate::daemon::Shared::new(store, context, String::new())
+    crate::daemon::Shared::new(store, context, String::new()).with_clock(clock())
 }
 
 async fn explain(
@@ -693,7 +720,7 @@ async fn explain(
         return Ok(ExitCode::from(1));
     }
     let cal = loaded.calendar();
-    let now = Utc::now();
+    let now = now();
     let mut out = std::io::stdout().lock();
     let mut all = Vec::new();
     for (case, stored) in found {
@@ -851,7 +878,7 @@ async fn quarantine(config: &Option<PathBuf>, cmd: QuarantineCommand) -> Result<
                     .map_err(|e| anyhow!("source `{}`: {e}", sc.name))?;
                 let Ok(value) = serde_json::from_str::<serde_json::Value>(&r.body) else {
                     writeln!(out, "{}: still not JSON", r.id)?;
-                    store.quarantine_mark_retried(&[r.id], Utc::now()).await?;
+                    store.quarantine_mark_retried(&[r.id], now()).await?;
                     still += 1;
                     continue;
                 };
@@ -867,13 +894,13 @@ async fn quarantine(config: &Option<PathBuf>, cmd: QuarantineCommand) -> Result<
                             resolved: vec![r.id],
                             ..Default::default()
                         };
-                        crate::daemon::ingest(&shared, &r.source, &mapping, delivery, Utc::now())
+                        crate::daemon::ingest(&shared, &r.source, &mapping, delivery, now())
                             .await?;
                         writeln!(out, "{}: ingested", r.id)?;
                         fixed += 1;
                     }
                     Err(e) => {
-                        store.quarantine_mark_retried(&[r.id], Utc::now()).await?;
+                        store.quarantine_mark_retried(&[r.id], now()).await?;
                         writeln!(out, "{}: still rejected: {}", r.id, e.reason)?;
                         still += 1;
                     }

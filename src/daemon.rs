@@ -10,6 +10,7 @@
 
 use crate::calendar::Calendar;
 use crate::catalogue::Catalogue;
+use crate::clock::Clock;
 use crate::config::{self, Loaded};
 use crate::directory::Directory;
 use crate::ingest::{merge, merge_steps, Change};
@@ -112,6 +113,8 @@ pub struct Shared {
     /// re-evaluation holds it alone from reading memory until its evaluations are
     /// stored, so it never writes back an evaluation older than a poll's.
     write_gate: Arc<tokio::sync::RwLock<()>>,
+    /// Where "now" comes from for every job and handler.
+    pub clock: Clock,
 }
 
 /// The acknowledgements a daemon has read: an acknowledged (case, rule, due) sends no
@@ -191,13 +194,19 @@ impl Shared {
             weeks: Mutex::new(HashMap::new()),
             acks: Mutex::new(AckCache::default()),
             write_gate: Arc::new(tokio::sync::RwLock::new(())),
+            clock: Clock::system(),
             holder: format!(
                 "{}:{}:{}",
                 std::fs::read_to_string("/proc/sys/kernel/hostname")
                     .map(|h| h.trim().to_string())
                     .unwrap_or_else(|_| "host".into()),
                 std::process::id(),
-                Utc::now().timestamp_nanos_opt().unwrap_or(0)
+                {
+                    use std::hash::{BuildHasher, Hasher};
+                    std::collections::hash_map::RandomState::new()
+                        .build_hasher()
+                        .finish()
+                }
             ),
         }
     }
@@ -206,6 +215,17 @@ impl Shared {
     pub fn with_procedure_metrics(mut self, on: bool) -> Shared {
         self.metrics = Metrics::new(on);
         self
+    }
+
+    /// The clock every job and handler reads (the system clock unless set).
+    pub fn with_clock(mut self, clock: Clock) -> Shared {
+        self.clock = clock;
+        self
+    }
+
+    /// The current instant, from the daemon's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// Unit summaries as of the last metrics refresh.
@@ -1030,7 +1050,7 @@ pub async fn dispatch_loop(
 ) {
     let pace = crate::notify::Pace::default();
     loop {
-        let now = Utc::now();
+        let now = shared.now();
         let generated_at = crate::timefmt::human(now, &shared.context().calendar);
         match crate::notify::dispatch_paced(
             shared.store.as_ref(),
@@ -1150,7 +1170,7 @@ pub async fn metrics_loop(shared: Arc<Shared>, cancel: CancellationToken) {
             _ = shared.metrics_wanted.notified() => {}
         }
         let t = std::time::Instant::now();
-        if let Err(e) = shared.refresh_metrics(Utc::now()).await {
+        if let Err(e) = shared.refresh_metrics(shared.now()).await {
             tracing::warn!(error = %e, "metrics refresh failed");
         }
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "metrics refreshed");
@@ -1646,7 +1666,7 @@ pub async fn poll_once(
     max_backoff: u64,
 ) {
     let name = rt.config.name.as_str();
-    let started = Utc::now();
+    let started = shared.now();
     let skip = shared
         .health()
         .iter()
@@ -1719,13 +1739,13 @@ pub async fn poll_once(
         }
         tracing::debug!(
             source = name,
-            ms = (Utc::now() - started).num_milliseconds(),
+            ms = (shared.now() - started).num_milliseconds(),
             "poll stored"
         );
         Ok((n, stats))
     }
     .await;
-    let finished = Utc::now();
+    let finished = shared.now();
     shared
         .metrics
         .poll_duration
@@ -1827,10 +1847,13 @@ fn mtimes(files: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(loaded: Loaded) -> Result<()> {
+pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
     let cfg = loaded.config.clone();
     for w in &loaded.warnings {
         tracing::warn!("{w}");
+    }
+    if let Some(d) = clock.describe() {
+        tracing::warn!(now = %clock.now(), "{d}: this process does not run on the system time (tests only)");
     }
     let calendar = Arc::new(loaded.calendar());
     tracing::info!(calendar = %calendar.version(), official_until = ?calendar.official_until(), "calendar");
@@ -1847,9 +1870,10 @@ pub async fn run(loaded: Loaded) -> Result<()> {
     };
     let shared = Arc::new(
         Shared::new(store.clone(), context, salt)
-            .with_procedure_metrics(cfg.metrics.procedure_labels),
+            .with_procedure_metrics(cfg.metrics.procedure_labels)
+            .with_clock(clock.clone()),
     );
-    let started = Utc::now();
+    let started = shared.now();
     let n = shared.load(started).await.context("loading open cases")?;
     let counts = store.counts().await?;
     tracing::info!(
@@ -1857,7 +1881,7 @@ pub async fn run(loaded: Loaded) -> Result<()> {
         open = n,
         cases = counts.cases,
         quarantined = counts.quarantined,
-        ms = (Utc::now() - started).num_milliseconds(),
+        ms = (shared.now() - started).num_milliseconds(),
         "store ready"
     );
 
@@ -1886,7 +1910,7 @@ pub async fn run(loaded: Loaded) -> Result<()> {
         .map(|s| (s.clone(), s.mapping().expect("validated")))
         .collect();
 
-    let backfilled = backfill_period_facts(&shared, Utc::now())
+    let backfilled = backfill_period_facts(&shared, shared.now())
         .await
         .context("recording the end of earlier finished cases")?;
     if backfilled > 0 {
@@ -1897,7 +1921,7 @@ pub async fn run(loaded: Loaded) -> Result<()> {
     }
     let cancel = CancellationToken::new();
     shared
-        .refresh_metrics(Utc::now())
+        .refresh_metrics(shared.now())
         .await
         .context("first metrics")?;
     let metrics_task = tokio::spawn(metrics_loop(shared.clone(), cancel.clone()));
@@ -1921,26 +1945,21 @@ pub async fn run(loaded: Loaded) -> Result<()> {
             .await
     });
 
-    let mut scheduler = Scheduler::new(calendar.zone()).await?;
+    let mut scheduler = Scheduler::new(calendar.zone(), clock.clone());
     let poll_timeout = std::time::Duration::from_secs(cfg.daemon.poll_timeout_seconds);
     let max_backoff = cfg.daemon.max_backoff_seconds;
     for rt in &runtimes {
         let (job_shared, job_rt) = (shared.clone(), rt.clone());
-        scheduler
-            .add(
-                &format!("poll:{}", rt.config.name),
-                &rt.config.schedule,
-                move || {
-                    let (shared, rt) = (job_shared.clone(), job_rt.clone());
-                    Box::pin(
-                        async move { poll_once(&shared, &rt, poll_timeout, max_backoff).await },
-                    )
-                },
-            )
-            .await?;
-        // A first poll right away, so a fresh start has data without waiting a tick.
-        let (shared, rt) = (shared.clone(), rt.clone());
-        tokio::spawn(async move { poll_once(&shared, &rt, poll_timeout, max_backoff).await });
+        // A first poll right away, so a fresh start has data without waiting a tick;
+        // it holds the job's guard, so a slow first poll and the ticks never overlap.
+        scheduler.add_at_start(
+            &format!("poll:{}", rt.config.name),
+            &rt.config.schedule,
+            move || {
+                let (shared, rt) = (job_shared.clone(), job_rt.clone());
+                Box::pin(async move { poll_once(&shared, &rt, poll_timeout, max_backoff).await })
+            },
+        )?;
     }
     let alerts_cfg = Arc::new(cfg.alerts.clone());
     let dispatch_wanted = Arc::new(tokio::sync::Notify::new());
@@ -1948,59 +1967,57 @@ pub async fn run(loaded: Loaded) -> Result<()> {
         let shared = shared.clone();
         let alerts_cfg = alerts_cfg.clone();
         let dispatch_wanted = dispatch_wanted.clone();
-        scheduler
-            .add("evaluate", &cfg.daemon.evaluate_schedule, move || {
-                let shared = shared.clone();
-                let alerts_cfg = alerts_cfg.clone();
-                let dispatch_wanted = dispatch_wanted.clone();
-                Box::pin(async move {
-                    let t = Utc::now();
-                    match reevaluate(&shared, t).await {
-                        Ok(n) => tracing::debug!(
-                            changed = n,
-                            ms = (Utc::now() - t).num_milliseconds(),
-                            "re-evaluated"
-                        ),
-                        Err(e) => tracing::warn!(error = %e, "re-evaluation failed"),
+        scheduler.add("evaluate", &cfg.daemon.evaluate_schedule, move || {
+            let shared = shared.clone();
+            let alerts_cfg = alerts_cfg.clone();
+            let dispatch_wanted = dispatch_wanted.clone();
+            Box::pin(async move {
+                let t = shared.now();
+                match reevaluate(&shared, t).await {
+                    Ok(n) => tracing::debug!(
+                        changed = n,
+                        ms = (shared.now() - t).num_milliseconds(),
+                        "re-evaluated"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "re-evaluation failed"),
+                }
+                // Reports the daemon missed today (down at the time, or a replica
+                // died halfway) go out late rather than never.
+                match digest_catch_up(&shared, &alerts_cfg, shared.now()).await {
+                    Ok(p) if p.ran => {
+                        tracing::info!(
+                            units = p.units,
+                            queued = p.queued,
+                            "morning digest caught up"
+                        );
+                        dispatch_wanted.notify_one();
                     }
-                    // Reports the daemon missed today (down at the time, or a replica
-                    // died halfway) go out late rather than never.
-                    match digest_catch_up(&shared, &alerts_cfg, Utc::now()).await {
-                        Ok(p) if p.ran => {
-                            tracing::info!(
-                                units = p.units,
-                                queued = p.queued,
-                                "morning digest caught up"
-                            );
-                            dispatch_wanted.notify_one();
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "digest catch-up failed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "digest catch-up failed"),
+                }
+                match weekly_catch_up(&shared, &alerts_cfg, shared.now()).await {
+                    Ok(true) => {
+                        tracing::info!("weekly report caught up");
+                        dispatch_wanted.notify_one();
                     }
-                    match weekly_catch_up(&shared, &alerts_cfg, Utc::now()).await {
-                        Ok(true) => {
-                            tracing::info!("weekly report caught up");
-                            dispatch_wanted.notify_one();
-                        }
-                        Ok(false) => {}
-                        Err(e) => tracing::warn!(error = %e, "weekly catch-up failed"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "weekly catch-up failed"),
+                }
+                match alert_pass(&shared, &alerts_cfg, shared.now()).await {
+                    Ok(p) if p.fired + p.resolved > 0 => {
+                        tracing::info!(
+                            fired = p.fired,
+                            resolved = p.resolved,
+                            queued = p.queued,
+                            "alerts"
+                        );
+                        dispatch_wanted.notify_one();
                     }
-                    match alert_pass(&shared, &alerts_cfg, Utc::now()).await {
-                        Ok(p) if p.fired + p.resolved > 0 => {
-                            tracing::info!(
-                                fired = p.fired,
-                                resolved = p.resolved,
-                                queued = p.queued,
-                                "alerts"
-                            );
-                            dispatch_wanted.notify_one();
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "alert pass failed"),
-                    }
-                })
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "alert pass failed"),
+                }
             })
-            .await?;
+        })?;
     }
     {
         crate::scheduler::validate(&cfg.alerts.digest_schedule)
@@ -2008,30 +2025,28 @@ pub async fn run(loaded: Loaded) -> Result<()> {
         let shared = shared.clone();
         let alerts_cfg = alerts_cfg.clone();
         let dispatch_wanted = dispatch_wanted.clone();
-        scheduler
-            .add("digest", &cfg.alerts.digest_schedule, move || {
-                let shared = shared.clone();
-                let alerts_cfg = alerts_cfg.clone();
-                let dispatch_wanted = dispatch_wanted.clone();
-                Box::pin(async move {
-                    let t = std::time::Instant::now();
-                    match digest_pass(&shared, &alerts_cfg, Utc::now()).await {
-                        Ok(p) if p.ran => {
-                            tracing::info!(
-                                units = p.units,
-                                cases = p.cases,
-                                queued = p.queued,
-                                ms = t.elapsed().as_millis() as u64,
-                                "morning digest queued"
-                            );
-                            dispatch_wanted.notify_one();
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "digest failed"),
+        scheduler.add("digest", &cfg.alerts.digest_schedule, move || {
+            let shared = shared.clone();
+            let alerts_cfg = alerts_cfg.clone();
+            let dispatch_wanted = dispatch_wanted.clone();
+            Box::pin(async move {
+                let t = std::time::Instant::now();
+                match digest_pass(&shared, &alerts_cfg, shared.now()).await {
+                    Ok(p) if p.ran => {
+                        tracing::info!(
+                            units = p.units,
+                            cases = p.cases,
+                            queued = p.queued,
+                            ms = t.elapsed().as_millis() as u64,
+                            "morning digest queued"
+                        );
+                        dispatch_wanted.notify_one();
                     }
-                })
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "digest failed"),
+                }
             })
-            .await?;
+        })?;
     }
     {
         crate::scheduler::validate(&cfg.alerts.weekly_schedule)
@@ -2039,23 +2054,21 @@ pub async fn run(loaded: Loaded) -> Result<()> {
         let shared = shared.clone();
         let alerts_cfg = alerts_cfg.clone();
         let dispatch_wanted = dispatch_wanted.clone();
-        scheduler
-            .add("weekly", &cfg.alerts.weekly_schedule, move || {
-                let shared = shared.clone();
-                let alerts_cfg = alerts_cfg.clone();
-                let dispatch_wanted = dispatch_wanted.clone();
-                Box::pin(async move {
-                    match weekly_pass(&shared, &alerts_cfg, Utc::now()).await {
-                        Ok(true) => {
-                            tracing::info!("weekly report queued");
-                            dispatch_wanted.notify_one();
-                        }
-                        Ok(false) => {}
-                        Err(e) => tracing::warn!(error = %e, "weekly report failed"),
+        scheduler.add("weekly", &cfg.alerts.weekly_schedule, move || {
+            let shared = shared.clone();
+            let alerts_cfg = alerts_cfg.clone();
+            let dispatch_wanted = dispatch_wanted.clone();
+            Box::pin(async move {
+                match weekly_pass(&shared, &alerts_cfg, shared.now()).await {
+                    Ok(true) => {
+                        tracing::info!("weekly report queued");
+                        dispatch_wanted.notify_one();
                     }
-                })
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "weekly report failed"),
+                }
             })
-            .await?;
+        })?;
     }
     let dispatcher =
         match crate::notify::transport(&cfg.alerts).map_err(|e| anyhow::anyhow!("alerts: {e}"))? {
@@ -2088,24 +2101,22 @@ pub async fn run(loaded: Loaded) -> Result<()> {
     {
         let shared = shared.clone();
         let days = cfg.store.quarantine_retention_days as i64;
-        scheduler
-            .add("purge-quarantine", "0 15 3 * * *", move || {
-                let shared = shared.clone();
-                Box::pin(async move {
-                    match shared
-                        .store
-                        .quarantine_purge(Utc::now() - Span::days(days))
-                        .await
-                    {
-                        Ok(n) if n > 0 => tracing::info!(purged = n, "quarantine purged"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "quarantine purge failed"),
-                    }
-                })
+        scheduler.add("purge-quarantine", "0 15 3 * * *", move || {
+            let shared = shared.clone();
+            Box::pin(async move {
+                match shared
+                    .store
+                    .quarantine_purge(shared.now() - Span::days(days))
+                    .await
+                {
+                    Ok(n) if n > 0 => tracing::info!(purged = n, "quarantine purged"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "quarantine purge failed"),
+                }
             })
-            .await?;
+        })?;
     }
-    scheduler.start().await?;
+    scheduler.start();
     tracing::info!(sources = cfg.source.len(), "daemon running");
 
     // Reload the directory and catalogue on SIGHUP or when their files change.

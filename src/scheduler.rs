@@ -1,20 +1,37 @@
-//! A small scheduling interface over tokio-cron-scheduler: 6-field cron expressions
-//! (sec min hour day month weekday) in local time; a job never overlaps itself (a tick
-//! that finds the previous run still going is skipped and logged); shutdown waits for
-//! the runs in flight.
+//! A small scheduler: 6-field cron expressions (sec min hour day month weekday) in
+//! local time, ticking on the daemon's [`Clock`] (so a process whose clock is pinned
+//! for a test fires its jobs at the pinned instants, not the machine's). A job never
+//! overlaps itself: a tick that finds the previous run still going is skipped and
+//! logged, and a job's start-up run ([`Scheduler::add_at_start`]) holds the same guard
+//! as its ticks. Shutdown stops the ticks, then waits for the runs in flight.
 
+use crate::clock::Clock;
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use croner::Cron;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::Mutex;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
 
 pub type JobFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+type JobFn = Arc<dyn Fn() -> JobFuture + Send + Sync>;
+
+struct Job {
+    name: String,
+    cron: Cron,
+    run: JobFn,
+    at_start: bool,
+    guard: Arc<Mutex<()>>,
+}
 
 pub struct Scheduler {
-    inner: JobScheduler,
     zone: Tz,
+    clock: Clock,
+    jobs: Vec<Job>,
+    cancel: CancellationToken,
+    tickers: Vec<tokio::task::JoinHandle<()>>,
     guards: Vec<(String, Arc<Mutex<()>>)>,
 }
 
@@ -22,94 +39,158 @@ pub struct Scheduler {
 #[error("{0}")]
 pub struct ScheduleError(pub String);
 
-/// Checks a cron expression without scheduling anything.
-pub fn validate(expr: &str) -> Result<(), ScheduleError> {
+fn parse(expr: &str) -> Result<Cron, ScheduleError> {
     if expr.split_whitespace().count() != 6 {
         return Err(ScheduleError(format!(
             "`{expr}` is not a 6-field cron expression (sec min hour day month weekday)"
         )));
     }
-    Job::new_async(expr, |_, _| Box::pin(async {}))
-        .map(|_| ())
-        .map_err(|e| ScheduleError(format!("`{expr}` is not a valid cron expression: {e}")))
-}
-
-/// When the schedule last fired at or before `now` (local time in `zone`), for jobs
-/// that catch up on a run the daemon missed (it was down, or a replica died mid-run).
-pub fn last_fire(
-    expr: &str,
-    zone: Tz,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Option<chrono::DateTime<chrono::Utc>> {
-    let cron = croner::parser::CronParser::builder()
+    croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Required)
         .dom_and_dow(true)
         .build()
         .parse(expr)
-        .ok()?;
-    cron.find_previous_occurrence(&now.with_timezone(&zone), true)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| ScheduleError(format!("`{expr}` is not a valid cron expression: {e}")))
 }
 
+/// Checks a cron expression without scheduling anything.
+pub fn validate(expr: &str) -> Result<(), ScheduleError> {
+    parse(expr).map(|_| ())
+}
+
+/// When the schedule last fired at or before `now` (local time in `zone`), for jobs
+/// that catch up on a run the daemon missed (it was down, or a replica died mid-run).
+pub fn last_fire(expr: &str, zone: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let cron = parse(expr).ok()?;
+    cron.find_previous_occurrence(&now.with_timezone(&zone), true)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The first firing strictly after `after`.
+pub fn next_fire(cron: &Cron, zone: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    cron.find_next_occurrence(&after.with_timezone(&zone), false)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Longest single sleep between two looks at the clock, so a clock that jumps (NTP,
+/// a suspended machine) is noticed.
+const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Scheduler {
-    pub async fn new(zone: Tz) -> Result<Scheduler, ScheduleError> {
-        Ok(Scheduler {
-            inner: JobScheduler::new()
-                .await
-                .map_err(|e| ScheduleError(e.to_string()))?,
+    pub fn new(zone: Tz, clock: Clock) -> Scheduler {
+        Scheduler {
             zone,
+            clock,
+            jobs: Vec::new(),
+            cancel: CancellationToken::new(),
+            tickers: Vec::new(),
             guards: Vec::new(),
-        })
+        }
     }
 
     /// Adds a job that runs `run` on the schedule, never twice at once.
-    pub async fn add<F>(&mut self, name: &str, expr: &str, run: F) -> Result<(), ScheduleError>
+    pub fn add<F>(&mut self, name: &str, expr: &str, run: F) -> Result<(), ScheduleError>
     where
         F: Fn() -> JobFuture + Send + Sync + 'static,
     {
-        validate(expr)?;
+        self.push(name, expr, Arc::new(run), false)
+    }
+
+    /// The same, and a first run as soon as the scheduler starts, under the same guard
+    /// (a slow start-up run makes the ticks that come during it skip).
+    pub fn add_at_start<F>(&mut self, name: &str, expr: &str, run: F) -> Result<(), ScheduleError>
+    where
+        F: Fn() -> JobFuture + Send + Sync + 'static,
+    {
+        self.push(name, expr, Arc::new(run), true)
+    }
+
+    fn push(
+        &mut self,
+        name: &str,
+        expr: &str,
+        run: JobFn,
+        at_start: bool,
+    ) -> Result<(), ScheduleError> {
+        let cron = parse(expr).map_err(|e| ScheduleError(format!("{name}: {e}")))?;
         let guard = Arc::new(Mutex::new(()));
-        let run = Arc::new(run);
-        let job_name = name.to_string();
-        let g = guard.clone();
-        let job = Job::new_async_tz(expr, self.zone, move |_, _| {
-            let guard = g.clone();
-            let run = run.clone();
-            let name = job_name.clone();
-            Box::pin(async move {
-                let Ok(_held) = guard.try_lock() else {
-                    tracing::warn!(job = %name, "previous run still going: this tick is skipped");
-                    return;
-                };
-                run().await;
-            })
-        })
-        .map_err(|e| ScheduleError(format!("{name}: {e}")))?;
-        self.inner
-            .add(job)
-            .await
-            .map_err(|e| ScheduleError(format!("{name}: {e}")))?;
-        self.guards.push((name.to_string(), guard));
+        self.guards.push((name.to_string(), guard.clone()));
+        self.jobs.push(Job {
+            name: name.to_string(),
+            cron,
+            run,
+            at_start,
+            guard,
+        });
         Ok(())
     }
 
-    pub async fn start(&self) -> Result<(), ScheduleError> {
-        self.inner
-            .start()
-            .await
-            .map_err(|e| ScheduleError(e.to_string()))
+    /// Starts ticking every job added so far.
+    pub fn start(&mut self) {
+        for job in std::mem::take(&mut self.jobs) {
+            let (zone, clock, cancel) = (self.zone, self.clock.clone(), self.cancel.clone());
+            self.tickers
+                .push(tokio::spawn(tick(job, zone, clock, cancel)));
+        }
     }
 
     /// Stops ticking, then waits for every run in flight to finish.
     pub async fn shutdown(&mut self) {
-        if let Err(e) = self.inner.shutdown().await {
-            tracing::warn!(error = %e, "scheduler shutdown");
+        self.cancel.cancel();
+        for t in self.tickers.drain(..) {
+            let _ = t.await;
         }
         for (name, guard) in &self.guards {
             let _ = guard.lock().await;
             tracing::debug!(job = %name, "stopped");
         }
+    }
+}
+
+/// Fires one job: a run under its guard, spawned so the ticks go on counting.
+fn fire(job: &Job) {
+    match job.guard.clone().try_lock_owned() {
+        Ok(held) => {
+            let run = job.run.clone();
+            tokio::spawn(async move {
+                run().await;
+                drop(held);
+            });
+        }
+        Err(_) => {
+            tracing::warn!(job = %job.name, "previous run still going: this tick is skipped")
+        }
+    }
+}
+
+async fn tick(job: Job, zone: Tz, clock: Clock, cancel: CancellationToken) {
+    if job.at_start {
+        fire(&job);
+    }
+    let mut after = clock.now();
+    loop {
+        let Some(next) = next_fire(&job.cron, zone, after) else {
+            tracing::warn!(job = %job.name, "the schedule never fires again");
+            return;
+        };
+        loop {
+            let now = clock.now();
+            if now >= next {
+                after = now.max(next);
+                break;
+            }
+            let wait = (next - now).to_std().unwrap_or_default().min(MAX_SLEEP);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        if cancel.is_cancelled() {
+            return;
+        }
+        fire(&job);
     }
 }
 
@@ -156,7 +237,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_job_never_overlaps_itself() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let mut s = Scheduler::new(chrono_tz::Asia::Ho_Chi_Minh).await.unwrap();
+        let mut s = Scheduler::new(chrono_tz::Asia::Ho_Chi_Minh, Clock::system());
         let running = Arc::new(AtomicUsize::new(0));
         let max_seen = Arc::new(AtomicUsize::new(0));
         let runs = Arc::new(AtomicUsize::new(0));
@@ -171,9 +252,8 @@ mod tests {
                 r.fetch_sub(1, Ordering::SeqCst);
             })
         })
-        .await
         .unwrap();
-        s.start().await.unwrap();
+        s.start();
         tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
         s.shutdown().await;
         assert_eq!(max_seen.load(Ordering::SeqCst), 1);
@@ -183,5 +263,62 @@ mod tests {
             0,
             "shutdown waited for the run in flight"
         );
+    }
+
+    /// The ticks follow the daemon's clock: a clock pinned two seconds before 07:30 on
+    /// a Monday fires the 07:30 job within a few seconds of real time.
+    #[tokio::test]
+    async fn ticks_follow_a_pinned_clock() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let start = chrono::DateTime::parse_from_rfc3339("2026-12-07T07:29:58+07:00")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let mut s = Scheduler::new(chrono_tz::Asia::Ho_Chi_Minh, Clock::starting_at(start));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        s.add("digest", "0 30 7 * * Mon-Fri", move || {
+            let r = r.clone();
+            Box::pin(async move {
+                r.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .unwrap();
+        s.start();
+        tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+        s.shutdown().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    /// The start-up run holds the job's guard: ticks during it are skipped.
+    #[tokio::test]
+    async fn the_start_up_run_and_the_ticks_never_overlap() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let mut s = Scheduler::new(chrono_tz::Asia::Ho_Chi_Minh, Clock::system());
+        let running = Arc::new(AtomicUsize::new(0));
+        let max_seen = Arc::new(AtomicUsize::new(0));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (r, m, n) = (running.clone(), max_seen.clone(), runs.clone());
+        s.add_at_start("poll", "* * * * * *", move || {
+            let (r, m, n) = (r.clone(), m.clone(), n.clone());
+            Box::pin(async move {
+                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                n.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(1800)).await;
+                r.fetch_sub(1, Ordering::SeqCst);
+            })
+        })
+        .unwrap();
+        s.start();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "the start-up run began at once"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+        s.shutdown().await;
+        assert_eq!(max_seen.load(Ordering::SeqCst), 1);
+        assert!(runs.load(Ordering::SeqCst) >= 2);
     }
 }

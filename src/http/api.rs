@@ -450,7 +450,7 @@ async fn one_case(
         .procedure_code
         .as_deref()
         .and_then(|c| ctx.catalogue.get(c));
-    let now = Utc::now();
+    let now = api.shared.now();
     let (trace, evaluation) = match explain_case(&case, proc, cal, &ctx.policy, now, lang) {
         Ok((e, trace)) => (
             trace,
@@ -558,7 +558,7 @@ async fn acknowledge(
         due_at: stored.as_ref().and_then(|e| e.due),
         note,
         by,
-        at: Utc::now(),
+        at: api.shared.now(),
     };
     api.shared.store.ack_add(&ack).await?;
     let cal = api.shared.context().calendar.clone();

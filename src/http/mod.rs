@@ -139,6 +139,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
                 "store": st.shared.store.backend(),
                 "open_cases": st.shared.open_count(),
                 "sources": sources,
+                "test_clock": st.shared.clock.describe(),
             })),
         )
             .into_response(),
@@ -185,7 +186,7 @@ async fn login(State(st): State<AppState>, body: Bytes) -> Response {
         return portal(StatusCode::INTERNAL_SERVER_ERROR, "-1", "Lỗi hệ thống");
     }
     let session: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let now = Utc::now();
+    let now = st.shared.now();
     let mut sessions = st.sessions.lock().expect("sessions lock");
     sessions.retain(|_, (_, exp)| *exp > now);
     sessions.insert(session.clone(), (i, now + Duration::hours(SESSION_HOURS)));
@@ -236,7 +237,7 @@ async fn push_records(State(st): State<AppState>, headers: HeaderMap, body: Byte
         }
         (Value::Object(env), _) => {
             let session = env.get("session").and_then(Value::as_str).unwrap_or("");
-            let now = Utc::now();
+            let now = st.shared.now();
             let found = st
                 .sessions
                 .lock()
@@ -281,7 +282,7 @@ async fn push_records(State(st): State<AppState>, headers: HeaderMap, body: Byte
         .map(|(i, v)| RawRecord::json(v, format!("push[{i}]")))
         .collect();
     let _one_at_a_time = p.lock.lock().await;
-    let now = Utc::now();
+    let now = st.shared.now();
     match ingest(
         &st.shared,
         &p.name,

@@ -389,8 +389,11 @@ pub async fn dispatch_paced(
     let lease = Duration::seconds(cfg.claim_seconds.max(1) as i64);
     // Our claim runs out at `now + lease`; past nine tenths of it, leave the rest to
     // whoever claims it next rather than risk sending it twice.
-    let stop_at = std::time::Instant::now()
-        + std::time::Duration::from_millis(cfg.claim_seconds.max(1) as u64 * 900);
+    let claimed = std::time::Instant::now();
+    let stop_at = claimed + std::time::Duration::from_millis(cfg.claim_seconds.max(1) as u64 * 900);
+    // The instants logged are `now` moved on by the time spent sending: the caller's
+    // clock, not the system's.
+    let at = || now + Duration::from_std(claimed.elapsed()).unwrap_or_default();
     let rows = store.outbox_claim(now, lease, CLAIM).await?;
     let mut groups: Vec<Vec<OutboxRow>> = Vec::new();
     for row in rows {
@@ -445,7 +448,7 @@ pub async fn dispatch_paced(
                                     src.to_string(),
                                     id.to_string(),
                                     NotificationRow {
-                                        at: Utc::now(),
+                                        at: at(),
                                         rule: "digest".into(),
                                         level: 0,
                                         recipient: recipients[0].clone(),
@@ -473,7 +476,7 @@ pub async fn dispatch_paced(
                             row.source.clone(),
                             row.case_id.clone(),
                             NotificationRow {
-                                at: Utc::now(),
+                                at: at(),
                                 rule: row.rule.clone(),
                                 level,
                                 recipient: r,
@@ -485,7 +488,7 @@ pub async fn dispatch_paced(
                     }
                     done.events.push((row.rule.clone(), "sent"));
                 }
-                store.outbox_sent(&ids, Utc::now(), &log).await?;
+                store.outbox_sent(&ids, at(), &log).await?;
                 if paced {
                     pace.record(&group[0].to_addr, now);
                 }

@@ -184,8 +184,7 @@ impl HttpSource {
                 Err(e) if e.transient() && attempt < self.retries => {
                     attempt += 1;
                     let base = 250u64 << attempt.min(8);
-                    let jitter =
-                        (Utc::now().timestamp_subsec_nanos() as u64 % 1000) as f64 / 1000.0;
+                    let jitter = jitter();
                     let delay = (base as f64 * (0.5 + jitter)) as u64;
                     tracing::debug!(url = %redact_query(url), attempt, delay_ms = delay, error = %e, "retrying");
                     tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -238,6 +237,14 @@ impl HttpSource {
             )),
         }
     }
+}
+
+/// A number in [0, 1) that differs between calls and processes, to spread retries.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id() as u64);
+    (h.finish() % 1000) as f64 / 1000.0
 }
 
 fn transport(e: reqwest::Error) -> SourceError {

@@ -4,10 +4,10 @@
 
 use crate::scratch;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn slawatch(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slawatch"))
+    crate::slawatch()
         .args(args)
         .current_dir(dir)
         .env_remove("SLAWATCH_LOG")

@@ -26,11 +26,20 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_at(dir, env, None)
+    }
+
+    /// Starts the daemon with its clock at `at` (RFC 3339) when given, else at the
+    /// run's instant ([`crate::test_instant`]).
+    fn start_at(dir: &Path, env: &[(&str, &str)], at: Option<&str>) -> Daemon {
         let log = dir.join(format!(
             "daemon-{}.log",
             Instant::now().elapsed().as_nanos()
         ));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slawatch"));
+        let mut cmd = match at {
+            Some(at) => crate::slawatch_at(at),
+            None => crate::slawatch(),
+        };
         cmd.args(["--config", "slawatch.toml", "--log-format", "json", "run"])
             .current_dir(dir)
             .env("SLAWATCH_LOG", "info")
@@ -131,6 +140,11 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// A Sunday evening (06/12/2026 22:00, Hà Nội): no morning digest or weekly report is
+/// due, so the tests that count alert e-mails (sent with `send_window = "always"`)
+/// see alerts only, whatever the machine's hour.
+const QUIET_SUNDAY: &str = "2026-12-06T22:00:00+07:00";
 
 /// How many alerts an e-mail carries: a bundle's subject starts `[slawatch] N `.
 fn alerts_in(subject: &str) -> usize {
@@ -296,9 +310,7 @@ fn restart_resumes_from_the_cursor_and_sigterm_is_clean() {
     let since = portal.since.lock().unwrap()[asked_before].clone();
     // The stored cursor minus the 300 s overlap: minutes ago, not 90 days.
     let asked = chrono::DateTime::parse_from_rfc3339(&since).unwrap();
-    let age = chrono::Utc::now()
-        .signed_duration_since(asked)
-        .num_seconds();
+    let age = crate::test_now().signed_duration_since(asked).num_seconds();
     assert!(
         (290..600).contains(&age),
         "resumed from the cursor, asked since {since} ({age} s ago)"
@@ -390,21 +402,21 @@ fn files_are_read_once_across_restarts_and_bad_lines_are_quarantined() {
     d.signal("-TERM");
     assert_eq!(d.wait(Duration::from_secs(20)), Some(0));
     // The CLI sees what the daemon stored.
-    let out = Command::new(env!("CARGO_BIN_EXE_slawatch"))
+    let out = crate::slawatch()
         .args(["--config", "slawatch.toml", "units", "unmatched"])
         .current_dir(&dir)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("1  UBND xã Mới Lập"), "{text}");
-    let out = Command::new(env!("CARGO_BIN_EXE_slawatch"))
+    let out = crate::slawatch()
         .args(["--config", "slawatch.toml", "quarantine", "list"])
         .current_dir(&dir)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("2024-01-02.ndjson:3: not JSON"), "{text}");
-    let out = Command::new(env!("CARGO_BIN_EXE_slawatch"))
+    let out = crate::slawatch()
         .args([
             "--config",
             "slawatch.toml",
@@ -633,6 +645,7 @@ fn a_real_prometheus_scrapes_the_daemon() {
 /// once — nothing lost in the restart, nothing fired again.
 #[test]
 fn alerts_survive_an_smtp_outage_and_a_restart_exactly_once() {
+    let quiet = crate::Timeline::from(QUIET_SUNDAY);
     let dir = scratch("daemon-alerts");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -647,7 +660,7 @@ fn alerts_survive_an_smtp_outage_and_a_restart_exactly_once() {
              [[source]]\nname = \"vendor\"\ntype = \"push\"\ntoken_env = \"PUSH_TOKEN\"\n"
         ),
     );
-    let d = Daemon::start(&dir, &[("PUSH_TOKEN", "tk")]);
+    let d = Daemon::start_at(&dir, &[("PUSH_TOKEN", "tk")], Some(&quiet.now()));
     d.push(&json!([
         {"MaHoSo": "AL-1", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
          "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Tư pháp"},
@@ -675,7 +688,7 @@ fn alerts_survive_an_smtp_outage_and_a_restart_exactly_once() {
         eprintln!("aiosmtpd is not installed: delivery after the restart not tested");
         return;
     };
-    let d = Daemon::start(&dir, &[("PUSH_TOKEN", "tk")]);
+    let d = Daemon::start_at(&dir, &[("PUSH_TOKEN", "tk")], Some(&quiet.now()));
     wait_until(Duration::from_secs(60), "every message sent", || {
         sqlite_count(&dir, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'") == queued
     });
@@ -721,6 +734,7 @@ fn alerts_survive_an_smtp_outage_and_a_restart_exactly_once() {
 /// Message-ID lets the receiving side see the repeat).
 #[test]
 fn kill_9_mid_dispatch_loses_nothing_and_repeats_only_the_message_in_flight() {
+    let quiet = crate::Timeline::from(QUIET_SUNDAY);
     let dir = scratch("daemon-kill9");
     let marker = dir.join("holding");
     let Some(sink) = crate::alerts::SmtpSink::start_with(
@@ -745,7 +759,7 @@ fn kill_9_mid_dispatch_loses_nothing_and_repeats_only_the_message_in_flight() {
             sink.port()
         ),
     );
-    let d = Daemon::start(&dir, &[("PUSH_TOKEN", "tk")]);
+    let d = Daemon::start_at(&dir, &[("PUSH_TOKEN", "tk")], Some(&quiet.now()));
     d.push(&json!([
         {"MaHoSo": "K9-1", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
          "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Tư pháp"},
@@ -769,7 +783,7 @@ fn kill_9_mid_dispatch_loses_nothing_and_repeats_only_the_message_in_flight() {
         "the first e-mail was in flight"
     );
 
-    let d = Daemon::start(&dir, &[("PUSH_TOKEN", "tk")]);
+    let d = Daemon::start_at(&dir, &[("PUSH_TOKEN", "tk")], Some(&quiet.now()));
     wait_until(Duration::from_secs(90), "every message sent", || {
         sqlite_count(&dir, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'") == 6
     });
@@ -817,6 +831,7 @@ fn kill_9_mid_dispatch_loses_nothing_and_repeats_only_the_message_in_flight() {
 /// message reaches the SMTP server exactly once.
 #[test]
 fn two_daemons_on_one_postgres_send_each_message_once() {
+    let quiet = crate::Timeline::from(QUIET_SUNDAY);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -851,8 +866,8 @@ fn two_daemons_on_one_postgres_send_each_message_once() {
     write_config_with(&da, &db.url, &extra);
     write_config_with(&db_dir, &db.url, &extra);
     let env = [("PORTAL_TOKEN", "tok")];
-    let a = Daemon::start(&da, &env);
-    let b = Daemon::start(&db_dir, &env);
+    let a = Daemon::start_at(&da, &env, Some(&quiet.now()));
+    let b = Daemon::start_at(&db_dir, &env, Some(&quiet.now()));
     let count = |sql: &str| -> i64 {
         rt.block_on(async {
             use sqlx::Connection;

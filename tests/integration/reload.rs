@@ -58,7 +58,7 @@ fn a_new_unit_alias_is_picked_up_without_a_restart_and_a_bad_file_is_refused() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_slawatch"))
+    let mut child = crate::slawatch()
         .args(["--config", "slawatch.toml", "run"])
         .current_dir(&dir)
         .stdout(Stdio::null())
@@ -125,7 +125,7 @@ fn quarantine_retry_ingests_after_a_mapping_fix() {
         )
     };
     std::fs::write(dir.join("slawatch.toml"), config("")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_slawatch"))
+    let mut child = crate::slawatch()
         .args(["--config", "slawatch.toml", "run"])
         .current_dir(&dir)
         .stdout(Stdio::null())
@@ -141,7 +141,7 @@ fn quarantine_retry_ingests_after_a_mapping_fix() {
     child.wait().unwrap();
 
     let cli = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_slawatch"))
+        let o = crate::slawatch()
             .args(["--config", "slawatch.toml"])
             .args(args)
             .current_dir(&dir)
