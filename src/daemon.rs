@@ -64,6 +64,15 @@ pub struct SourceHealth {
     #[serde(skip)]
     pub next_attempt: Option<DateTime<Utc>>,
     pub last_records: usize,
+    /// The cursor the next poll reads from (the newest change time stored).
+    pub cursor: Option<String>,
+    /// Newest change time of the last poll that changed records, minus its start.
+    pub clock_skew_seconds: Option<i64>,
+    /// The source's clock, as its change times show it, runs ahead or behind ours
+    /// (kept until a poll with changes shows no skew).
+    pub clock_warning: Option<String>,
+    /// What the first poll could not have read (see `initial_cursor`).
+    pub first_poll_warning: Option<String>,
 }
 
 /// Counts of one ingest.
@@ -304,6 +313,16 @@ impl Shared {
         }
     }
 
+    /// Open cases of a source whose last change (by the source's time) is before `t`.
+    pub fn open_changed_before(&self, source: &str, t: DateTime<Utc>) -> usize {
+        self.open
+            .lock()
+            .expect("open lock")
+            .iter()
+            .filter(|((s, _), e)| s == source && e.case.updated_at.is_some_and(|u| u < t))
+            .count()
+    }
+
     /// Marks a delivery from a push source.
     pub fn touch_source(&self, name: &str, at: DateTime<Utc>, records: usize) {
         self.update_health(name, |h| {
@@ -454,6 +473,7 @@ impl Shared {
                 quarantined: quarantined.get(&h.name).copied().unwrap_or(0),
                 up: h.up,
                 last_success: h.last_success.map(|t| t.timestamp_millis() as f64 / 1000.0),
+                clock_skew: h.clock_skew_seconds.map(|s| s as f64),
                 name: h.name,
             })
             .collect();
@@ -1244,6 +1264,27 @@ impl Overlay {
 pub struct Prepared {
     pub batch: Batch,
     pub stats: IngestStats,
+    pub times: ChangeTimes,
+}
+
+/// The change times a delivery's case records carried, for a cursor that follows the
+/// source's clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ChangeTimes {
+    /// The newest change time of any record.
+    pub newest: Option<DateTime<Utc>>,
+    /// The newest change time of a record that was new or changed.
+    pub newest_changed: Option<DateTime<Utc>>,
+    /// Some case record carried no change time.
+    pub untimed: bool,
+}
+
+impl ChangeTimes {
+    pub fn add(&mut self, o: ChangeTimes) {
+        self.newest = self.newest.max(o.newest);
+        self.newest_changed = self.newest_changed.max(o.newest_changed);
+        self.untimed |= o.untimed;
+    }
 }
 
 /// Normalises, merges and evaluates one delivery against what is known (the overlay,
@@ -1339,6 +1380,7 @@ pub async fn prepare(
 
     let mut changed: Vec<String> = Vec::new();
     let mut changed_set: HashSet<String> = HashSet::new();
+    let mut times = ChangeTimes::default();
     // Cases first, then separate steps: a step that comes before its case in the same
     // delivery still finds it.
     let (mut items, steps): (Vec<_>, Vec<_>) = items
@@ -1348,6 +1390,8 @@ pub async fn prepare(
     for (n, body) in items {
         match n {
             Normalized::Case { case, source_time } => {
+                times.newest = times.newest.max(source_time);
+                times.untimed |= source_time.is_none();
                 let id = case.case_id.clone();
                 let existing = working.get(&id);
                 let steps = if existing.is_none() {
@@ -1367,6 +1411,7 @@ pub async fn prepare(
                     Change::Unchanged | Change::Stale => stats.unchanged += 1,
                 }
                 if matches!(change, Change::Inserted | Change::Updated) {
+                    times.newest_changed = times.newest_changed.max(source_time);
                     batch.versions.push(VersionRow {
                         case_id: id.clone(),
                         hash: version_hash(&body),
@@ -1435,7 +1480,11 @@ pub async fn prepare(
     batch.cursor = cursor;
     batch.files = files;
     batch.resolved = resolved;
-    Ok(Prepared { batch, stats })
+    Ok(Prepared {
+        batch,
+        stats,
+        times,
+    })
 }
 
 /// Commits a prepared batch, then updates the open cases in memory.
@@ -1498,47 +1547,104 @@ fn batch_keys(batch: &Batch) -> HashSet<String> {
     keys
 }
 
+/// What the committed pages of one poll brought.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Committed {
+    pub records: usize,
+    pub stats: IngestStats,
+    pub times: ChangeTimes,
+}
+
+/// One page of a poll, prepared: its batch, its counts and its change times.
+pub struct PreparedPage {
+    pub batch: Batch,
+    pub records: usize,
+    pub stats: IngestStats,
+    pub times: ChangeTimes,
+}
+
 /// Commits the batches of one poll in order of arrival with up to
 /// [`COMMITS_IN_FLIGHT`] transactions open at once. Memory follows in the same order,
-/// and only for batches the store has committed, so it never runs ahead of the store.
+/// and only for batches the store has committed, so it never runs ahead of the store;
+/// the ingest counters count each batch as it commits, so they match the store even
+/// when a later page fails. Returns what was committed, and the first error.
 async fn commit_pipelined(
     shared: &Shared,
-    mut batches: tokio::sync::mpsc::Receiver<Batch>,
-) -> Result<(), StoreError> {
+    mut batches: tokio::sync::mpsc::Receiver<PreparedPage>,
+) -> (Committed, Result<(), StoreError>) {
+    type Meta = (usize, IngestStats, ChangeTimes);
     type Pending = (
         HashSet<String>,
         tokio::task::JoinHandle<(Batch, Result<(), StoreError>)>,
         tokio::sync::OwnedRwLockReadGuard<()>,
+        Meta,
     );
     let mut inflight: std::collections::VecDeque<Pending> = Default::default();
     let mut failed: Option<StoreError> = None;
-    let settle = |done: (Batch, Result<(), StoreError>), failed: &mut Option<StoreError>| {
-        let (batch, result) = done;
-        match result {
-            Ok(()) => remember(shared, batch),
-            Err(e) => {
-                failed.get_or_insert(e);
+    let mut committed = Committed::default();
+    let mut settle =
+        |done: (Batch, Result<(), StoreError>), meta: Meta, failed: &mut Option<StoreError>| {
+            let (batch, result) = done;
+            match result {
+                Ok(()) => {
+                    shared.count_ingest(&batch.source, &meta.1);
+                    shared.metrics_changed();
+                    committed.records += meta.0;
+                    committed.stats.add(meta.1);
+                    committed.times.add(meta.2);
+                    remember(shared, batch);
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
             }
-        }
-    };
-    while let Some(batch) = batches.recv().await {
+        };
+    enum Step {
+        Settled(Result<(Batch, Result<(), StoreError>), tokio::task::JoinError>),
+        Page(Option<PreparedPage>),
+    }
+    loop {
+        // A commit that finishes is settled at once (memory and counters follow the
+        // store even while the next page is slow to come), oldest first.
+        let step = match inflight.front_mut() {
+            Some(front) => tokio::select! {
+                done = &mut front.1 => Step::Settled(done),
+                page = batches.recv() => Step::Page(page),
+            },
+            None => Step::Page(batches.recv().await),
+        };
+        let page = match step {
+            Step::Settled(done) => {
+                let (_, _, _gate, meta) = inflight.pop_front().expect("a commit in flight");
+                settle(joined(done), meta, &mut failed);
+                continue;
+            }
+            Step::Page(None) => break,
+            Step::Page(Some(page)) => page,
+        };
         if failed.is_some() {
             break;
         }
+        let PreparedPage {
+            batch,
+            records,
+            stats,
+            times,
+        } = page;
         let keys = batch_keys(&batch);
         while inflight.len() >= COMMITS_IN_FLIGHT
-            || inflight.iter().any(|(k, _, _)| !k.is_disjoint(&keys))
+            || inflight.iter().any(|(k, _, _, _)| !k.is_disjoint(&keys))
         {
-            let (_, handle, _gate) = inflight.pop_front().expect("a commit in flight");
-            settle(join_commit(handle).await, &mut failed);
+            let (_, handle, _gate, meta) = inflight.pop_front().expect("a commit in flight");
+            settle(join_commit(handle).await, meta, &mut failed);
         }
         // A re-evaluation waiting for the gate goes first; the batches in flight let
         // go of it before this one waits (else each would wait for the other).
         let gate = match shared.write_gate.clone().try_read_owned() {
             Ok(g) => g,
             Err(_) => {
-                while let Some((_, handle, _gate)) = inflight.pop_front() {
-                    settle(join_commit(handle).await, &mut failed);
+                while let Some((_, handle, _gate, meta)) = inflight.pop_front() {
+                    settle(join_commit(handle).await, meta, &mut failed);
                 }
                 shared.write_gate.clone().read_owned().await
             }
@@ -1551,21 +1657,29 @@ async fn commit_pipelined(
                 (batch, result)
             }),
             gate,
+            (records, stats, times),
         ));
     }
-    while let Some((_, handle, _gate)) = inflight.pop_front() {
-        settle(join_commit(handle).await, &mut failed);
+    while let Some((_, handle, _gate, meta)) = inflight.pop_front() {
+        settle(join_commit(handle).await, meta, &mut failed);
     }
-    match failed {
+    let result = match failed {
         Some(e) => Err(e),
         None => Ok(()),
-    }
+    };
+    (committed, result)
 }
 
 async fn join_commit(
     handle: tokio::task::JoinHandle<(Batch, Result<(), StoreError>)>,
 ) -> (Batch, Result<(), StoreError>) {
-    match handle.await {
+    joined(handle.await)
+}
+
+fn joined(
+    done: Result<(Batch, Result<(), StoreError>), tokio::task::JoinError>,
+) -> (Batch, Result<(), StoreError>) {
+    match done {
         Ok(done) => done,
         // A panicking commit task is a bug; its batch is gone, so the poll fails and
         // the cursor stays where it was.
@@ -1658,6 +1772,180 @@ pub struct SourceRuntime {
     pub source: Arc<dyn Source>,
 }
 
+/// What one read of a source did.
+pub struct ReadOutcome {
+    /// What the committed pages brought (also when the read failed halfway).
+    pub committed: Committed,
+    /// The cursor stored, if it moved.
+    pub cursor: Option<DateTime<Utc>>,
+    /// Why the read stopped early.
+    pub error: Option<String>,
+}
+
+/// The cursor to store after a read: for a source asked by change time, the newest
+/// change time committed (the poll's start when its records carry none, and only
+/// for a complete read); for the others, what the source returned.
+fn next_cursor(
+    rt: &SourceRuntime,
+    committed: &Committed,
+    complete: bool,
+    returned: Option<String>,
+    started: DateTime<Utc>,
+) -> Option<String> {
+    if !rt.source.cursor_from_records() {
+        return if complete { returned } else { None };
+    }
+    match committed.times.newest {
+        Some(t) => Some(t.to_rfc3339()),
+        None if complete && committed.times.untimed => Some(started.to_rfc3339()),
+        None => None,
+    }
+}
+
+/// Reads one source from `since` (or its stored cursor minus the overlap, or its
+/// `initial_cursor`) and stores what it brings, page by page; with `move_cursor`, the
+/// cursor follows what was committed, also when a later page fails.
+pub async fn read_source(
+    shared: &Shared,
+    rt: &SourceRuntime,
+    since: Option<DateTime<Utc>>,
+    move_cursor: bool,
+    timeout: std::time::Duration,
+    started: DateTime<Utc>,
+) -> Result<ReadOutcome, String> {
+    let name = rt.config.name.as_str();
+    let cursor = shared.store.cursor(name).await.map_err(|e| e.to_string())?;
+    let ctx = shared.context();
+    let overlap = Span::seconds(rt.config.overlap_seconds.max(0));
+    let since = match since {
+        Some(s) => s,
+        None => match cursor
+            .as_deref()
+            .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+        {
+            Some(c) => c.with_timezone(&Utc) - overlap,
+            None => {
+                let s = rt.config.initial_since(&ctx.calendar, started)?;
+                if rt.source.cursor_from_records() {
+                    tracing::info!(
+                        source = name,
+                        since = %crate::timefmt::rfc3339(s, &ctx.calendar),
+                        "first poll: reading every record changed since initial_cursor"
+                    );
+                }
+                s
+            }
+        },
+    };
+    let pctx = PollContext {
+        source: name,
+        now: started,
+        since,
+        calendar: &ctx.calendar,
+        directory: &ctx.directory,
+        catalogue: &ctx.catalogue,
+        store: &shared.store,
+    };
+    // Pages are stored as they arrive; the cursor after them.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<source::Page>(2);
+    let produce = async {
+        tokio::time::timeout(timeout, rt.source.poll_pages(cursor.as_deref(), &pctx, tx))
+            .await
+            .map_err(|_| format!("timed out after {} s", timeout.as_secs()))?
+            .map_err(|e| e.to_string())
+    };
+    // Preparing page k+1 overlaps committing pages k and k-1.
+    let (btx, brx) = tokio::sync::mpsc::channel::<PreparedPage>(1);
+    let consume = async {
+        let mut overlay = Overlay::default();
+        while let Some(page) = rx.recv().await {
+            let records = page.records.len();
+            let delivery = Delivery {
+                records: page.records,
+                files: page.files,
+                ..Delivery::default()
+            };
+            let p = prepare(shared, name, &rt.mapping, delivery, started, &mut overlay)
+                .await
+                .map_err(|e| e.to_string())?;
+            let page = PreparedPage {
+                batch: p.batch,
+                records,
+                stats: p.stats,
+                times: p.times,
+            };
+            if btx.send(page).await.is_err() {
+                return Err("storing stopped".to_string());
+            }
+        }
+        drop(btx);
+        Ok::<_, String>(())
+    };
+    let (produced, consumed, (committed, stored)) =
+        tokio::join!(produce, consume, commit_pipelined(shared, brx));
+    let error = stored
+        .err()
+        .map(|e| e.to_string())
+        .or(consumed.err())
+        .or(produced.as_ref().err().cloned());
+    let returned = produced.ok().flatten();
+    let mut cursor_stored = None;
+    if move_cursor {
+        if let Some(c) = next_cursor(rt, &committed, error.is_none(), returned, started) {
+            let delivery = Delivery {
+                cursor: Some(c.clone()),
+                ..Delivery::default()
+            };
+            match ingest(shared, name, &rt.mapping, delivery, started).await {
+                Ok(_) => {
+                    cursor_stored = DateTime::parse_from_rfc3339(&c)
+                        .ok()
+                        .map(|t| t.with_timezone(&Utc))
+                }
+                Err(e) => return Err(error.unwrap_or_else(|| format!("storing the cursor: {e}"))),
+            }
+        }
+    }
+    Ok(ReadOutcome {
+        committed,
+        cursor: cursor_stored,
+        error,
+    })
+}
+
+/// Compares a poll's change times with the daemon's clock: a source stamping changes
+/// in the future, or stamping them earlier than a cursor on our own clock would have
+/// asked for (its clock runs behind, or it commits long after stamping).
+fn clock_warning(
+    times: &ChangeTimes,
+    started: DateTime<Utc>,
+    previous_poll: Option<DateTime<Utc>>,
+    overlap: Span,
+) -> (Option<i64>, Option<String>) {
+    let Some(newest) = times.newest_changed else {
+        return (None, None);
+    };
+    let skew = (newest - started).num_seconds();
+    let warning = if newest > started + FUTURE_TOLERANCE {
+        Some(format!(
+            "records are stamped up to {skew} s after this daemon's clock: the source's clock runs ahead"
+        ))
+    } else if previous_poll.is_some_and(|p| newest < p - overlap) {
+        Some(format!(
+            "a change stamped {} s before this poll arrived after the previous poll, more than the overlap ({} s) late: \
+             the source's clock runs behind, or it commits changes long after stamping them (nothing is lost: the cursor follows the records)",
+            -skew,
+            overlap.num_seconds()
+        ))
+    } else {
+        None
+    };
+    (Some(skew), warning)
+}
+
+/// How far ahead of the daemon's clock a change time may be before it is a skew.
+const FUTURE_TOLERANCE: Span = Span::seconds(60);
+
 /// Polls one source once: fetch, ingest, record the run and the source's health.
 pub async fn poll_once(
     shared: &Shared,
@@ -1667,96 +1955,63 @@ pub async fn poll_once(
 ) {
     let name = rt.config.name.as_str();
     let started = shared.now();
-    let skip = shared
+    let (skip, previous_poll) = shared
         .health()
         .iter()
         .find(|h| h.name == name)
-        .and_then(|h| h.next_attempt)
-        .is_some_and(|next| started < next);
+        .map(|h| {
+            (
+                h.next_attempt.is_some_and(|next| started < next),
+                h.last_poll,
+            )
+        })
+        .unwrap_or((false, None));
     if skip {
         tracing::debug!(source = name, "backing off");
         return;
     }
-    let result: Result<(usize, IngestStats), String> = async {
-        let cursor = shared.store.cursor(name).await.map_err(|e| e.to_string())?;
-        let ctx = shared.context();
-        let pctx = PollContext {
-            source: name,
-            now: started,
-            calendar: &ctx.calendar,
-            directory: &ctx.directory,
-            catalogue: &ctx.catalogue,
-            store: &shared.store,
-        };
-        // Pages are stored as they arrive; the cursor only after the last one.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<source::Page>(2);
-        let produce = async {
-            tokio::time::timeout(timeout, rt.source.poll_pages(cursor.as_deref(), &pctx, tx))
-                .await
-                .map_err(|_| format!("timed out after {} s", timeout.as_secs()))?
-                .map_err(|e| e.to_string())
-        };
-        // Preparing page k+1 overlaps committing pages k and k-1.
-        let (btx, brx) = tokio::sync::mpsc::channel::<Batch>(1);
-        let consume = async {
-            let mut n = 0;
-            let mut stats = IngestStats::default();
-            let mut overlay = Overlay::default();
-            while let Some(page) = rx.recv().await {
-                n += page.records.len();
-                let delivery = Delivery {
-                    records: page.records,
-                    files: page.files,
-                    ..Delivery::default()
-                };
-                let p = prepare(shared, name, &rt.mapping, delivery, started, &mut overlay)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                stats.add(p.stats);
-                if btx.send(p.batch).await.is_err() {
-                    return Err("storing stopped".to_string());
-                }
-            }
-            drop(btx);
-            Ok::<_, String>((n, stats))
-        };
-        let commit = async {
-            let result = commit_pipelined(shared, brx).await;
-            result.map_err(|e| e.to_string())
-        };
-        let (produced, consumed, committed) = tokio::join!(produce, consume, commit);
-        committed?;
-        let (n, stats) = consumed?;
-        let new_cursor = produced?;
-        if new_cursor.is_some() {
-            let delivery = Delivery {
-                cursor: new_cursor,
-                ..Delivery::default()
-            };
-            ingest(shared, name, &rt.mapping, delivery, started)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        tracing::debug!(
-            source = name,
-            ms = (shared.now() - started).num_milliseconds(),
-            "poll stored"
-        );
-        Ok((n, stats))
-    }
-    .await;
+    let first = matches!(shared.store.cursor(name).await, Ok(None));
+    let result = read_source(shared, rt, None, true, timeout, started).await;
     let finished = shared.now();
     shared
         .metrics
         .poll_duration
         .with_label_values(&[name])
         .observe((finished - started).num_milliseconds() as f64 / 1000.0);
-    if let Ok((_, s)) = &result {
-        shared.count_ingest(name, s);
+    let (outcome, failure) = match result {
+        Ok(o) => {
+            let e = o.error.clone();
+            (Some(o), e)
+        }
+        Err(e) => (None, Some(e)),
+    };
+    let committed = outcome.as_ref().map(|o| o.committed).unwrap_or_default();
+    let moved = outcome.as_ref().and_then(|o| o.cursor);
+    let overlap = Span::seconds(rt.config.overlap_seconds.max(0));
+    let (skew, warning) = clock_warning(&committed.times, started, previous_poll, overlap);
+    if let Some(w) = &warning {
+        tracing::warn!(source = name, skew_seconds = skew, "{w}");
+    }
+    let mut first_warning = None;
+    if first && failure.is_none() && rt.source.cursor_from_records() {
+        if let Ok(initial) = rt.config.initial_since(&shared.context().calendar, started) {
+            let older = shared.open_changed_before(name, initial);
+            if older == 0 {
+                let w = format!(
+                    "the first poll found no open case last changed before {} (initial_cursor): an open dossier unchanged since then \
+                     is not read unless the source is also asked for open dossiers whatever their change time (README: Connect a real one-stop system)",
+                    crate::timefmt::rfc3339(initial, &shared.context().calendar)
+                );
+                tracing::warn!(source = name, "{w}");
+                first_warning = Some(w);
+            }
+        }
     }
     shared.metrics_changed();
-    let (ok, message) = match &result {
-        Ok((n, s)) => {
+    let s = committed.stats;
+    let n = committed.records;
+    let (ok, message) = match &failure {
+        None => {
             tracing::info!(
                 source = name,
                 records = n,
@@ -1775,20 +2030,40 @@ pub async fn poll_once(
                 ),
             )
         }
-        Err(e) => {
-            tracing::warn!(source = name, error = %e, "poll failed");
-            (false, e.clone())
+        Some(e) => {
+            let kept = match moved {
+                Some(c) => format!(
+                    "{n} records stored before it; the next poll reads on from {}",
+                    c.to_rfc3339()
+                ),
+                None if n > 0 => format!(
+                    "{n} records stored before it; the cursor did not move (they carry no change time)"
+                ),
+                None => "nothing stored; the cursor did not move".to_string(),
+            };
+            tracing::error!(source = name, error = %e, stored = n, "poll failed: {kept}");
+            (false, format!("{e} ({kept})"))
         }
     };
     shared.update_health(name, |h| {
         h.last_poll = Some(started);
-        if let Ok((n, _)) = &result {
+        if let Some(c) = moved {
+            h.cursor = Some(c.to_rfc3339());
+        }
+        if skew.is_some() {
+            h.clock_skew_seconds = skew;
+            h.clock_warning = warning.clone();
+        }
+        if first_warning.is_some() {
+            h.first_poll_warning = first_warning.clone();
+        }
+        if ok {
             h.up = true;
             h.last_success = Some(finished);
             h.last_error = None;
             h.consecutive_failures = 0;
             h.next_attempt = None;
-            h.last_records = *n;
+            h.last_records = n;
         } else {
             h.up = false;
             h.last_error = Some(message.clone());

@@ -130,6 +130,8 @@ pub struct SourceFact {
     pub up: bool,
     pub last_success: Option<f64>,
     pub quarantined: i64,
+    /// Newest change time of the last poll that brought changes, minus the poll's start.
+    pub clock_skew: Option<f64>,
 }
 
 /// Everything [`Metrics::refresh`] needs, gathered by the daemon.
@@ -157,6 +159,7 @@ pub struct Metrics {
     procedure_open: Option<IntGaugeVec>,
     source_up: IntGaugeVec,
     source_last_success: GaugeVec,
+    source_clock_skew: GaugeVec,
     quarantined: IntGaugeVec,
     unit_info: IntGaugeVec,
     official_until: Gauge,
@@ -267,6 +270,12 @@ impl Metrics {
             "Unix time of the source's last successful poll or delivery.",
             &["source"],
         );
+        let source_clock_skew = gauge(
+            &r,
+            "slawatch_source_clock_skew_seconds",
+            "Newest change time among the records the last poll changed, minus the poll's start by the daemon's clock: near zero, or negative by at most the time between polls; far below, the source's clock runs behind (or it stamps changes long before committing them); above zero, its clock runs ahead.",
+            &["source"],
+        );
         let poll_duration = histogram(
             &r,
             "slawatch_source_poll_duration_seconds",
@@ -344,6 +353,7 @@ impl Metrics {
             procedure_open,
             source_up,
             source_last_success,
+            source_clock_skew,
             quarantined,
             unit_info,
             official_until,
@@ -506,6 +516,7 @@ impl Metrics {
     pub fn set_sources(&self, sources: &[SourceFact]) {
         self.source_up.reset();
         self.source_last_success.reset();
+        self.source_clock_skew.reset();
         self.quarantined.reset();
         for src in sources {
             self.source_up
@@ -519,6 +530,11 @@ impl Metrics {
             self.quarantined
                 .with_label_values(&[&src.name])
                 .set(src.quarantined);
+            if let Some(s) = src.clock_skew {
+                self.source_clock_skew
+                    .with_label_values(&[&src.name])
+                    .set(s);
+            }
             for result in ["inserted", "updated", "unchanged", "quarantined"] {
                 // Present from the start, so rate() sees the first increase.
                 let _ = self.ingest_records.with_label_values(&[&src.name, result]);
@@ -777,6 +793,7 @@ mod tests {
                 up: false,
                 last_success: Some(1_700_000_000.5),
                 quarantined: 3,
+                clock_skew: Some(-420.0),
             }],
             official_until: Some(1_798_736_400.0),
         });

@@ -1,9 +1,12 @@
 //! The `http` source: a JSON API over HTTP(S).
 //!
-//! The URL template may hold `{cursor}` (the last poll's start minus the overlap, as
-//! `cursor_format` says) and `{page}`. Pages are followed through the `next_page`
-//! JSON pointer when given, else `{page}` counts up from `first_page` until a page is
-//! empty, up to `max_pages`. Records sit at the `records` pointer (default: the body
+//! The URL template may hold `{cursor}` (the change time to read from, as
+//! `cursor_format` says: the newest change time stored minus the overlap, or
+//! `initial_cursor` on the first poll) and `{page}`. Pages are followed through the
+//! `next_page` JSON pointer when given (a link, or a page number put in `{page}`),
+//! else `{page}` counts up from `first_page` until a page is empty. A pointer value
+//! that is neither, or more than `max_pages` pages, is an error of the poll, never
+//! its quiet end: the cursor stays at the last record stored. Records sit at the `records` pointer (default: the body
 //! when it is an array, else `/data`). Auth: none, bearer or basic (secret from the
 //! environment), or a DVCQG-style session: POST `{username, password}` to
 //! `login_url`, take the token from `/session` (or `/access_token`, `/token`), send it
@@ -13,7 +16,7 @@
 
 use super::{Page, Poll, PollContext, RawRecord, Source, SourceConfig, SourceError};
 use async_trait::async_trait;
-use chrono::{DateTime, Duration as Span, Utc};
+use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
@@ -40,7 +43,6 @@ pub struct HttpSource {
     max_pages: u32,
     auth: Auth,
     retries: u32,
-    overlap: Span,
     cursor_format: CursorFormat,
 }
 
@@ -119,7 +121,6 @@ impl HttpSource {
             max_pages: cfg.max_pages.unwrap_or(1000),
             auth,
             retries: cfg.retries.unwrap_or(3),
-            overlap: Span::seconds(cfg.overlap_seconds.max(0)),
             cursor_format,
         })
     }
@@ -291,36 +292,47 @@ impl Source for HttpSource {
         })
     }
 
+    fn cursor_from_records(&self) -> bool {
+        true
+    }
+
     async fn poll_pages(
         &self,
-        cursor: Option<&str>,
+        _cursor: Option<&str>,
         ctx: &PollContext<'_>,
         pages: tokio::sync::mpsc::Sender<Page>,
     ) -> Result<Option<String>, SourceError> {
-        let since = cursor
-            .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
-            .map(|c| c.with_timezone(&Utc) - self.overlap)
-            .unwrap_or_else(|| ctx.now - Span::days(90));
-        let cursor_text = encode(&self.format_cursor(since, ctx));
+        let cursor_text = encode(&self.format_cursor(ctx.since, ctx));
         let base = self.template.replace("{cursor}", &cursor_text);
         let mut url = base.replace("{page}", &self.first_page.to_string());
         let mut page_no = self.first_page;
-        for n in 0..self.max_pages {
+        let mut read = 0u32;
+        loop {
+            if read == self.max_pages {
+                return Err(SourceError::Response(format!(
+                    "max_pages ({}) reached with more pages to read: the rest is read by the next poll, \
+                     from the last record stored; raise max_pages if this repeats",
+                    self.max_pages
+                )));
+            }
             let mut page = self.get(&url).await?;
+            read += 1;
             let records = self.page_records(&mut page)?;
             let count = records.len();
             let next = match &self.next_page {
-                Some(p) => page
-                    .pointer(p)
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| {
-                        if s.starts_with("http") {
-                            s.to_string()
-                        } else {
-                            join_url(&url, s)
-                        }
-                    }),
+                Some(p) => match next_of(page.pointer(p), &url)? {
+                    Next::End => None,
+                    Next::Url(u) => Some(u),
+                    Next::Number(n) if self.template.contains("{page}") => {
+                        page_no = n;
+                        Some(base.replace("{page}", &n.to_string()))
+                    }
+                    Next::Number(n) => {
+                        return Err(SourceError::Response(format!(
+                            "next_page `{p}` is the page number {n}, but url has no {{page}} to put it in"
+                        )))
+                    }
+                },
                 None if self.template.contains("{page}") && count > 0 => {
                     page_no += 1;
                     Some(base.replace("{page}", &page_no.to_string()))
@@ -331,7 +343,7 @@ impl Source for HttpSource {
                 let records = records
                     .into_iter()
                     .enumerate()
-                    .map(|(i, v)| RawRecord::json(v, format!("page {} [{i}]", n + 1)))
+                    .map(|(i, v)| RawRecord::json(v, format!("page {read} [{i}]")))
                     .collect();
                 pages
                     .send(Page {
@@ -342,11 +354,55 @@ impl Source for HttpSource {
                     .map_err(|_| SourceError::Transport("storing stopped".into()))?;
             }
             match next {
+                Some(u) if u == url => {
+                    return Err(SourceError::Response(format!(
+                        "the next page of {} is the same page",
+                        redact_query(&url)
+                    )))
+                }
                 Some(u) => url = u,
                 None => break,
             }
         }
         Ok(Some(ctx.now.to_rfc3339()))
+    }
+}
+
+/// What a page's next-page pointer says.
+#[derive(Debug, PartialEq)]
+enum Next {
+    End,
+    Url(String),
+    Number(u32),
+}
+
+/// Reads a next-page pointer's value: absent, `null` or `""` ends the poll; a number
+/// (or a string of digits) is a page number for `{page}`; another string is a link,
+/// absolute or relative to `current`. Anything else is an error, never an end.
+fn next_of(v: Option<&Value>, current: &str) -> Result<Next, SourceError> {
+    let bad = |v: &Value| {
+        SourceError::Response(format!(
+            "the next-page pointer holds `{v}`, which is neither a link nor a page number"
+        ))
+    };
+    match v {
+        None | Some(Value::Null) => Ok(Next::End),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(Next::End),
+        Some(Value::String(s)) if s.trim().bytes().all(|b| b.is_ascii_digit()) => s
+            .trim()
+            .parse()
+            .map(Next::Number)
+            .map_err(|_| bad(&Value::String(s.clone()))),
+        Some(Value::String(s)) if s.starts_with("http://") || s.starts_with("https://") => {
+            Ok(Next::Url(s.clone()))
+        }
+        Some(Value::String(s)) => Ok(Next::Url(join_url(current, s))),
+        Some(v @ Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Next::Number)
+            .ok_or_else(|| bad(v)),
+        Some(v) => Err(bad(v)),
     }
 }
 
@@ -385,6 +441,35 @@ mod tests {
             join_url("http://h:1/api/hoso", "next"),
             "http://h:1/api/next"
         );
+    }
+
+    #[test]
+    fn next_page_pointers_are_links_numbers_or_errors() {
+        let cur = "http://h:1/api/hoso?page=1";
+        let v = |j: Value| next_of(Some(&j), cur);
+        assert_eq!(next_of(None, cur).unwrap(), Next::End);
+        assert_eq!(v(Value::Null).unwrap(), Next::End);
+        assert_eq!(v(serde_json::json!("")).unwrap(), Next::End);
+        assert_eq!(v(serde_json::json!(2)).unwrap(), Next::Number(2));
+        assert_eq!(v(serde_json::json!("3")).unwrap(), Next::Number(3));
+        assert_eq!(
+            v(serde_json::json!("?page=2")).unwrap(),
+            Next::Url("http://h:1/api/hoso?page=2".into())
+        );
+        assert_eq!(
+            v(serde_json::json!("https://x/y")).unwrap(),
+            Next::Url("https://x/y".into())
+        );
+        for bad in [
+            serde_json::json!(true),
+            serde_json::json!(false),
+            serde_json::json!(-1),
+            serde_json::json!(2.5),
+            serde_json::json!({"href": "/p2"}),
+            serde_json::json!([2]),
+        ] {
+            assert!(v(bad.clone()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -98,6 +98,9 @@ impl SourceError {
 pub struct PollContext<'a> {
     pub source: &'a str,
     pub now: DateTime<Utc>,
+    /// The change time the records are asked from (`http`, `sql`): the stored cursor
+    /// minus the overlap, `initial_cursor` on the first poll, or a backfill's start.
+    pub since: DateTime<Utc>,
     pub calendar: &'a Calendar,
     pub directory: &'a Directory,
     pub catalogue: &'a Catalogue,
@@ -106,6 +109,14 @@ pub struct PollContext<'a> {
 
 #[async_trait]
 pub trait Source: Send + Sync {
+    /// Whether the cursor follows the records' own change times (the largest one
+    /// committed), rather than the cursor the source returns. True for sources asked
+    /// for changes since an instant (`http`, `sql`), so a source whose clock runs
+    /// behind or ahead of ours loses nothing.
+    fn cursor_from_records(&self) -> bool {
+        false
+    }
+
     /// Records changed since `cursor` (`None` on the first poll).
     async fn poll(&self, cursor: Option<&str>, ctx: &PollContext<'_>) -> Result<Poll, SourceError>;
 
@@ -156,6 +167,12 @@ pub struct SourceConfig {
     /// missed (the records seen twice change nothing).
     #[serde(default = "default_overlap")]
     pub overlap_seconds: i64,
+    /// Where the first poll of an `http` or `sql` source starts (`since` of the first
+    /// request): an RFC 3339 instant or a date `YYYY-MM-DD` (local midnight). Default:
+    /// 1 January of the previous year, so the running and previous years' reports
+    /// are complete.
+    #[serde(default)]
+    pub initial_cursor: Option<String>,
     /// Timeout of one request or query.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
@@ -247,6 +264,34 @@ fn default_timeout() -> u64 {
 }
 
 impl SourceConfig {
+    /// The instant the first poll reads from (see `initial_cursor`).
+    pub fn initial_since(
+        &self,
+        calendar: &Calendar,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, String> {
+        match self.initial_cursor.as_deref().map(str::trim) {
+            None | Some("") => {
+                use chrono::Datelike;
+                let year = calendar.local(now).date().year() - 1;
+                let d = chrono::NaiveDate::from_ymd_opt(year, 1, 1).expect("1 January");
+                Ok(calendar.instant(d.and_hms_opt(0, 0, 0).expect("midnight")))
+            }
+            Some(t) => {
+                if let Ok(i) = DateTime::parse_from_rfc3339(t) {
+                    return Ok(i.with_timezone(&Utc));
+                }
+                chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                    .map(|d| calendar.instant(d.and_hms_opt(0, 0, 0).expect("midnight")))
+                    .map_err(|_| {
+                        format!(
+                            "initial_cursor `{t}` is neither an RFC 3339 instant nor a date YYYY-MM-DD"
+                        )
+                    })
+            }
+        }
+    }
+
     /// The record mapping of this source.
     pub fn mapping(&self) -> Result<Mapping, String> {
         let format = self.format.as_deref().or(match self.kind.as_str() {

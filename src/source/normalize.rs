@@ -104,6 +104,9 @@ impl Mapping {
                 ("finished_at", "/NgayKetThucXuLy"),
                 ("returned_at", "/NgayTra"),
                 ("refused_at", "/NgayTuChoi"),
+                // The one-stop system's change time (not in the portal's push format):
+                // the cursor of an http source follows it.
+                ("updated_at", "/NgayCapNhat"),
                 ("applicant_id", "/SoGiayToChuHoSo"),
             ]),
             supplements: Some((

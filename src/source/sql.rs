@@ -10,13 +10,14 @@
 //! as local time when they carry no zone) or text in any accepted format.
 //!
 //! The query runs in a read-only transaction (SQLite: a read-only connection). The
-//! cursor parameter is the last poll's start minus the overlap, written as
+//! cursor parameter is the newest change time (`updated_at` column) stored so far
+//! minus the overlap (`initial_cursor` on the first poll), written as
 //! `cursor_format` says: `local` (default, `YYYY-MM-DD HH:MM:SS` local time),
 //! `rfc3339` or `dvcqg` (`yyyyMMddHHmmss`).
 
 use super::{Poll, PollContext, RawRecord, Source, SourceConfig, SourceError};
 use async_trait::async_trait;
-use chrono::{DateTime, Duration as Span, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::{Column, Row};
 use std::time::Duration;
@@ -32,7 +33,6 @@ pub struct SqlSource {
     url: String,
     query: String,
     timeout: Duration,
-    overlap: Span,
     cursor_format: String,
     pool: OnceCell<Pool>,
 }
@@ -70,7 +70,6 @@ impl SqlSource {
             url: url.replacen("mariadb://", "mysql://", 1),
             query,
             timeout: Duration::from_secs(cfg.timeout_seconds.max(1)),
-            overlap: Span::seconds(cfg.overlap_seconds.max(0)),
             cursor_format,
             pool: OnceCell::new(),
         })
@@ -183,11 +182,16 @@ macro_rules! rows_to_records {
 
 #[async_trait]
 impl Source for SqlSource {
-    async fn poll(&self, cursor: Option<&str>, ctx: &PollContext<'_>) -> Result<Poll, SourceError> {
-        let since = cursor
-            .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
-            .map(|c| c.with_timezone(&Utc) - self.overlap)
-            .unwrap_or_else(|| ctx.now - Span::days(90));
+    fn cursor_from_records(&self) -> bool {
+        true
+    }
+
+    async fn poll(
+        &self,
+        _cursor: Option<&str>,
+        ctx: &PollContext<'_>,
+    ) -> Result<Poll, SourceError> {
+        let since = ctx.since;
         let param = match self.cursor_format.as_str() {
             "rfc3339" => since.to_rfc3339(),
             "dvcqg" => ctx.calendar.local(since).format("%Y%m%d%H%M%S").to_string(),

@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod daemon;
 mod deploy;
+mod ingest;
 mod metrics;
 mod props;
 mod reload;

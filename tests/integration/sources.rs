@@ -677,6 +677,7 @@ async fn demo_province_is_deterministic_and_varied() {
             let pctx = slawatch::source::PollContext {
                 source: "demo",
                 now,
+                since: now,
                 calendar: &ctx.calendar,
                 directory: &ctx.directory,
                 catalogue: &ctx.catalogue,

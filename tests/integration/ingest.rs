@@ -1,0 +1,538 @@
+//! Nothing lost on the way in, against the real daemon and a paged fake one-stop API
+//! on 127.0.0.1: the first poll reads back to `initial_cursor`; a numeric next-page
+//! pointer is followed; `max_pages` reached keeps the cursor at the last committed
+//! record and the next poll finishes; counters match the store after a failed page
+//! and after `kill -9`; the start-up poll never overlaps a scheduled one; a source
+//! whose clock runs 10 minutes behind or ahead loses no update.
+
+use crate::scratch;
+use axum::extract::{Query, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Duration as Span, FixedOffset, Utc};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One dossier of the fake system, with its change time by the system's clock.
+#[derive(Clone)]
+struct Rec {
+    id: String,
+    status: &'static str,
+    changed: DateTime<Utc>,
+}
+
+/// A fake one-stop API: `GET /api/hoso?since=…&page=N` answers the dossiers changed
+/// at or after `since` (by its own clock), oldest change first, `per_page` a page,
+/// with `"next_page": N+1` (a number) or `null` on the last page.
+#[derive(Clone)]
+struct Api {
+    recs: Arc<Mutex<Vec<Rec>>>,
+    per_page: usize,
+    /// A page answered with a truncated body.
+    truncate_page: Arc<Mutex<Option<usize>>>,
+    /// A page that waits this long before answering.
+    stall_page: Arc<Mutex<Option<(usize, Duration)>>>,
+    /// Every request waits this long (a slow system).
+    delay: Duration,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl Api {
+    fn new(recs: Vec<Rec>, per_page: usize) -> Api {
+        Api {
+            recs: Arc::new(Mutex::new(recs)),
+            per_page,
+            truncate_page: Default::default(),
+            stall_page: Default::default(),
+            delay: Duration::ZERO,
+            in_flight: Default::default(),
+            max_in_flight: Default::default(),
+            requests: Default::default(),
+            stalled: Default::default(),
+        }
+    }
+}
+
+fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&FixedOffset::east_opt(7 * 3600).unwrap())
+        .format("%Y%m%d%H%M%S")
+        .to_string()
+}
+
+fn dossier(r: &Rec) -> Value {
+    json!({"MaHoSo": r.id, "TrangThaiHoSo": r.status, "DonViXuLy": "Sở Tư pháp",
+           "MaTTHC": "1.004227", "NgayTiepNhan": local(r.changed - Span::days(3)),
+           "NgayHenTra": local(r.changed + Span::days(30)),
+           "NgayKetThucXuLy": if r.status == "10" { json!(local(r.changed)) } else { json!("") },
+           "NgayCapNhat": local(r.changed)})
+}
+
+async fn hoso(
+    State(api): State<Api>,
+    Query(q): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
+    let now = api.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    api.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    api.requests.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(api.delay).await;
+    let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let stall = *api.stall_page.lock().unwrap();
+    if let Some((p, d)) = stall {
+        if p == page {
+            api.stalled.store(true, Ordering::SeqCst);
+            tokio::time::sleep(d).await;
+        }
+    }
+    let since = q
+        .get("since")
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|s| s.with_timezone(&Utc))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let mut recs: Vec<Rec> = api
+        .recs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.changed >= since)
+        .cloned()
+        .collect();
+    recs.sort_by_key(|r| (r.changed, r.id.clone()));
+    let items: Vec<Value> = recs
+        .iter()
+        .skip((page - 1) * api.per_page)
+        .take(api.per_page)
+        .map(dossier)
+        .collect();
+    let more = recs.len() > page * api.per_page;
+    let body =
+        json!({"data": items, "next_page": if more { json!(page + 1) } else { Value::Null }})
+            .to_string();
+    api.in_flight.fetch_sub(1, Ordering::SeqCst);
+    if *api.truncate_page.lock().unwrap() == Some(page) {
+        return body[..body.len() / 2].to_string();
+    }
+    body
+}
+
+fn serve(api: Api) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap().to_string()).unwrap();
+            let app = Router::new().route("/api/hoso", get(hoso)).with_state(api);
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    format!("http://{}", rx.recv().unwrap())
+}
+
+/// The real daemon, its clock on the run's timeline.
+struct Daemon {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path) -> Daemon {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let log = dir.join(format!("daemon-{}.log", N.fetch_add(1, Ordering::SeqCst)));
+        let mut child = crate::slawatch()
+            .args(["--config", "slawatch.toml", "--log-format", "json", "run"])
+            .current_dir(dir)
+            .env("SLAWATCH_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the daemon starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = log.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&path).unwrap();
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
+                let _ = file.flush();
+                if !sent {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        if v["fields"]["message"] == "http listener" {
+                            let _ =
+                                tx.send(v["fields"]["listen"].as_str().unwrap_or("").to_string());
+                            sent = true;
+                        }
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the daemon reports its listener");
+        Daemon { child, addr, log }
+    }
+
+    fn text(&self, path: &str) -> String {
+        let url = format!("http://{}{path}", self.addr);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async { reqwest::get(&url).await.unwrap().text().await.unwrap() })
+    }
+
+    fn ready(&self) -> Value {
+        serde_json::from_str(&self.text("/readyz")).unwrap()
+    }
+
+    /// A sample of `/metrics` by its name and labels as written (`{source="p"}`).
+    fn metric(&self, series: &str) -> f64 {
+        self.text("/metrics")
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(f64::NAN)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(dir: &Path, base: &str, extra: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(
+        dir.join("slawatch.toml"),
+        format!(
+            "[catalogue]\nfile = \"{root}/config/procedures.toml\"\n[directory]\nfile = \"{root}/config/units.toml\"\n\
+             [store]\nurl = \"sqlite://{db}/slawatch.db\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             [daemon]\nevaluate_schedule = \"*/5 * * * * *\"\nmax_backoff_seconds = 5\n[alerts]\ntransport = \"none\"\n\
+             [[source]]\nname = \"p\"\ntype = \"http\"\nurl = \"{base}/api/hoso?since={{cursor}}&page={{page}}\"\n\
+             next_page = \"/next_page\"\nschedule = \"*/2 * * * * *\"\n{extra}",
+            root = root.display(),
+            db = dir.display(),
+        ),
+    )
+    .unwrap();
+}
+
+fn count(dir: &Path, sql: &str) -> i64 {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection;
+            let url = format!("sqlite://{}/slawatch.db?mode=ro", dir.display());
+            let Ok(mut c) = sqlx::SqliteConnection::connect(&url).await else {
+                return -1;
+            };
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&mut c)
+                .await
+                .unwrap_or(-1)
+        })
+}
+
+fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// `n` dossiers changed one minute apart, the newest `newest_ago` before now.
+fn recs(prefix: &str, n: usize, newest: DateTime<Utc>) -> Vec<Rec> {
+    (0..n)
+        .map(|i| Rec {
+            id: format!("{prefix}-{i:03}"),
+            status: "4",
+            changed: newest - Span::minutes((n - 1 - i) as i64),
+        })
+        .collect()
+}
+
+/// Records changed 800, 400, 200, 100 and 1 days ago, open and finished, 3 a page with a
+/// numeric next-page pointer: a fresh daemon reads all but the 800-day-old ones (before
+/// the default initial_cursor, 1 January of last year), and warns that open dossiers
+/// unchanged since then are not read.
+#[test]
+fn a_fresh_daemon_reads_back_to_the_start_of_last_year_through_numeric_pages() {
+    let now = crate::test_now();
+    let mut all = Vec::new();
+    for (days, n) in [(800i64, 2usize), (400, 5), (200, 5), (100, 5), (1, 5)] {
+        for i in 0..n {
+            all.push(Rec {
+                id: format!("D{days}-{i}"),
+                status: if i % 2 == 0 { "4" } else { "10" },
+                changed: now - Span::days(days) + Span::minutes(i as i64),
+            });
+        }
+    }
+    let api = Api::new(all, 3);
+    let base = serve(api.clone());
+    let dir = scratch("ingest-first");
+    config(&dir, &base, "");
+    let d = Daemon::start(&dir);
+    wait_until(Duration::from_secs(30), "the first poll", || {
+        d.log_text().contains("poll done")
+    });
+    assert_eq!(
+        count(&dir, "SELECT COUNT(*) FROM cases"),
+        20,
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(
+        count(
+            &dir,
+            "SELECT COUNT(*) FROM cases WHERE case_id LIKE 'D800-%'"
+        ),
+        0
+    );
+    // 20 records at 3 a page: 7 pages read by following "next_page": 2, 3, …
+    assert!(api.requests.load(Ordering::SeqCst) >= 7);
+    let log = d.log_text();
+    assert!(
+        log.contains("first poll: reading every record changed since initial_cursor"),
+        "{log}"
+    );
+    assert!(log.contains("no open case last changed before"), "{log}");
+    let ready = d.ready();
+    assert!(
+        ready["sources"][0]["first_poll_warning"]
+            .as_str()
+            .unwrap_or("")
+            .contains("initial_cursor"),
+        "{ready}"
+    );
+    wait_until(Duration::from_secs(10), "the counters", || {
+        d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}") == 20.0
+    });
+}
+
+/// `max_pages = 2` with 15 records at 3 a page: each poll stops with an error after 6
+/// records, the cursor stays at the last committed record, and the following polls
+/// read on from there until every record is in.
+#[test]
+fn max_pages_reached_is_an_error_and_the_next_poll_reads_on() {
+    let now = crate::test_now();
+    let api = Api::new(recs("M", 15, now - Span::hours(1)), 3);
+    let base = serve(api.clone());
+    let dir = scratch("ingest-maxpages");
+    config(&dir, &base, "max_pages = 2\noverlap_seconds = 30\n");
+    let d = Daemon::start(&dir);
+    wait_until(Duration::from_secs(20), "the first poll to fail", || {
+        d.ready()["sources"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("max_pages (2) reached"))
+    });
+    let first = count(&dir, "SELECT COUNT(*) FROM cases");
+    assert!(first >= 6, "{first}");
+    assert_eq!(d.ready()["sources"][0]["up"], false);
+    assert!(
+        d.log_text().contains("\"level\":\"ERROR\""),
+        "an error is logged"
+    );
+    wait_until(Duration::from_secs(60), "every record", || {
+        count(&dir, "SELECT COUNT(*) FROM cases") == 15
+    });
+    wait_until(Duration::from_secs(20), "a complete poll", || {
+        d.ready()["sources"][0]["up"] == true
+    });
+    // The cursor is the newest change time stored, by the source's clock.
+    let cursor = d.ready()["sources"][0]["cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cursor = DateTime::parse_from_rfc3339(&cursor)
+        .unwrap()
+        .with_timezone(&Utc);
+    assert_eq!(cursor, (now - Span::hours(1)).with_nanosecond_zero());
+    wait_until(Duration::from_secs(10), "the counters", || {
+        d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}") == 15.0
+    });
+}
+
+trait NoNanos {
+    fn with_nanosecond_zero(self) -> Self;
+}
+
+impl NoNanos for DateTime<Utc> {
+    fn with_nanosecond_zero(self) -> Self {
+        use chrono::Timelike;
+        self.with_nanosecond(0).unwrap()
+    }
+}
+
+/// A truncated page 2: page 1 stays stored and counted (the counters equal the store),
+/// the poll is an error, and once the page is whole again the rest comes in.
+#[test]
+fn a_truncated_page_keeps_what_was_committed_and_counts_it() {
+    let now = crate::test_now();
+    let api = Api::new(recs("T", 7, now - Span::hours(2)), 3);
+    *api.truncate_page.lock().unwrap() = Some(2);
+    let base = serve(api.clone());
+    let dir = scratch("ingest-truncated");
+    config(&dir, &base, "overlap_seconds = 30\n");
+    let d = Daemon::start(&dir);
+    wait_until(Duration::from_secs(20), "the poll to fail", || {
+        d.ready()["sources"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not JSON"))
+    });
+    assert_eq!(count(&dir, "SELECT COUNT(*) FROM cases"), 3);
+    wait_until(Duration::from_secs(10), "the counters of page 1", || {
+        d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}") == 3.0
+    });
+    *api.truncate_page.lock().unwrap() = None;
+    wait_until(Duration::from_secs(30), "the rest", || {
+        count(&dir, "SELECT COUNT(*) FROM cases") == 7
+    });
+    wait_until(Duration::from_secs(10), "the counters", || {
+        d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}") == 7.0
+    });
+}
+
+/// `kill -9` while page 3 is being fetched: what the counters said before the kill is
+/// what the store holds after it, and a restarted daemon reads the rest.
+#[test]
+fn kill_9_between_pages_leaves_the_counters_equal_to_the_store() {
+    let now = crate::test_now();
+    let api = Api::new(recs("K", 12, now - Span::hours(3)), 3);
+    *api.stall_page.lock().unwrap() = Some((3, Duration::from_secs(60)));
+    let base = serve(api.clone());
+    let dir = scratch("ingest-kill9");
+    config(&dir, &base, "overlap_seconds = 30\n");
+    let mut d = Daemon::start(&dir);
+    wait_until(Duration::from_secs(20), "page 3 asked", || {
+        api.stalled.load(Ordering::SeqCst)
+    });
+    wait_until(Duration::from_secs(20), "pages 1 and 2 stored", || {
+        count(&dir, "SELECT COUNT(*) FROM cases") == 6
+    });
+    // The exposition is rendered a moment after each commit.
+    wait_until(
+        Duration::from_secs(10),
+        "the counters of pages 1 and 2",
+        || d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}") == 6.0,
+    );
+    let counted = d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}");
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    assert_eq!(count(&dir, "SELECT COUNT(*) FROM cases") as f64, counted);
+    *api.stall_page.lock().unwrap() = None;
+    let d = Daemon::start(&dir);
+    wait_until(Duration::from_secs(30), "the rest", || {
+        count(&dir, "SELECT COUNT(*) FROM cases") == 12
+    });
+    wait_until(Duration::from_secs(10), "the counters", || {
+        d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}") == 6.0
+    });
+}
+
+/// A slow system (3 s a request) polled every 2 s: the start-up poll and the
+/// scheduled ones never run at once.
+#[test]
+fn a_slow_source_is_never_polled_twice_at_once() {
+    let now = crate::test_now();
+    let mut api = Api::new(recs("S", 4, now - Span::hours(1)), 10);
+    api.delay = Duration::from_secs(3);
+    let base = serve(api.clone());
+    let dir = scratch("ingest-slow");
+    config(&dir, &base, "");
+    let d = Daemon::start(&dir);
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(
+        api.requests.load(Ordering::SeqCst) >= 2,
+        "polled again after the first"
+    );
+    assert_eq!(
+        api.max_in_flight.load(Ordering::SeqCst),
+        1,
+        "{}",
+        d.log_text()
+    );
+    assert!(d.log_text().contains("previous run still going"));
+}
+
+/// A source whose clock runs `offset` from ours: 18 dossiers, then each one updated
+/// (status 4 → 10) and stamped by the source's clock; every update is read, the skew
+/// shows in its gauge and the source's health.
+fn skewed(offset: Span, name: &str) -> (f64, Value) {
+    let source_now = || crate::test_now() + offset;
+    let api = Api::new(recs(name, 18, source_now()), 50);
+    let base = serve(api.clone());
+    let dir = scratch(name);
+    config(&dir, &base, "");
+    let d = Daemon::start(&dir);
+    wait_until(Duration::from_secs(20), "18 cases", || {
+        count(&dir, "SELECT COUNT(*) FROM cases") == 18
+    });
+    // Two polls later, the system changes every dossier.
+    let polls = api.requests.load(Ordering::SeqCst);
+    wait_until(Duration::from_secs(20), "two more polls", || {
+        api.requests.load(Ordering::SeqCst) >= polls + 2
+    });
+    for r in api.recs.lock().unwrap().iter_mut() {
+        r.status = "10";
+        r.changed = source_now();
+    }
+    wait_until(Duration::from_secs(30), "every update read", || {
+        count(&dir, "SELECT COUNT(*) FROM cases WHERE status = 10") == 18
+    });
+    wait_until(Duration::from_secs(10), "the skew gauge", || {
+        d.metric("slawatch_source_clock_skew_seconds{source=\"p\"}")
+            .is_finite()
+    });
+    let skew = d.metric("slawatch_source_clock_skew_seconds{source=\"p\"}");
+    (skew, d.ready()["sources"][0].clone())
+}
+
+#[test]
+fn a_source_clock_ten_minutes_behind_or_ahead_loses_no_update() {
+    let (skew, health) = skewed(Span::minutes(-10), "behind");
+    assert!((-660.0..=-590.0).contains(&skew), "{skew}");
+    assert!(
+        health["clock_warning"]
+            .as_str()
+            .unwrap_or("")
+            .contains("runs behind"),
+        "{health}"
+    );
+    let (skew, health) = skewed(Span::minutes(10), "ahead");
+    assert!((590.0..=610.0).contains(&skew), "{skew}");
+    assert!(
+        health["clock_warning"]
+            .as_str()
+            .unwrap_or("")
+            .contains("runs ahead"),
+        "{health}"
+    );
+}
