@@ -838,6 +838,12 @@ impl Loaded {
                     message: format!("source `{}`: {message}", s.name),
                 });
             }
+            if let Err(message) = s.check_initial_cursor() {
+                return Err(ConfigError::File {
+                    file,
+                    message: format!("source `{}`: {message}", s.name),
+                });
+            }
         }
         if let Some((rule, addr)) = config.alerts.copies.invalid() {
             return Err(ConfigError::File {

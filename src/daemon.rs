@@ -2085,7 +2085,7 @@ pub async fn poll_once(
 }
 
 /// A random salt for applicant hashes, kept in the store so hashes stay comparable.
-async fn applicant_salt(store: &Arc<dyn Store>) -> Result<String> {
+pub async fn applicant_salt(store: &Arc<dyn Store>) -> Result<String> {
     if let Ok(s) = std::env::var("SLAWATCH_APPLICANT_SALT") {
         if !s.is_empty() {
             return Ok(s);

@@ -264,6 +264,18 @@ fn default_timeout() -> u64 {
 }
 
 impl SourceConfig {
+    /// Checks `initial_cursor` without a calendar (at load time).
+    pub fn check_initial_cursor(&self) -> Result<(), String> {
+        match self.initial_cursor.as_deref().map(str::trim) {
+            None | Some("") => Ok(()),
+            Some(t) if DateTime::parse_from_rfc3339(t).is_ok() => Ok(()),
+            Some(t) if chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").is_ok() => Ok(()),
+            Some(t) => Err(format!(
+                "initial_cursor `{t}` is neither an RFC 3339 instant nor a date YYYY-MM-DD"
+            )),
+        }
+    }
+
     /// The instant the first poll reads from (see `initial_cursor`).
     pub fn initial_since(
         &self,
@@ -376,4 +388,66 @@ pub fn build(cfg: &SourceConfig, calendar: &Calendar) -> Result<Option<Arc<dyn S
             ))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(initial: Option<&str>) -> SourceConfig {
+        let mut text = "name = \"p\"\ntype = \"http\"\n".to_string();
+        if let Some(i) = initial {
+            text.push_str(&format!("initial_cursor = \"{i}\"\n"));
+        }
+        toml::from_str(&text).unwrap()
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_first_poll_reads_back_to_1_january_of_last_year() {
+        let cal = Calendar::builtin();
+        let s = source(None);
+        // 01/12/2026 in Hà Nội: from 01/01/2025 00:00 local (31/12/2024 17:00 UTC).
+        assert_eq!(
+            s.initial_since(&cal, t("2026-12-01T10:00:00+07:00"))
+                .unwrap(),
+            t("2025-01-01T00:00:00+07:00")
+        );
+        // 00:30 on New Year's Day local is already the new year (still 31/12 in UTC).
+        assert_eq!(
+            s.initial_since(&cal, t("2027-01-01T00:30:00+07:00"))
+                .unwrap(),
+            t("2026-01-01T00:00:00+07:00")
+        );
+        assert_eq!(
+            s.initial_since(&cal, t("2026-12-31T23:59:00+07:00"))
+                .unwrap(),
+            t("2025-01-01T00:00:00+07:00")
+        );
+    }
+
+    #[test]
+    fn initial_cursor_is_a_local_date_or_an_instant() {
+        let cal = Calendar::builtin();
+        let now = t("2026-12-01T10:00:00+07:00");
+        assert_eq!(
+            source(Some("2024-07-01")).initial_since(&cal, now).unwrap(),
+            t("2024-07-01T00:00:00+07:00")
+        );
+        assert_eq!(
+            source(Some("2024-07-01T08:00:00Z"))
+                .initial_since(&cal, now)
+                .unwrap(),
+            t("2024-07-01T15:00:00+07:00")
+        );
+        for bad in ["01/07/2024", "last year", "2024-13-01"] {
+            let s = source(Some(bad));
+            assert!(s.initial_since(&cal, now).is_err(), "{bad}");
+            assert!(s.check_initial_cursor().is_err(), "{bad}");
+        }
+        assert!(source(None).check_initial_cursor().is_ok());
+    }
 }

@@ -536,3 +536,72 @@ fn a_source_clock_ten_minutes_behind_or_ahead_loses_no_update() {
         "{health}"
     );
 }
+
+/// `initial_cursor` set 30 days back reads only what changed since; `slawatch backfill
+/// --since` then re-reads further back on purpose, and a second run changes nothing.
+#[test]
+fn initial_cursor_and_backfill_reach_back_on_purpose() {
+    let now = crate::test_now();
+    let mut all = recs("OLD", 4, now - Span::days(200));
+    all.extend(recs("NEW", 3, now - Span::days(2)));
+    let api = Api::new(all, 3);
+    let base = serve(api);
+    let dir = scratch("ingest-backfill");
+    let initial = (now - Span::days(30)).to_rfc3339();
+    config(&dir, &base, &format!("initial_cursor = \"{initial}\"\n"));
+    let d = Daemon::start(&dir);
+    wait_until(Duration::from_secs(30), "the first poll", || {
+        d.log_text().contains("poll done")
+    });
+    assert_eq!(count(&dir, "SELECT COUNT(*) FROM cases"), 3);
+    drop(d);
+    let since = (now - Span::days(365)).format("%Y-%m-%d").to_string();
+    let run = || {
+        crate::slawatch()
+            .args([
+                "--config",
+                "slawatch.toml",
+                "backfill",
+                "--source",
+                "p",
+                "--since",
+                &since,
+            ])
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("7 records, 4 inserted, 0 updated, 3 unchanged"),
+        "{text}"
+    );
+    assert_eq!(count(&dir, "SELECT COUNT(*) FROM cases"), 7);
+    let again = String::from_utf8_lossy(&run().stdout).to_string();
+    assert!(
+        again.contains("7 records, 0 inserted, 0 updated, 7 unchanged"),
+        "{again}"
+    );
+    // A source that is not asked by change time, or a bad date: one clear line.
+    let bad = crate::slawatch()
+        .args([
+            "--config",
+            "slawatch.toml",
+            "backfill",
+            "--source",
+            "p",
+            "--since",
+            "last year",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
+}
