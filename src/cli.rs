@@ -885,7 +885,11 @@ fn shown_body(body: &str) -> String {
         Ok(v) => {
             serde_json::to_string_pretty(&crate::source::normalize::redact(&v)).unwrap_or_default()
         }
-        Err(_) => "(not JSON; not shown, it may hold applicant data)".into(),
+        Err(_) => format!(
+            "(not JSON: {} bytes; letters and long numbers masked)\n{}",
+            body.len(),
+            crate::source::normalize::redact_text(body)
+        ),
     }
 }
 
@@ -925,7 +929,7 @@ async fn quarantine(config: &Option<PathBuf>, cmd: QuarantineCommand) -> Result<
                 writeln!(out, "reason:   {}", r.reason)?;
                 writeln!(
                     out,
-                    "record (applicant fields redacted):\n{}",
+                    "record (only fields known to carry no identity are shown; the rest is ***):\n{}",
                     shown_body(&r.body)
                 )?;
                 ExitCode::SUCCESS

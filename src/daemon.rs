@@ -29,6 +29,7 @@ use crate::store::{
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Duration as Span, Utc};
 use serde::Serialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -1260,6 +1261,17 @@ impl Overlay {
     }
 }
 
+/// A rejected record's change time, when its body still says it.
+fn change_time_of(v: &Value, mapping: &Mapping, cal: &Calendar) -> Option<DateTime<Utc>> {
+    let p = mapping.fields.get("updated_at")?;
+    let text = match v.pointer(p)? {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    crate::timefmt::parse_instant(&text, cal).ok().flatten()
+}
+
 /// A prepared delivery: the batch to commit and its counts.
 pub struct Prepared {
     pub batch: Batch,
@@ -1313,6 +1325,7 @@ pub async fn prepare(
                 case_id: None,
                 reason: format!("{}: {why}", rec.origin),
                 body: text,
+                changed_at: None,
             }),
             Ok(mut v) => match normalize(&v, mapping, source, &ctx.calendar, &shared.salt) {
                 Ok(n) => {
@@ -1323,6 +1336,7 @@ pub async fn prepare(
                 Err(r) => batch.quarantine.push(QuarantineNew {
                     case_id: r.case_id,
                     reason: format!("{}: {}", rec.origin, r.reason),
+                    changed_at: change_time_of(&v, mapping, &ctx.calendar),
                     body: v.to_string(),
                 }),
             },
@@ -1390,6 +1404,7 @@ pub async fn prepare(
     for (n, body) in items {
         match n {
             Normalized::Case { case, source_time } => {
+                batch.valid.push((case.case_id.clone(), source_time));
                 times.newest = times.newest.max(source_time);
                 times.untimed |= source_time.is_none();
                 let id = case.case_id.clone();

@@ -678,12 +678,13 @@ async fn quarantine(
         "items": rows.iter().map(|r| {
             let body = match serde_json::from_str::<Value>(&r.body) {
                 Ok(v) => crate::source::normalize::redact(&v),
-                Err(_) => Value::String(format!("({} bytes, not JSON)", r.body.len())),
+                Err(_) => Value::String(crate::source::normalize::redact_text(&r.body)),
             };
             json!({
                 "id": r.id, "source": r.source, "case_id": r.case_id,
                 "received_at": rfc3339(r.received_at, &cal), "reason": r.reason,
-                "retried_at": at(r.retried_at, &cal), "resolved": r.resolved, "body": body,
+                "retried_at": at(r.retried_at, &cal), "resolved": r.resolved,
+                "resolution": r.resolution, "body": body,
             })
         }).collect::<Vec<_>>(),
     })))
@@ -704,7 +705,9 @@ async fn sources(
                 "name": h.name, "kind": h.kind, "up": h.up,
                 "last_poll": at(h.last_poll, &cal), "last_success": at(h.last_success, &cal),
                 "last_error": h.last_error, "consecutive_failures": h.consecutive_failures,
-                "last_records": h.last_records,
+                "last_records": h.last_records, "cursor": h.cursor,
+                "clock_skew_seconds": h.clock_skew_seconds, "clock_warning": h.clock_warning,
+                "first_poll_warning": h.first_poll_warning,
             })
         })
         .collect();

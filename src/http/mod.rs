@@ -108,6 +108,70 @@ pub fn router(
         .merge(api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(error_shapes))
+}
+
+/// Longest request target answered; longer ones get a 414 in the documented shape.
+const MAX_URI: usize = 8 * 1024;
+
+/// Every error has the documented shape: `{"error": …}`, or on the push endpoints the
+/// portal's `{"error_code": "-1", "message": …}` — also those the framework answers by
+/// itself with an empty or plain-text body (405, 413, 414, a bad query).
+async fn error_shapes(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let push = req.uri().path().starts_with("/api/v1/ingest/");
+    let shape = |status: StatusCode, message: String| -> Response {
+        if push {
+            portal(status, "-1", message)
+        } else {
+            (status, Json(json!({ "error": message }))).into_response()
+        }
+    };
+    if req.uri().to_string().len() > MAX_URI {
+        return shape(
+            StatusCode::URI_TOO_LONG,
+            format!("the request target is longer than {MAX_URI} bytes"),
+        );
+    }
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return resp;
+    }
+    let allow = resp.headers().get(axum::http::header::ALLOW).cloned();
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => match &allow {
+            Some(a) => format!(
+                "method not allowed here; allowed: {}",
+                a.to_str().unwrap_or("")
+            ),
+            None => "method not allowed here".to_string(),
+        },
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "the request body is larger than http.max_body_bytes".into()
+        }
+        other => {
+            let bytes = axum::body::to_bytes(resp.into_body(), 4096)
+                .await
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes).trim().to_string();
+            let message = if text.is_empty() {
+                other.canonical_reason().unwrap_or("error").to_string()
+            } else {
+                text
+            };
+            return shape(other, message);
+        }
+    };
+    let mut r = shape(status, message);
+    if let Some(a) = allow {
+        r.headers_mut().insert(axum::http::header::ALLOW, a);
+    }
+    r
 }
 
 async fn not_found() -> Response {

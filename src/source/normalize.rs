@@ -456,58 +456,173 @@ pub fn normalize(
     run().map_err(reject)
 }
 
-/// Applicant fields blanked out of a raw record before it is shown (quarantine).
-pub const REDACTED_FIELDS: &[&str] = &[
-    "ChuHoSo",
-    "SoGiayToChuHoSo",
-    "DinhDanhCHS",
-    "Email",
-    "SoDienThoai",
-    "Fax",
-    "MaDoiTuong",
-    "DiaChiThuongTru",
-    "NgaySinh",
-    "applicant_id",
-    "applicant_name",
+/// The fields of a raw record known to carry no identity: ids, codes, dates, statuses,
+/// unit and procedure names (DVCQG names and the canonical ones), compared without
+/// case. Everything else — the applicant's name, id number, address, contacts, and
+/// free text such as `TrichYeuHoSo`, which often names the applicant — is replaced by
+/// `***` before a raw record is stored as a version or shown (quarantine). An
+/// allow-list, so a field nobody thought of stays hidden.
+pub const SAFE_FIELDS: &[&str] = &[
+    // DVCQG dossier
+    "MaHoSo",
+    "MaTTHC",
+    "TenTTHC",
+    "MaLinhVuc",
+    "TenLinhVuc",
+    "KenhThucHien",
+    "LoaiDoiTuong",
+    "TrangThaiHoSo",
+    "HinhThuc",
+    "DonViXuLy",
+    "MaDonVi",
+    "NoiNopHoSo",
+    "HoSoCoThanhPhanSoHoa",
+    "TaiKhoanDuocXacThucVoiVNeID",
+    "DuocThanhToanTrucTuyen",
+    "NgayNopHoSo",
+    "NgayTiepNhan",
+    "NgayHenTra",
+    "NgayKetThucXuLy",
+    "NgayTra",
+    "NgayTuChoi",
+    "NgayCapNhat",
+    // supplements
+    "HoSoBoSungId",
+    "NgayBoSung",
+    "NgayTiepNhanBoSung",
+    "TrangThaiBoSung",
+    "NgayHenTraTruoc",
+    "NgayHenTraMoi",
+    // steps
+    "PhongBanXuLy",
+    "MaPhongBan",
+    "TenBuocXuLy",
+    "TrangThai",
+    "NgayBatDau",
+    "NgayKetThuc",
+    "NgayKetThucTheoQuyDinh",
+    "NgayXuLy",
+    // attachments and fees: codes and flags
+    "TepDinhKemId",
+    "MaThanhPhanHoSo",
+    "IsDeleted",
+    "DuocSoHoa",
+    "DuocTaiSuDung",
+    "DuocLayTuKhoDMQG",
+    "MaKetQuaThayThe",
+    "MaPhiLePhi",
+    "TenPhiLePhi",
+    "HinhThucThu",
+    "Gia",
+    "LoaiPhiLePhi",
+    "MaCSDL",
+    // the push envelope
+    "madonvi",
+    "service",
+    "isUpdating",
+    // canonical
+    "case_id",
+    "kind",
+    "procedure_code",
+    "procedure_name",
+    "field_code",
+    "unit",
+    "unit_code",
+    "channel",
+    "status",
+    "received_at",
+    "due_at",
+    "finished_at",
+    "returned_at",
+    "refused_at",
+    "updated_at",
+    "requested_at",
+    "resumed_at",
+    "due_before",
+    "due_after",
+    "department",
+    "title",
+    "started_at",
+    "acted_at",
+    "step_due_at",
 ];
 
-/// Removes applicant identity from a raw record in place, at any depth (before a raw
-/// version is stored).
+const MASK: &str = "***";
+
+fn safe_key(k: &str) -> bool {
+    SAFE_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(k))
+}
+
+/// Replaces, in place and at any depth, every value not under a [`SAFE_FIELDS`] key
+/// by `***` (objects and arrays are kept and looked into; nulls and empty strings stay
+/// as they are). Done before a raw version is stored.
 pub fn redact_in_place(v: &mut Value) {
     match v {
         Value::Object(m) => {
             for (k, x) in m.iter_mut() {
-                if REDACTED_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(k)) {
-                    if !matches!(x, Value::Null) && x.as_str() != Some("") {
-                        *x = Value::String("***".into());
-                    }
-                } else if x.is_object() || x.is_array() {
-                    redact_in_place(x);
+                match x {
+                    Value::Object(_) | Value::Array(_) => redact_in_place(x),
+                    _ if safe_key(k) => {}
+                    Value::Null => {}
+                    Value::String(s) if s.is_empty() => {}
+                    _ => *x = Value::String(MASK.into()),
                 }
             }
         }
-        Value::Array(a) => a.iter_mut().for_each(redact_in_place),
-        _ => {}
+        Value::Array(a) => {
+            for x in a.iter_mut() {
+                match x {
+                    Value::Object(_) | Value::Array(_) => redact_in_place(x),
+                    Value::Null => {}
+                    _ => *x = Value::String(MASK.into()),
+                }
+            }
+        }
+        Value::Null => {}
+        _ => *v = Value::String(MASK.into()),
     }
 }
 
-/// A copy of a raw record with applicant identity removed, at any depth.
+/// A copy of a raw record redacted as [`redact_in_place`] does (quarantine answers).
 pub fn redact(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, x)| {
-                    if REDACTED_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(k)) {
-                        (k.clone(), Value::String("***".into()))
-                    } else {
-                        (k.clone(), redact(x))
-                    }
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(redact).collect()),
-        other => other.clone(),
+    let mut c = v.clone();
+    redact_in_place(&mut c);
+    c
+}
+
+/// What may be shown of a body that is not JSON: letters and long digit runs (names,
+/// id numbers) masked, the punctuation that shows where it broke kept.
+pub fn redact_text(body: &str) -> String {
+    let mut out = String::with_capacity(body.len().min(4096));
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 9 {
+            out.push_str(MASK);
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    let mut masked_word = false;
+    for ch in body.chars().take(4096) {
+        if ch.is_ascii_digit() {
+            masked_word = false;
+            digits.push(ch);
+            continue;
+        }
+        flush(&mut digits, &mut out);
+        if ch.is_alphabetic() {
+            if !masked_word {
+                out.push_str(MASK);
+                masked_word = true;
+            }
+        } else {
+            masked_word = false;
+            out.push(ch);
+        }
     }
+    flush(&mut digits, &mut out);
+    out
 }
 
 #[cfg(test)]

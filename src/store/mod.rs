@@ -126,6 +126,8 @@ pub struct QuarantineNew {
     pub reason: String,
     /// The raw body as received (redacted only when shown).
     pub body: String,
+    /// The record's change time, when it could be read from the body.
+    pub changed_at: Option<DateTime<Utc>>,
 }
 
 /// A quarantined record.
@@ -139,6 +141,8 @@ pub struct QuarantineRow {
     pub body: String,
     pub retried_at: Option<DateTime<Utc>>,
     pub resolved: bool,
+    /// Why it was resolved (a retry, a valid version that superseded it).
+    pub resolution: Option<String>,
 }
 
 /// One run of a scheduled job.
@@ -165,6 +169,10 @@ pub struct Batch {
     pub quarantine: Vec<QuarantineNew>,
     /// Quarantine rows that a retry normalised.
     pub resolved: Vec<i64>,
+    /// Cases of which this batch holds a valid version, with its change time: their
+    /// quarantined copies of an earlier or equal change time (or of none known) are
+    /// resolved.
+    pub valid: Vec<(String, Option<DateTime<Utc>>)>,
     pub cursor: Option<String>,
     /// Files read: `(path, sha256)`.
     pub files: Vec<(String, String)>,
@@ -595,4 +603,43 @@ mod tests {
         );
         assert_eq!(d[1].case.status, 4);
     }
+}
+
+/// The quarantined copies a batch's valid versions supersede: `rows` are the unresolved
+/// `(id, case_id, changed_at)` of the batch's source.
+pub fn superseded(
+    valid: &[(String, Option<DateTime<Utc>>)],
+    rows: &[(i64, String, Option<DateTime<Utc>>)],
+) -> Vec<(i64, String)> {
+    if valid.is_empty() || rows.is_empty() {
+        return Vec::new();
+    }
+    let mut newest: std::collections::HashMap<&str, Option<DateTime<Utc>>> = Default::default();
+    for (id, t) in valid {
+        let e = newest.entry(id.as_str()).or_insert(*t);
+        *e = match (*e, *t) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+    }
+    rows.iter()
+        .filter_map(|(qid, case, changed)| {
+            let v = newest.get(case.as_str())?;
+            let ok = match (v, changed) {
+                (Some(v), Some(c)) => v >= c,
+                _ => true,
+            };
+            ok.then(|| {
+                (
+                    *qid,
+                    match v {
+                        Some(v) => {
+                            format!("superseded by a valid version changed {}", v.to_rfc3339())
+                        }
+                        None => "superseded by a valid version".to_string(),
+                    },
+                )
+            })
+        })
+        .collect()
 }

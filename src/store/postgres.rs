@@ -48,6 +48,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "outbox alert key",
         include_str!("../../migrations/postgres/0008_outbox_alert_key.sql"),
     ),
+    (
+        9,
+        "quarantine superseded",
+        include_str!("../../migrations/postgres/0009_quarantine_supersede.sql"),
+    ),
 ]);
 
 pub struct PgStore {
@@ -75,6 +80,7 @@ fn quarantine_row(r: &PgRow) -> Result<QuarantineRow, sqlx::Error> {
         body: r.try_get("body")?,
         retried_at: r.try_get("retried_at")?,
         resolved: r.try_get("resolved")?,
+        resolution: r.try_get("resolution")?,
     })
 }
 
@@ -281,10 +287,13 @@ impl Store for PgStore {
                 .iter()
                 .map(|q| body_hash(&q.body))
                 .collect();
+            let changed: Vec<Option<DateTime<Utc>>> =
+                batch.quarantine.iter().map(|q| q.changed_at).collect();
             sqlx::query(
-                "INSERT INTO quarantine (source, case_id, received_at, reason, body, hash) \
-                 SELECT $1, t.case_id, $2, t.reason, t.body, t.hash \
-                 FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS t(case_id, reason, body, hash) \
+                "INSERT INTO quarantine (source, case_id, received_at, reason, body, hash, changed_at) \
+                 SELECT $1, t.case_id, $2, t.reason, t.body, t.hash, t.changed_at \
+                 FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) \
+                 AS t(case_id, reason, body, hash, changed_at) \
                  ON CONFLICT DO NOTHING",
             )
             .bind(&batch.source)
@@ -293,17 +302,40 @@ impl Store for PgStore {
             .bind(&reasons)
             .bind(&bodies)
             .bind(&hashes)
+            .bind(&changed)
             .execute(&mut *tx)
             .await?;
         }
         if !batch.resolved.is_empty() {
             sqlx::query(
-                "UPDATE quarantine SET resolved = TRUE, retried_at = $1 WHERE id = ANY($2)",
+                "UPDATE quarantine SET resolved = TRUE, retried_at = $1, resolution = 'normalised on retry' WHERE id = ANY($2)",
             )
             .bind(batch.at)
             .bind(&batch.resolved)
             .execute(&mut *tx)
             .await?;
+        }
+        if !batch.valid.is_empty() {
+            let rows: Vec<(i64, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+                "SELECT id, case_id, changed_at FROM quarantine \
+                 WHERE source = $1 AND NOT resolved AND case_id IS NOT NULL",
+            )
+            .bind(&batch.source)
+            .fetch_all(&mut *tx)
+            .await?;
+            let hits = super::superseded(&batch.valid, &rows);
+            if !hits.is_empty() {
+                let ids: Vec<i64> = hits.iter().map(|h| h.0).collect();
+                let whys: Vec<&str> = hits.iter().map(|h| h.1.as_str()).collect();
+                sqlx::query(
+                    "UPDATE quarantine q SET resolved = TRUE, resolution = t.why \
+                     FROM UNNEST($1::bigint[], $2::text[]) AS t(id, why) WHERE q.id = t.id",
+                )
+                .bind(&ids)
+                .bind(&whys)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         for (path, sha) in &batch.files {
             sqlx::query(
@@ -532,7 +564,7 @@ impl Store for PgStore {
         limit: i64,
     ) -> Result<Vec<QuarantineRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, source, case_id, received_at, reason, body, retried_at, resolved FROM quarantine \
+            "SELECT id, source, case_id, received_at, reason, body, retried_at, resolved, resolution FROM quarantine \
              WHERE ($1::text IS NULL OR source = $1) AND ($2 OR NOT resolved) ORDER BY id LIMIT $3",
         )
         .bind(source)
@@ -545,7 +577,7 @@ impl Store for PgStore {
 
     async fn quarantine_get(&self, id: i64) -> Result<Option<QuarantineRow>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, source, case_id, received_at, reason, body, retried_at, resolved FROM quarantine WHERE id = $1",
+            "SELECT id, source, case_id, received_at, reason, body, retried_at, resolved, resolution FROM quarantine WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)

@@ -48,6 +48,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "outbox alert key",
         include_str!("../../migrations/sqlite/0008_outbox_alert_key.sql"),
     ),
+    (
+        9,
+        "quarantine superseded",
+        include_str!("../../migrations/sqlite/0009_quarantine_supersede.sql"),
+    ),
 ]);
 
 /// Rows per multi-row statement (22 columns: well under SQLite's 32,766 parameters).
@@ -106,6 +111,7 @@ fn quarantine_row(r: &sqlx::sqlite::SqliteRow) -> Result<QuarantineRow, sqlx::Er
         body: r.try_get("body")?,
         retried_at: r.try_get("retried_at")?,
         resolved: r.try_get("resolved")?,
+        resolution: r.try_get("resolution")?,
     })
 }
 
@@ -239,7 +245,7 @@ impl Store for SqliteStore {
         }
         for chunk in batch.quarantine.chunks(CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO quarantine (source, case_id, received_at, reason, body, hash) ",
+                "INSERT INTO quarantine (source, case_id, received_at, reason, body, hash, changed_at) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(&batch.source)
@@ -247,17 +253,34 @@ impl Store for SqliteStore {
                     .push_bind(batch.at)
                     .push_bind(&r.reason)
                     .push_bind(&r.body)
-                    .push_bind(body_hash(&r.body));
+                    .push_bind(body_hash(&r.body))
+                    .push_bind(r.changed_at);
             });
             q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *tx).await?;
         }
         for id in &batch.resolved {
-            sqlx::query("UPDATE quarantine SET resolved = 1, retried_at = ? WHERE id = ?")
+            sqlx::query("UPDATE quarantine SET resolved = 1, retried_at = ?, resolution = 'normalised on retry' WHERE id = ?")
                 .bind(batch.at)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if !batch.valid.is_empty() {
+            let rows: Vec<(i64, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+                "SELECT id, case_id, changed_at FROM quarantine \
+                 WHERE source = ? AND resolved = 0 AND case_id IS NOT NULL",
+            )
+            .bind(&batch.source)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id, why) in super::superseded(&batch.valid, &rows) {
+                sqlx::query("UPDATE quarantine SET resolved = 1, resolution = ? WHERE id = ?")
+                    .bind(why)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         for (path, sha) in &batch.files {
             sqlx::query("INSERT INTO seen_files (source, path, sha256, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
@@ -476,7 +499,7 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> Result<Vec<QuarantineRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, source, case_id, received_at, reason, body, retried_at, resolved FROM quarantine \
+            "SELECT id, source, case_id, received_at, reason, body, retried_at, resolved, resolution FROM quarantine \
              WHERE (? IS NULL OR source = ?) AND (? OR resolved = 0) ORDER BY id LIMIT ?",
         )
         .bind(source)
@@ -489,7 +512,7 @@ impl Store for SqliteStore {
     }
 
     async fn quarantine_get(&self, id: i64) -> Result<Option<QuarantineRow>, StoreError> {
-        let row = sqlx::query("SELECT id, source, case_id, received_at, reason, body, retried_at, resolved FROM quarantine WHERE id = ?")
+        let row = sqlx::query("SELECT id, source, case_id, received_at, reason, body, retried_at, resolved, resolution FROM quarantine WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;

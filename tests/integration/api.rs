@@ -154,3 +154,84 @@ async fn the_api_answers_with_the_token_only() {
     let (s, _) = get(format!("{base}/api/v1/quarantine?resolved=maybe")).await;
     assert_eq!(s, 400);
 }
+
+/// Errors the framework answers by itself (405, 413, 414) have the documented shape:
+/// `{"error": …}` on the API, the portal's `{"error_code", "message"}` on the push
+/// endpoints.
+#[tokio::test]
+async fn every_error_has_the_documented_shape() {
+    let dir = scratch("api-errors");
+    let sh = shared_with_cases(&dir, now()).await;
+    let push: slawatch::source::SourceConfig = toml::from_str(
+        "name = \"vendor\"\ntype = \"push\"\ntoken_env = \"SW_TEST_PUSH_TOKEN_ERR\"\n",
+    )
+    .unwrap();
+    let mapping = push.mapping().unwrap();
+    let app = slawatch::http::router(sh, vec![(push, mapping)], 1024, None);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let base = format!("http://{addr}");
+    let c = reqwest::Client::new();
+    let check = |r: reqwest::Response, status: u16, portal: bool| async move {
+        assert_eq!(r.status().as_u16(), status);
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("application/json"), "{ct}");
+        let v: Value = r.json().await.unwrap();
+        if portal {
+            assert_eq!(v["error_code"], "-1", "{v}");
+            assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        } else {
+            assert!(v["error"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        }
+        v
+    };
+    // 405 on the API, with Allow kept.
+    let r = c
+        .delete(format!("{base}/api/v1/cases"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("allow"));
+    check(r, 405, false).await;
+    // 405 and 413 on the push endpoint, in the portal's form.
+    let r = c
+        .get(format!("{base}/api/v1/ingest/dvcqg"))
+        .send()
+        .await
+        .unwrap();
+    check(r, 405, true).await;
+    let big = format!("[{}]", vec!["{}"; 600].join(","));
+    let r = c
+        .post(format!("{base}/api/v1/ingest/dvcqg"))
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    check(r, 413, true).await;
+    // 414 for an oversized request target.
+    let long = "x".repeat(10_000);
+    let r = c
+        .get(format!("{base}/api/v1/cases?unit={long}"))
+        .send()
+        .await
+        .unwrap();
+    check(r, 414, false).await;
+    let r = c
+        .post(format!("{base}/api/v1/ingest/dvcqg?{long}"))
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    check(r, 414, true).await;
+    // A bad query string on the API.
+    let r = c
+        .get(format!("{base}/api/v1/cases?limit=abc"))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    check(r, status, false).await;
+    assert_eq!(status, 400);
+}

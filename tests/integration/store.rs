@@ -103,11 +103,13 @@ async fn story(s: Arc<dyn Store>) {
             case_id: Some("Q1".into()),
             reason: "`status`: unknown status `42`".into(),
             body: r#"{"MaHoSo":"Q1","TrangThaiHoSo":"42"}"#.into(),
+            changed_at: Some(t("2024-03-09T02:00:00Z")),
         },
         QuarantineNew {
             case_id: None,
             reason: "no case id".into(),
             body: "{}".into(),
+            changed_at: None,
         },
     ];
     b.cursor = Some("2024-03-10T02:00:00Z".into());
@@ -233,15 +235,77 @@ async fn story(s: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_empty());
+    assert_eq!(
+        s.quarantine_get(q[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .resolution
+            .as_deref(),
+        Some("normalised on retry")
+    );
     s.quarantine_mark_retried(&[q[1].id], at).await.unwrap();
     assert_eq!(
         s.quarantine_get(q[1].id).await.unwrap().unwrap().retried_at,
         Some(at)
     );
+    // A valid version supersedes quarantined copies changed at or before it, and
+    // those whose change time is unknown; not a copy changed after it.
+    let mut b5 = Batch::new("portal", at + Duration::hours(2));
+    b5.quarantine = vec![
+        QuarantineNew {
+            case_id: Some("S1".into()),
+            reason: "bad date".into(),
+            body: r#"{"MaHoSo":"S1","x":1}"#.into(),
+            changed_at: Some(t("2024-03-09T02:00:00Z")),
+        },
+        QuarantineNew {
+            case_id: Some("S2".into()),
+            reason: "bad date".into(),
+            body: r#"{"MaHoSo":"S2","x":1}"#.into(),
+            changed_at: Some(t("2024-03-09T05:00:00Z")),
+        },
+        QuarantineNew {
+            case_id: Some("S3".into()),
+            reason: "bad date".into(),
+            body: r#"{"MaHoSo":"S3","x":1}"#.into(),
+            changed_at: None,
+        },
+    ];
+    s.commit(&b5).await.unwrap();
+    let mut b6 = Batch::new("portal", at + Duration::hours(3));
+    b6.valid = vec![
+        ("S1".into(), Some(t("2024-03-09T02:00:00Z"))),
+        ("S2".into(), Some(t("2024-03-09T04:00:00Z"))),
+        ("S3".into(), Some(t("2024-03-01T00:00:00Z"))),
+    ];
+    s.commit(&b6).await.unwrap();
+    let open: Vec<Option<String>> = s
+        .quarantine_list(Some("portal"), false, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.case_id)
+        .collect();
+    assert_eq!(open, vec![None, Some("S2".to_string())]);
+    let all = s.quarantine_list(Some("portal"), true, 100).await.unwrap();
+    let s1 = all
+        .iter()
+        .find(|r| r.case_id.as_deref() == Some("S1"))
+        .unwrap();
+    assert!(s1.resolved);
+    assert_eq!(
+        s1.resolution.as_deref(),
+        Some("superseded by a valid version changed 2024-03-09T02:00:00+00:00")
+    );
     assert_eq!(s.quarantine_purge(at - Duration::days(1)).await.unwrap(), 0);
     assert_eq!(
         s.quarantine_purge(at + Duration::seconds(1)).await.unwrap(),
         2
+    );
+    assert_eq!(
+        s.quarantine_purge(at + Duration::hours(3)).await.unwrap(),
+        3
     );
 
     // Units no directory entry matched.
