@@ -577,34 +577,6 @@ pub(crate) fn parse_doc(source: &str, case_id: &str, doc: &str) -> Result<Case, 
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_keep_the_last_row_of_a_case() {
-        let mut b = Batch::new("s", Utc::now());
-        for (id, status) in [("A", 2), ("B", 4), ("A", 4)] {
-            b.cases.push(CaseRow {
-                case: Case {
-                    case_id: id.into(),
-                    status,
-                    ..Case::default()
-                },
-                open: true,
-                eval: None,
-            });
-        }
-        let d = b.dedup_cases();
-        assert_eq!(d.len(), 2);
-        assert_eq!(
-            (d[0].case.case_id.as_str(), d[1].case.case_id.as_str()),
-            ("B", "A")
-        );
-        assert_eq!(d[1].case.status, 4);
-    }
-}
-
 /// The quarantined copies a batch's valid versions supersede: `rows` are the unresolved
 /// `(id, case_id, changed_at)` of the batch's source.
 pub fn superseded(
@@ -642,4 +614,32 @@ pub fn superseded(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_keep_the_last_row_of_a_case() {
+        let mut b = Batch::new("s", Utc::now());
+        for (id, status) in [("A", 2), ("B", 4), ("A", 4)] {
+            b.cases.push(CaseRow {
+                case: Case {
+                    case_id: id.into(),
+                    status,
+                    ..Case::default()
+                },
+                open: true,
+                eval: None,
+            });
+        }
+        let d = b.dedup_cases();
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            (d[0].case.case_id.as_str(), d[1].case.case_id.as_str()),
+            ("B", "A")
+        );
+        assert_eq!(d[1].case.status, 4);
+    }
 }
