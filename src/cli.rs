@@ -183,6 +183,14 @@ pub enum QuarantineCommand {
     },
     /// Show one record, applicant fields redacted.
     Show { id: i64 },
+    /// Fetch the current version of quarantined records by id from sources that
+    /// serve one record (`record_url`), and store it: a valid one resolves the row.
+    Refetch {
+        /// Record ids; none means every unresolved record (of `--source`).
+        ids: Vec<i64>,
+        #[arg(long)]
+        source: Option<String>,
+    },
     /// Normalise records again with the current configuration (after a mapping fix).
     Retry {
         /// Record ids; none means every unresolved record (of `--source`).
@@ -939,6 +947,64 @@ async fn quarantine(config: &Option<PathBuf>, cmd: QuarantineCommand) -> Result<
                 ExitCode::from(1)
             }
         },
+        QuarantineCommand::Refetch { ids, source } => {
+            let shared = shared_for_cli(&loaded, store.clone()).await?;
+            let cal = shared.context().calendar.clone();
+            let mut total = crate::daemon::Refetched::default();
+            let mut any = false;
+            for sc in loaded
+                .config
+                .source
+                .iter()
+                .filter(|s| source.as_deref().is_none_or(|n| n == s.name))
+            {
+                if sc.record_url.is_none() {
+                    if source.is_some() {
+                        bail!(
+                            "source `{}` has no record_url: it cannot serve one record by id",
+                            sc.name
+                        );
+                    }
+                    continue;
+                }
+                any = true;
+                let rt = crate::daemon::SourceRuntime {
+                    config: sc.clone(),
+                    mapping: sc
+                        .mapping()
+                        .map_err(|e| anyhow!("source `{}`: {e}", sc.name))?,
+                    source: crate::source::build(sc, &cal)
+                        .map_err(|e| anyhow!("source `{}`: {e}", sc.name))?
+                        .expect("an http source polls"),
+                };
+                let r = crate::daemon::refetch_quarantined(
+                    &shared,
+                    &rt,
+                    &ids,
+                    None,
+                    chrono::Duration::zero(),
+                    usize::MAX,
+                )
+                .await
+                .map_err(|e| anyhow!("source `{}`: {e}", sc.name))?;
+                writeln!(
+                    out,
+                    "{}: {} fetched, {} resolved, {} failed",
+                    sc.name, r.fetched, r.resolved, r.failed
+                )?;
+                total.fetched += r.fetched;
+                total.resolved += r.resolved;
+                total.failed += r.failed;
+            }
+            if !any {
+                bail!("no source has a record_url: none can serve one record by id");
+            }
+            if total.failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
         QuarantineCommand::Retry { ids, source } => {
             let rows = if ids.is_empty() {
                 store

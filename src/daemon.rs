@@ -1928,6 +1928,92 @@ pub async fn read_source(
     })
 }
 
+/// What a refetch of quarantined records did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refetched {
+    pub fetched: usize,
+    pub resolved: usize,
+    pub failed: usize,
+}
+
+/// Fetches the current version of quarantined records of a source that serves
+/// records by id (`record_url`) and stores it: a valid one resolves the quarantined
+/// copy (see `Batch::valid`). `ids` limits it to those rows; `younger_than` to rows
+/// quarantined since then; rows retried within `again_after` are left for later.
+pub async fn refetch_quarantined(
+    shared: &Shared,
+    rt: &SourceRuntime,
+    ids: &[i64],
+    younger_than: Option<DateTime<Utc>>,
+    again_after: Span,
+    limit: usize,
+) -> Result<Refetched, String> {
+    let mut done = Refetched::default();
+    if !rt.source.fetches_by_id() {
+        return Ok(done);
+    }
+    let name = rt.config.name.as_str();
+    let now = shared.now();
+    let rows = shared
+        .store
+        .quarantine_list(Some(name), false, 1000)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ctx = shared.context();
+    for row in rows
+        .into_iter()
+        .filter(|r| ids.is_empty() || ids.contains(&r.id))
+        .filter(|r| younger_than.is_none_or(|t| r.received_at >= t))
+        .filter(|r| r.retried_at.is_none_or(|t| t + again_after <= now))
+        .take(limit)
+    {
+        let Some(case_id) = row.case_id.as_deref() else {
+            continue;
+        };
+        let pctx = PollContext {
+            source: name,
+            now,
+            since: now,
+            calendar: &ctx.calendar,
+            directory: &ctx.directory,
+            catalogue: &ctx.catalogue,
+            store: &shared.store,
+        };
+        let fetched = rt.source.fetch_one(case_id, &pctx).await;
+        shared
+            .store
+            .quarantine_mark_retried(&[row.id], now)
+            .await
+            .map_err(|e| e.to_string())?;
+        match fetched {
+            Ok(records) => {
+                done.fetched += 1;
+                let stats = ingest(shared, name, &rt.mapping, Delivery::records(records), now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                shared.count_ingest(name, &stats);
+                let still = shared
+                    .store
+                    .quarantine_get(row.id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some_and(|r| !r.resolved);
+                if !still {
+                    done.resolved += 1;
+                }
+            }
+            Err(e) => {
+                done.failed += 1;
+                tracing::warn!(source = name, quarantine_id = row.id, error = %e, "refetch failed");
+            }
+        }
+    }
+    if done.fetched > 0 {
+        shared.metrics_changed();
+    }
+    Ok(done)
+}
+
 /// Compares a poll's change times with the daemon's clock: a source stamping changes
 /// in the future, or stamping them earlier than a cursor on our own clock would have
 /// asked for (its clock runs behind, or it commits long after stamping).
@@ -1958,6 +2044,11 @@ fn clock_warning(
     (Some(skew), warning)
 }
 
+/// Quarantined records a poll fetches again by id, at most, and how long before the
+/// same one is tried again.
+const REFETCH_PER_POLL: usize = 20;
+const REFETCH_AGAIN_MINUTES: i64 = 10;
+
 /// How far ahead of the daemon's clock a change time may be before it is a skew.
 const FUTURE_TOLERANCE: Span = Span::seconds(60);
 
@@ -1987,6 +2078,31 @@ pub async fn poll_once(
     }
     let first = matches!(shared.store.cursor(name).await, Ok(None));
     let result = read_source(shared, rt, None, true, timeout, started).await;
+    // Records that came garbled within the last day: their current version, by id.
+    if rt.source.fetches_by_id() && matches!(&result, Ok(o) if o.error.is_none()) {
+        match refetch_quarantined(
+            shared,
+            rt,
+            &[],
+            Some(started - Span::days(1)),
+            Span::minutes(REFETCH_AGAIN_MINUTES),
+            REFETCH_PER_POLL,
+        )
+        .await
+        {
+            Ok(r) if r.fetched + r.failed > 0 => tracing::info!(
+                source = name,
+                fetched = r.fetched,
+                resolved = r.resolved,
+                failed = r.failed,
+                "quarantined records fetched again by id"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(source = name, error = %e, "refetching quarantined records failed")
+            }
+        }
+    }
     let finished = shared.now();
     shared
         .metrics

@@ -41,6 +41,7 @@ pub struct HttpSource {
     next_page: Option<String>,
     first_page: u32,
     max_pages: u32,
+    record_url: Option<String>,
     auth: Auth,
     retries: u32,
     cursor_format: CursorFormat,
@@ -69,6 +70,14 @@ impl HttpSource {
             .ok_or("`url` is required for an http source")?;
         if !(template.starts_with("http://") || template.starts_with("https://")) {
             return Err(format!("url `{template}` is not http(s)"));
+        }
+        if let Some(r) = &cfg.record_url {
+            if !(r.starts_with("http://") || r.starts_with("https://")) || !r.contains("{case_id}")
+            {
+                return Err(format!(
+                    "record_url `{r}` must be an http(s) URL with `{{case_id}}` in it"
+                ));
+            }
         }
         let auth = match cfg.auth.as_deref().unwrap_or("none") {
             "none" => Auth::None,
@@ -119,6 +128,7 @@ impl HttpSource {
             next_page: cfg.next_page.clone(),
             first_page: cfg.first_page.unwrap_or(1),
             max_pages: cfg.max_pages.unwrap_or(1000),
+            record_url: cfg.record_url.clone(),
             auth,
             retries: cfg.retries.unwrap_or(3),
             cursor_format,
@@ -294,6 +304,40 @@ impl Source for HttpSource {
 
     fn cursor_from_records(&self) -> bool {
         true
+    }
+
+    fn fetches_by_id(&self) -> bool {
+        self.record_url.is_some()
+    }
+
+    async fn fetch_one(
+        &self,
+        case_id: &str,
+        _ctx: &PollContext<'_>,
+    ) -> Result<Vec<RawRecord>, SourceError> {
+        let Some(t) = &self.record_url else {
+            return Err(SourceError::Response("no record_url".into()));
+        };
+        let url = t.replace("{case_id}", &encode(case_id));
+        let mut body = self.get(&url).await?;
+        let origin = format!("record {case_id}");
+        let records = match &body {
+            Value::Array(_) => self.page_records(&mut body)?,
+            Value::Object(_) => match self.page_records(&mut body) {
+                Ok(r) if !r.is_empty() => r,
+                _ => vec![body],
+            },
+            _ => {
+                return Err(SourceError::Response(format!(
+                    "{}: not a record",
+                    redact_query(&url)
+                )))
+            }
+        };
+        Ok(records
+            .into_iter()
+            .map(|v| RawRecord::json(v, origin.clone()))
+            .collect())
     }
 
     async fn poll_pages(

@@ -117,6 +117,23 @@ pub trait Source: Send + Sync {
         false
     }
 
+    /// Whether [`Source::fetch_one`] can fetch a record by its case id.
+    fn fetches_by_id(&self) -> bool {
+        false
+    }
+
+    /// The current version of one record, by case id (`http` with `record_url`), so a
+    /// record quarantined because it came garbled can be read again.
+    async fn fetch_one(
+        &self,
+        _case_id: &str,
+        _ctx: &PollContext<'_>,
+    ) -> Result<Vec<RawRecord>, SourceError> {
+        Err(SourceError::Response(
+            "this source cannot fetch one record by id".into(),
+        ))
+    }
+
     /// Records changed since `cursor` (`None` on the first poll).
     async fn poll(&self, cursor: Option<&str>, ctx: &PollContext<'_>) -> Result<Poll, SourceError>;
 
@@ -219,6 +236,10 @@ pub struct SourceConfig {
     /// Most pages one poll reads.
     #[serde(default)]
     pub max_pages: Option<u32>,
+    /// URL of one record by id, with `{case_id}` (http): lets the daemon and
+    /// `quarantine refetch` read a quarantined record's current version.
+    #[serde(default)]
+    pub record_url: Option<String>,
     /// `none`, `bearer`, `basic` or `session` (http).
     #[serde(default)]
     pub auth: Option<String>,

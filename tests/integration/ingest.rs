@@ -26,6 +26,10 @@ struct Rec {
     id: String,
     status: &'static str,
     changed: DateTime<Utc>,
+    /// The applicant (in `ChuHoSo` and the free-text `TrichYeuHoSo`).
+    name: Option<String>,
+    /// Served with a broken date by the list (garbled in transit), whole by id.
+    garbled: bool,
 }
 
 /// A fake one-stop API: `GET /api/hoso?since=…&page=N` answers the dossiers changed
@@ -70,11 +74,35 @@ fn local(t: DateTime<Utc>) -> String {
 }
 
 fn dossier(r: &Rec) -> Value {
-    json!({"MaHoSo": r.id, "TrangThaiHoSo": r.status, "DonViXuLy": "Sở Tư pháp",
+    let mut v = json!({"MaHoSo": r.id, "TrangThaiHoSo": r.status, "DonViXuLy": "Sở Tư pháp",
            "MaTTHC": "1.004227", "NgayTiepNhan": local(r.changed - Span::days(3)),
            "NgayHenTra": local(r.changed + Span::days(30)),
            "NgayKetThucXuLy": if r.status == "10" { json!(local(r.changed)) } else { json!("") },
-           "NgayCapNhat": local(r.changed)})
+           "NgayCapNhat": local(r.changed)});
+    if let Some(n) = &r.name {
+        v["ChuHoSo"] = json!(n);
+        v["TrichYeuHoSo"] = json!(format!("Đăng ký khai sinh - {n}"));
+        v["DiaChiThuongTru"] = json!(format!("Nhà của {n}, phường Hà Huy Tập"));
+        v["SoGiayToChuHoSo"] = json!("042090001234");
+    }
+    v
+}
+
+async fn one(
+    State(api): State<Api>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> axum::response::Response {
+    let found = api
+        .recs
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| r.id == id)
+        .cloned();
+    match found {
+        Some(r) => axum::Json(dossier(&r)).into_response(),
+        None => (axum::http::StatusCode::NOT_FOUND, "no such dossier").into_response(),
+    }
 }
 
 async fn hoso(
@@ -111,7 +139,13 @@ async fn hoso(
         .iter()
         .skip((page - 1) * api.per_page)
         .take(api.per_page)
-        .map(dossier)
+        .map(|r| {
+            let mut v = dossier(r);
+            if r.garbled {
+                v["NgayTiepNhan"] = json!("3x/02/2026 25:61");
+            }
+            v
+        })
         .collect();
     let more = recs.len() > page * api.per_page;
     let body =
@@ -135,7 +169,10 @@ fn serve(api: Api) -> String {
         rt.block_on(async move {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(l.local_addr().unwrap().to_string()).unwrap();
-            let app = Router::new().route("/api/hoso", get(hoso)).with_state(api);
+            let app = Router::new()
+                .route("/api/hoso", get(hoso))
+                .route("/api/hoso/{id}", get(one))
+                .with_state(api);
             axum::serve(l, app).await.unwrap();
         });
     });
@@ -274,6 +311,8 @@ fn recs(prefix: &str, n: usize, newest: DateTime<Utc>) -> Vec<Rec> {
             id: format!("{prefix}-{i:03}"),
             status: "4",
             changed: newest - Span::minutes((n - 1 - i) as i64),
+            name: None,
+            garbled: false,
         })
         .collect()
 }
@@ -292,6 +331,8 @@ fn a_fresh_daemon_reads_back_to_the_start_of_last_year_through_numeric_pages() {
                 id: format!("D{days}-{i}"),
                 status: if i % 2 == 0 { "4" } else { "10" },
                 changed: now - Span::days(days) + Span::minutes(i as i64),
+                name: None,
+                garbled: false,
             });
         }
     }
@@ -604,4 +645,139 @@ fn initial_cursor_and_backfill_reach_back_on_purpose() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
+}
+
+fn names() -> Vec<String> {
+    include_str!("../fixtures/applicant-names.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn assert_no_name(what: &str, text: &str) {
+    for n in names() {
+        assert!(
+            !text.contains(&n),
+            "{what} holds the applicant name {n}: {text}"
+        );
+    }
+    assert!(!text.contains("042090001234"), "{what} holds an id number");
+    assert!(
+        !text.contains("Đăng ký khai sinh"),
+        "{what} holds free text"
+    );
+}
+
+/// Records garbled in transit (a broken date in the list) are quarantined, fetched
+/// again by id (`record_url`) after the poll, stored, and their quarantine rows
+/// resolved; no applicant name appears in any quarantine answer, raw version or log.
+#[test]
+fn garbled_records_are_fetched_again_by_id_and_no_name_leaves_the_store() {
+    let now = crate::test_now();
+    let mut all = recs("G", 12, now - Span::hours(1));
+    for (i, (r, n)) in all.iter_mut().zip(names()).enumerate() {
+        r.name = Some(n);
+        r.garbled = i % 3 == 0;
+    }
+    let api = Api::new(all, 5);
+    let base = serve(api);
+    let dir = scratch("ingest-refetch");
+    config(
+        &dir,
+        &base,
+        &format!("record_url = \"{base}/api/hoso/{{case_id}}\"\n"),
+    );
+    let d = Daemon::start(&dir);
+    wait_until(
+        Duration::from_secs(30),
+        "every dossier, the garbled ones by id",
+        || count(&dir, "SELECT COUNT(*) FROM cases") == 12,
+    );
+    wait_until(Duration::from_secs(10), "the quarantine resolved", || {
+        count(&dir, "SELECT COUNT(*) FROM quarantine WHERE resolved = 0") == 0
+    });
+    assert_eq!(count(&dir, "SELECT COUNT(*) FROM quarantine"), 4);
+    assert_eq!(
+        count(
+            &dir,
+            "SELECT COUNT(*) FROM quarantine WHERE resolution LIKE 'superseded%'"
+        ),
+        4
+    );
+    let q = d.text("/api/v1/quarantine?resolved=true");
+    let v: Value = serde_json::from_str(&q).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 4, "{v}");
+    assert_eq!(v["items"][0]["body"]["TrichYeuHoSo"], "***");
+    assert_eq!(v["items"][0]["body"]["DonViXuLy"], "Sở Tư pháp");
+    assert_no_name("GET /api/v1/quarantine", &q);
+    let id = v["items"][0]["id"].as_i64().unwrap().to_string();
+    for args in [
+        vec!["quarantine", "list", "--all"],
+        vec!["quarantine", "show", &id],
+    ] {
+        let out = crate::slawatch()
+            .args(["--config", "slawatch.toml"])
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_no_name(&args.join(" "), &String::from_utf8_lossy(&out.stdout));
+    }
+    let versions = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection;
+            let url = format!("sqlite://{}/slawatch.db?mode=ro", dir.display());
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar::<_, String>("SELECT body FROM case_versions")
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        });
+    assert_eq!(versions.len(), 12);
+    assert_no_name("the raw versions", &versions.join("\n"));
+    let api_case = d.text("/api/v1/cases/G-000");
+    assert_no_name("GET /api/v1/cases/G-000", &api_case);
+    drop(d);
+    assert_no_name(
+        "the log",
+        &std::fs::read_to_string(dir.join("daemon-0.log")).unwrap_or_default(),
+    );
+}
+
+/// Without `record_url`: a garbled copy stays quarantined until the list serves a
+/// valid version with a later change time, which resolves it.
+#[test]
+fn a_garbled_copy_is_resolved_by_its_later_valid_version() {
+    let now = crate::test_now();
+    let mut all = recs("V", 3, now - Span::hours(1));
+    all[0].garbled = true;
+    all[2].garbled = true;
+    let api = Api::new(all, 10);
+    let base = serve(api.clone());
+    let dir = scratch("ingest-supersede");
+    config(&dir, &base, "");
+    let d = Daemon::start(&dir);
+    wait_until(Duration::from_secs(20), "two quarantined", || {
+        count(&dir, "SELECT COUNT(*) FROM quarantine WHERE resolved = 0") == 2
+    });
+    assert_eq!(count(&dir, "SELECT COUNT(*) FROM cases"), 1);
+    wait_until(Duration::from_secs(10), "the gauge", || {
+        d.metric("slawatch_quarantined_records{source=\"p\"}") == 2.0
+    });
+    for r in api.recs.lock().unwrap().iter_mut() {
+        r.garbled = false;
+        r.changed = crate::test_now();
+    }
+    wait_until(Duration::from_secs(20), "resolved", || {
+        count(&dir, "SELECT COUNT(*) FROM quarantine WHERE resolved = 0") == 0
+    });
+    assert_eq!(count(&dir, "SELECT COUNT(*) FROM cases"), 3);
+    wait_until(Duration::from_secs(10), "the gauge at zero", || {
+        d.metric("slawatch_quarantined_records{source=\"p\"}") == 0.0
+    });
 }
