@@ -72,9 +72,12 @@ pub enum Command {
     /// Records that could not be normalised.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
-    /// Units as the sources name them.
+    /// The unit directory: names the sources use, import from a spreadsheet.
     #[command(subcommand)]
     Units(UnitsCommand),
+    /// The procedure catalogue: import from a spreadsheet.
+    #[command(subcommand)]
+    Procedures(ProceduresCommand),
     /// Compute a due date with its trace: one from flags, or a batch from CSV.
     Deadline(DeadlineArgs),
     /// Show the working calendar.
@@ -204,6 +207,28 @@ pub enum QuarantineCommand {
 pub enum UnitsCommand {
     /// Unit names no directory entry matches, with how many cases name them.
     Unmatched,
+    /// Write the unit directory (units.toml) from a spreadsheet (CSV or XLSX; README
+    /// lists the columns, Vietnamese headers accepted).
+    Import(ImportArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProceduresCommand {
+    /// Write the procedure catalogue (procedures.toml) from a spreadsheet (CSV or
+    /// XLSX; README lists the columns, Vietnamese headers accepted).
+    Import(ImportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The spreadsheet: .csv (UTF-8, `,` or `;`) or .xlsx (the first sheet).
+    pub file: PathBuf,
+    /// Where to write [default: the file the configuration names]; `-` for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Replace the output file when it exists (a running daemon reloads it).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -275,6 +300,8 @@ pub fn run(cli: Cli) -> ExitCode {
             format,
         } => runtime().and_then(|rt| rt.block_on(explain(&cli.config, &case_id, lang, format))),
         Command::Quarantine(q) => runtime().and_then(|rt| rt.block_on(quarantine(&cli.config, q))),
+        Command::Units(UnitsCommand::Import(a)) => import(&cli.config, &a, true),
+        Command::Procedures(ProceduresCommand::Import(a)) => import(&cli.config, &a, false),
         Command::Units(UnitsCommand::Unmatched) => runtime()
             .and_then(|rt| rt.block_on(units_unmatched(&cli.config)))
             .map(|_| ExitCode::SUCCESS),
@@ -713,6 +740,62 @@ async fn migrate(config: &Option<PathBuf>) -> Result<()> {
     println!("migrated: {} store is up to date", store.backend());
     store.close().await;
     Ok(())
+}
+
+/// `units import` / `procedures import`.
+fn import(config: &Option<PathBuf>, a: &ImportArgs, units: bool) -> Result<ExitCode> {
+    let what = if units { "units" } else { "procedures" };
+    let text = match if units {
+        crate::import::units(&a.file)
+    } else {
+        crate::import::procedures(&a.file)
+    } {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("error: {} faults; nothing written", e.0.len());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let output = match &a.output {
+        Some(p) => p.clone(),
+        None => {
+            let loaded = load(config)
+                .context("reading the configuration for the output file (or give --output FILE)")?;
+            let named = if units {
+                loaded.config.directory.file.clone()
+            } else {
+                loaded.config.catalogue.file.clone()
+            };
+            let p = named.ok_or_else(|| {
+                anyhow!("the configuration names no {what} file: give --output FILE")
+            })?;
+            if p.is_absolute() {
+                p
+            } else {
+                loaded.dir.join(p)
+            }
+        }
+    };
+    let n = text
+        .lines()
+        .filter(|l| *l == "[[unit]]" || *l == "[[procedure]]")
+        .count();
+    if output == Path::new("-") {
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if output.exists() && !a.force {
+        bail!(
+            "{} exists: add --force to replace it (a running daemon reloads it), or --output another file",
+            output.display()
+        );
+    }
+    let tmp = output.with_extension("toml.importing");
+    std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &output).with_context(|| format!("writing {}", output.display()))?;
+    eprintln!("{}: {n} {what} written", output.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn backfill(config: &Option<PathBuf>, source: &str, since: &str) -> Result<ExitCode> {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod directory;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;

@@ -416,3 +416,133 @@ fn notify_test_sends_through_the_configured_transport() {
         stderr(&o).contains("alerts.transport must be file, smtp, webhook or none, not `pigeon`")
     );
 }
+
+/// `units import` and `procedures import` from the CSV and XLSX sheets a province
+/// keeps (Vietnamese headers, `;` or `,`, a list cell with `;`) give the hand-written
+/// expected TOML, which the loader accepts.
+#[test]
+fn imports_from_csv_and_xlsx_match_the_hand_written_toml() {
+    let dir = scratch("cli-import");
+    let fx = repo().join("tests/fixtures/import");
+    for (verb, name) in [("units", "units"), ("procedures", "procedures")] {
+        let expected = std::fs::read_to_string(fx.join(format!("{name}.expected.toml"))).unwrap();
+        for ext in ["csv", "xlsx"] {
+            let input = fx.join(format!("{name}.{ext}"));
+            let o = slawatch(
+                &dir,
+                &[verb, "import", input.to_str().unwrap(), "--output", "-"],
+            );
+            assert!(o.status.success(), "{verb} {ext}: {}", stderr(&o));
+            assert_eq!(stdout(&o), expected, "{verb} from {ext}");
+        }
+        // Written to a file: refused over an existing one without --force.
+        let out = dir.join(format!("{name}.toml"));
+        let input = fx.join(format!("{name}.csv"));
+        let args = |force: bool| {
+            let mut a = vec![
+                verb,
+                "import",
+                input.to_str().unwrap(),
+                "--output",
+                out.to_str().unwrap(),
+            ];
+            if force {
+                a.push("--force");
+            }
+            a.into_iter().map(str::to_string).collect::<Vec<_>>()
+        };
+        let run =
+            |a: Vec<String>| slawatch(&dir, &a.iter().map(String::as_str).collect::<Vec<_>>());
+        let o = run(args(false));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("5 "), "{}", stderr(&o));
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), expected);
+        let o = run(args(false));
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+        assert!(run(args(true)).status.success());
+    }
+    // The imported files load as the daemon's directory and catalogue.
+    std::fs::write(
+        dir.join("slawatch.toml"),
+        "[directory]\nfile = \"units.toml\"\n[catalogue]\nfile = \"procedures.toml\"\n",
+    )
+    .unwrap();
+    let o = slawatch(&dir, &["--config", "slawatch.toml", "check-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("procedures: 5"), "{}", stdout(&o));
+}
+
+/// Bad rows are refused with file:line:column and the header, all of them at once,
+/// and nothing is written.
+#[test]
+fn imports_refuse_bad_rows_with_their_line_and_column() {
+    let dir = scratch("cli-import-bad");
+    let fx = repo().join("tests/fixtures/import");
+    let out = dir.join("units.toml");
+    let bad = fx.join("units.bad.csv");
+    let o = slawatch(
+        &dir,
+        &[
+            "units",
+            "import",
+            bad.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    let f = bad.display().to_string();
+    for line in [
+        format!("{f}:3:2 (name): is empty; it is required"),
+        format!("{f}:4:3 (parent): `ZZZ` is not the code of a unit in this file"),
+        format!("{f}:4:4 (level): `one` is not a level 0–9"),
+        format!("{f}:4:5 (head_email): `not-an-address` is not an e-mail address"),
+        format!("{f}:4:6 (tags): `centre` is not a tag: one of service_centre, provincial_office, province"),
+        format!("{f}:5:1 (code): unit `A` is listed twice (first on line 2)"),
+    ] {
+        assert!(e.contains(&line), "missing `{line}` in:\n{e}");
+    }
+    assert!(e.contains("6 faults; nothing written"), "{e}");
+    assert!(!out.exists());
+
+    let bad = fx.join("procedures.bad.csv");
+    let o = slawatch(
+        &dir,
+        &[
+            "procedures",
+            "import",
+            bad.to_str().unwrap(),
+            "--output",
+            "-",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("{}:1:4: unknown column `Cột lạ`", bad.display())),
+        "{e}"
+    );
+    // An XLSX whose code column holds numbers: the cell is named by its letter.
+    let num = fx.join("procedures.numeric.xlsx");
+    let o = slawatch(
+        &dir,
+        &[
+            "procedures",
+            "import",
+            num.to_str().unwrap(),
+            "--output",
+            "-",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!(
+            "{}:2:A (Mã thủ tục): is a number in the sheet",
+            num.display()
+        )),
+        "{e}"
+    );
+}
