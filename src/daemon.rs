@@ -3,10 +3,14 @@
 //! health on the HTTP listener.
 //!
 //! Open cases live in memory with their latest evaluation; finished ones only in the
-//! store. A poll's effects are committed in one transaction before memory is touched,
-//! so a failed or killed poll leaves store and memory as they were, and the next poll
-//! starts from the stored cursor. Each source is polled by its own job; a slow or
-//! failing source delays nothing else and is retried with back-off.
+//! store. A poll is stored page by page: each page is one transaction, and memory and
+//! the ingest counters follow a page only once it is committed. A poll that fails or
+//! is killed halfway keeps the pages committed before it (never half a page); the
+//! cursor — for `http` and `sql` sources the newest change time committed, by the
+//! source's clock — moves only as far as what was committed, so the next poll reads
+//! on from there, and records read twice change nothing. Each source is polled by its
+//! own job, never twice at once; a slow or failing source delays nothing else and is
+//! retried with back-off.
 
 use crate::calendar::Calendar;
 use crate::catalogue::Catalogue;
