@@ -297,6 +297,18 @@ impl Row<'_> {
         v
     }
 
+    /// The row's code, required and listed once (`codes`: code → first line).
+    fn code(&mut self, what: &str, codes: &mut HashMap<String, usize>) -> Option<String> {
+        let code = self.required("code")?;
+        if let Some(first) = codes.insert(code.clone(), self.line) {
+            self.fault(
+                "code",
+                format!("{what} `{code}` is listed twice (first on line {first})"),
+            );
+        }
+        Some(code)
+    }
+
     /// A list cell: items separated by `;` or new lines.
     fn list(&self, name: &str) -> Vec<String> {
         self.get(name)
@@ -386,16 +398,8 @@ pub fn units(path: &Path) -> Result<String, ImportErrors> {
             cells,
             errors: &mut errors,
         };
-        let code = r.required("code");
+        let code = r.code("unit", &mut codes);
         let name = r.required("name");
-        if let Some(c) = &code {
-            if let Some(first) = codes.insert(c.clone(), *line) {
-                r.fault(
-                    "code",
-                    format!("unit `{c}` is listed twice (first on line {first})"),
-                );
-            }
-        }
         let level = match r.get("level") {
             None => None,
             Some(l) => match l.parse::<u8>() {
@@ -516,9 +520,24 @@ pub fn units(path: &Path) -> Result<String, ImportErrors> {
             )));
         }
     }
+    finish(&t, errors, "units", out, |text| {
+        Directory::parse(text, "units.toml (imported)")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Ends an import: faults in line order, or the text once the loader accepts it.
+fn finish(
+    t: &Table,
+    mut errors: Vec<ImportError>,
+    what: &str,
+    out: String,
+    load: impl Fn(&str) -> Result<(), String>,
+) -> Result<String, ImportErrors> {
     if t.rows.is_empty() {
         errors.push(ImportError(format!(
-            "{}: no units below the header",
+            "{}: no {what} below the header",
             t.file
         )));
     }
@@ -526,8 +545,7 @@ pub fn units(path: &Path) -> Result<String, ImportErrors> {
         errors.sort_by_key(|e| line_of_message(&e.0));
         return Err(ImportErrors(errors));
     }
-    Directory::parse(&out, "units.toml (imported)")
-        .map_err(|e| ImportErrors(vec![ImportError(format!("{}: {e}", t.file))]))?;
+    load(&out).map_err(|e| ImportErrors(vec![ImportError(format!("{}: {e}", t.file))]))?;
     Ok(out)
 }
 
@@ -581,7 +599,7 @@ pub fn procedures(path: &Path) -> Result<String, ImportErrors> {
             cells,
             errors: &mut errors,
         };
-        let code = r.required("code");
+        let code = r.code("procedure", &mut codes);
         if r.cell("code").is_some_and(|c| c.numeric) {
             r.fault(
                 "code",
@@ -589,14 +607,6 @@ pub fn procedures(path: &Path) -> Result<String, ImportErrors> {
             );
         }
         let name = r.required("name");
-        if let Some(c) = &code {
-            if let Some(first) = codes.insert(c.clone(), *line) {
-                r.fault(
-                    "code",
-                    format!("procedure `{c}` is listed twice (first on line {first})"),
-                );
-            }
-        }
         let duration_of = |r: &mut Row<'_>, col: &str| -> Option<String> {
             let d = r.get(col)?;
             match d.parse::<Duration>() {
@@ -642,19 +652,11 @@ pub fn procedures(path: &Path) -> Result<String, ImportErrors> {
             let _ = writeln!(out, "kind = {}", quote(&k));
         }
     }
-    if t.rows.is_empty() {
-        errors.push(ImportError(format!(
-            "{}: no procedures below the header",
-            t.file
-        )));
-    }
-    if !errors.is_empty() {
-        errors.sort_by_key(|e| line_of_message(&e.0));
-        return Err(ImportErrors(errors));
-    }
-    Catalogue::parse(&out, "procedures.toml (imported)")
-        .map_err(|e| ImportErrors(vec![ImportError(format!("{}: {e}", t.file))]))?;
-    Ok(out)
+    finish(&t, errors, "procedures", out, |text| {
+        Catalogue::parse(text, "procedures.toml (imported)")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
 }
 
 #[cfg(test)]

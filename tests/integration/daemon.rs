@@ -17,25 +17,23 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A daemon process and the address it listens on.
-struct Daemon {
-    child: Child,
+/// A daemon process and the address it listens on (shared with the ingest tests).
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
     addr: String,
     log: PathBuf,
 }
 
 impl Daemon {
-    fn start(dir: &Path, env: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn start(dir: &Path, env: &[(&str, &str)]) -> Daemon {
         Daemon::start_at(dir, env, None)
     }
 
     /// Starts the daemon with its clock at `at` (RFC 3339) when given, else at the
     /// run's instant ([`crate::test_instant`]).
     fn start_at(dir: &Path, env: &[(&str, &str)], at: Option<&str>) -> Daemon {
-        let log = dir.join(format!(
-            "daemon-{}.log",
-            Instant::now().elapsed().as_nanos()
-        ));
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let log = dir.join(format!("daemon-{}.log", N.fetch_add(1, Ordering::SeqCst)));
         let mut cmd = match at {
             Some(at) => crate::slawatch_at(at),
             None => crate::slawatch(),
@@ -129,8 +127,30 @@ impl Daemon {
         });
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A page's text (`/metrics`, or JSON as text).
+    pub(crate) fn text(&self, path: &str) -> String {
+        let url = format!("http://{}{path}", self.addr);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async { reqwest::get(&url).await.unwrap().text().await.unwrap() })
+    }
+
+    pub(crate) fn ready(&self) -> Value {
+        serde_json::from_str(&self.text("/readyz")).unwrap()
+    }
+
+    /// A sample of `/metrics` by its name and labels as written (`{source="p"}`).
+    pub(crate) fn metric(&self, series: &str) -> f64 {
+        self.text("/metrics")
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(f64::NAN)
     }
 }
 
@@ -155,7 +175,7 @@ fn alerts_in(subject: &str) -> usize {
         .unwrap_or(1)
 }
 
-fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + limit;
     while Instant::now() < end {
         if f() {

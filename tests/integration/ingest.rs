@@ -5,6 +5,7 @@
 //! and after `kill -9`; the start-up poll never overlaps a scheduled one; a source
 //! whose clock runs 10 minutes behind or ahead loses no update.
 
+use crate::daemon::{wait_until, Daemon};
 use crate::scratch;
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
@@ -13,12 +14,10 @@ use axum::Router;
 use chrono::{DateTime, Duration as Span, FixedOffset, Utc};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One dossier of the fake system, with its change time by the system's clock.
 #[derive(Clone)]
@@ -179,83 +178,15 @@ fn serve(api: Api) -> String {
     format!("http://{}", rx.recv().unwrap())
 }
 
-/// The real daemon, its clock on the run's timeline.
-struct Daemon {
-    child: Child,
-    addr: String,
-    log: PathBuf,
+fn start(dir: &Path) -> Daemon {
+    Daemon::start(dir, &[])
 }
 
-impl Daemon {
-    fn start(dir: &Path) -> Daemon {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let log = dir.join(format!("daemon-{}.log", N.fetch_add(1, Ordering::SeqCst)));
-        let mut child = crate::slawatch()
-            .args(["--config", "slawatch.toml", "--log-format", "json", "run"])
-            .current_dir(dir)
-            .env("SLAWATCH_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the daemon starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let path = log.clone();
-        std::thread::spawn(move || {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&path).unwrap();
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = writeln!(file, "{line}");
-                let _ = file.flush();
-                if !sent {
-                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                        if v["fields"]["message"] == "http listener" {
-                            let _ =
-                                tx.send(v["fields"]["listen"].as_str().unwrap_or("").to_string());
-                            sent = true;
-                        }
-                    }
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the daemon reports its listener");
-        Daemon { child, addr, log }
-    }
-
-    fn text(&self, path: &str) -> String {
-        let url = format!("http://{}{path}", self.addr);
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async { reqwest::get(&url).await.unwrap().text().await.unwrap() })
-    }
-
-    fn ready(&self) -> Value {
-        serde_json::from_str(&self.text("/readyz")).unwrap()
-    }
-
-    /// A sample of `/metrics` by its name and labels as written (`{source="p"}`).
-    fn metric(&self, series: &str) -> f64 {
-        self.text("/metrics")
-            .lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or(f64::NAN)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Waits until the `inserted` ingest counter reads `n`.
+fn wait_inserted(d: &Daemon, n: f64, what: &str) {
+    wait_until(Duration::from_secs(10), what, || {
+        d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}") == n
+    });
 }
 
 fn config(dir: &Path, base: &str, extra: &str) {
@@ -291,17 +222,6 @@ fn count(dir: &Path, sql: &str) -> i64 {
                 .await
                 .unwrap_or(-1)
         })
-}
-
-fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// `n` dossiers changed one minute apart, the newest `newest_ago` before now.
@@ -340,7 +260,7 @@ fn a_fresh_daemon_reads_back_to_the_start_of_last_year_through_numeric_pages() {
     let base = serve(api.clone());
     let dir = scratch("ingest-first");
     config(&dir, &base, "");
-    let d = Daemon::start(&dir);
+    let d = start(&dir);
     wait_until(Duration::from_secs(30), "the first poll", || {
         d.log_text().contains("poll done")
     });
@@ -373,9 +293,7 @@ fn a_fresh_daemon_reads_back_to_the_start_of_last_year_through_numeric_pages() {
             .contains("initial_cursor"),
         "{ready}"
     );
-    wait_until(Duration::from_secs(10), "the counters", || {
-        d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}") == 20.0
-    });
+    wait_inserted(&d, 20.0, "the counters");
 }
 
 /// `max_pages = 2` with 15 records at 3 a page: each poll stops with an error after 6
@@ -388,7 +306,7 @@ fn max_pages_reached_is_an_error_and_the_next_poll_reads_on() {
     let base = serve(api.clone());
     let dir = scratch("ingest-maxpages");
     config(&dir, &base, "max_pages = 2\noverlap_seconds = 30\n");
-    let d = Daemon::start(&dir);
+    let d = start(&dir);
     wait_until(Duration::from_secs(20), "the first poll to fail", || {
         d.ready()["sources"][0]["last_error"]
             .as_str()
@@ -416,9 +334,7 @@ fn max_pages_reached_is_an_error_and_the_next_poll_reads_on() {
         .unwrap()
         .with_timezone(&Utc);
     assert_eq!(cursor, (now - Span::hours(1)).with_nanosecond_zero());
-    wait_until(Duration::from_secs(10), "the counters", || {
-        d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}") == 15.0
-    });
+    wait_inserted(&d, 15.0, "the counters");
 }
 
 trait NoNanos {
@@ -442,23 +358,19 @@ fn a_truncated_page_keeps_what_was_committed_and_counts_it() {
     let base = serve(api.clone());
     let dir = scratch("ingest-truncated");
     config(&dir, &base, "overlap_seconds = 30\n");
-    let d = Daemon::start(&dir);
+    let d = start(&dir);
     wait_until(Duration::from_secs(20), "the poll to fail", || {
         d.ready()["sources"][0]["last_error"]
             .as_str()
             .is_some_and(|e| e.contains("not JSON"))
     });
     assert_eq!(count(&dir, "SELECT COUNT(*) FROM cases"), 3);
-    wait_until(Duration::from_secs(10), "the counters of page 1", || {
-        d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}") == 3.0
-    });
+    wait_inserted(&d, 3.0, "the counters of page 1");
     *api.truncate_page.lock().unwrap() = None;
     wait_until(Duration::from_secs(30), "the rest", || {
         count(&dir, "SELECT COUNT(*) FROM cases") == 7
     });
-    wait_until(Duration::from_secs(10), "the counters", || {
-        d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}") == 7.0
-    });
+    wait_inserted(&d, 7.0, "the counters");
 }
 
 /// `kill -9` while page 3 is being fetched: what the counters said before the kill is
@@ -471,7 +383,7 @@ fn kill_9_between_pages_leaves_the_counters_equal_to_the_store() {
     let base = serve(api.clone());
     let dir = scratch("ingest-kill9");
     config(&dir, &base, "overlap_seconds = 30\n");
-    let mut d = Daemon::start(&dir);
+    let mut d = start(&dir);
     wait_until(Duration::from_secs(20), "page 3 asked", || {
         api.stalled.load(Ordering::SeqCst)
     });
@@ -479,23 +391,17 @@ fn kill_9_between_pages_leaves_the_counters_equal_to_the_store() {
         count(&dir, "SELECT COUNT(*) FROM cases") == 6
     });
     // The exposition is rendered a moment after each commit.
-    wait_until(
-        Duration::from_secs(10),
-        "the counters of pages 1 and 2",
-        || d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}") == 6.0,
-    );
-    let counted = d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}");
+    wait_inserted(&d, 6.0, "the counters of pages 1 and 2");
+    let counted = 6.0;
     d.child.kill().unwrap();
     d.child.wait().unwrap();
     assert_eq!(count(&dir, "SELECT COUNT(*) FROM cases") as f64, counted);
     *api.stall_page.lock().unwrap() = None;
-    let d = Daemon::start(&dir);
+    let d = start(&dir);
     wait_until(Duration::from_secs(30), "the rest", || {
         count(&dir, "SELECT COUNT(*) FROM cases") == 12
     });
-    wait_until(Duration::from_secs(10), "the counters", || {
-        d.metric("slawatch_ingest_records_total{result=\"inserted\",source=\"p\"}") == 6.0
-    });
+    wait_inserted(&d, 6.0, "the counters");
 }
 
 /// A slow system (3 s a request) polled every 2 s: the start-up poll and the
@@ -508,7 +414,7 @@ fn a_slow_source_is_never_polled_twice_at_once() {
     let base = serve(api.clone());
     let dir = scratch("ingest-slow");
     config(&dir, &base, "");
-    let d = Daemon::start(&dir);
+    let d = start(&dir);
     std::thread::sleep(Duration::from_secs(10));
     assert!(
         api.requests.load(Ordering::SeqCst) >= 2,
@@ -532,7 +438,7 @@ fn skewed(offset: Span, name: &str) -> (f64, Value) {
     let base = serve(api.clone());
     let dir = scratch(name);
     config(&dir, &base, "");
-    let d = Daemon::start(&dir);
+    let d = start(&dir);
     wait_until(Duration::from_secs(20), "18 cases", || {
         count(&dir, "SELECT COUNT(*) FROM cases") == 18
     });
@@ -590,7 +496,7 @@ fn initial_cursor_and_backfill_reach_back_on_purpose() {
     let dir = scratch("ingest-backfill");
     let initial = (now - Span::days(30)).to_rfc3339();
     config(&dir, &base, &format!("initial_cursor = \"{initial}\"\n"));
-    let d = Daemon::start(&dir);
+    let d = start(&dir);
     wait_until(Duration::from_secs(30), "the first poll", || {
         d.log_text().contains("poll done")
     });
@@ -688,7 +594,7 @@ fn garbled_records_are_fetched_again_by_id_and_no_name_leaves_the_store() {
         &base,
         &format!("record_url = \"{base}/api/hoso/{{case_id}}\"\n"),
     );
-    let d = Daemon::start(&dir);
+    let d = start(&dir);
     wait_until(
         Duration::from_secs(30),
         "every dossier, the garbled ones by id",
@@ -761,7 +667,7 @@ fn a_garbled_copy_is_resolved_by_its_later_valid_version() {
     let base = serve(api.clone());
     let dir = scratch("ingest-supersede");
     config(&dir, &base, "");
-    let d = Daemon::start(&dir);
+    let d = start(&dir);
     wait_until(Duration::from_secs(20), "two quarantined", || {
         count(&dir, "SELECT COUNT(*) FROM quarantine WHERE resolved = 0") == 2
     });
