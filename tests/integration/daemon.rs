@@ -228,6 +228,12 @@ async fn hoso(
 }
 
 fn serve_portal(p: Portal) -> String {
+    serve_app(Router::new().route("/api/hoso", get(hoso)).with_state(p))
+}
+
+/// Serves `app` on 127.0.0.1 from a thread of its own (the tests are synchronous);
+/// returns its base URL.
+pub(crate) fn serve_app(app: Router) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -238,7 +244,6 @@ fn serve_portal(p: Portal) -> String {
         rt.block_on(async move {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(l.local_addr().unwrap().to_string()).unwrap();
-            let app = Router::new().route("/api/hoso", get(hoso)).with_state(p);
             axum::serve(l, app).await.unwrap();
         });
     });

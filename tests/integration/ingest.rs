@@ -158,24 +158,12 @@ async fn hoso(
 }
 
 fn serve(api: Api) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(l.local_addr().unwrap().to_string()).unwrap();
-            let app = Router::new()
-                .route("/api/hoso", get(hoso))
-                .route("/api/hoso/{id}", get(one))
-                .with_state(api);
-            axum::serve(l, app).await.unwrap();
-        });
-    });
-    format!("http://{}", rx.recv().unwrap())
+    crate::daemon::serve_app(
+        Router::new()
+            .route("/api/hoso", get(hoso))
+            .route("/api/hoso/{id}", get(one))
+            .with_state(api),
+    )
 }
 
 fn start(dir: &Path) -> Daemon {
