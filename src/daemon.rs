@@ -1804,12 +1804,16 @@ pub struct ReadOutcome {
 /// The cursor to store after a read: for a source asked by change time, the newest
 /// change time committed (the poll's start when its records carry none, and only
 /// for a complete read); for the others, what the source returned.
+///
+/// A complete first read that found nothing stores where it read from, so the next
+/// poll is not a first poll again.
 fn next_cursor(
     rt: &SourceRuntime,
     committed: &Committed,
     complete: bool,
     returned: Option<String>,
     started: DateTime<Utc>,
+    first_since: Option<DateTime<Utc>>,
 ) -> Option<String> {
     if !rt.source.cursor_from_records() {
         return if complete { returned } else { None };
@@ -1817,6 +1821,7 @@ fn next_cursor(
     match committed.times.newest {
         Some(t) => Some(t.to_rfc3339()),
         None if complete && committed.times.untimed => Some(started.to_rfc3339()),
+        None if complete => first_since.map(|s| s.to_rfc3339()),
         None => None,
     }
 }
@@ -1836,6 +1841,7 @@ pub async fn read_source(
     let cursor = shared.store.cursor(name).await.map_err(|e| e.to_string())?;
     let ctx = shared.context();
     let overlap = Span::seconds(rt.config.overlap_seconds.max(0));
+    let mut first_since = None;
     let since = match since {
         Some(s) => s,
         None => match cursor
@@ -1852,6 +1858,7 @@ pub async fn read_source(
                         "first poll: reading every record changed since initial_cursor"
                     );
                 }
+                first_since = Some(s);
                 s
             }
         },
@@ -1910,7 +1917,14 @@ pub async fn read_source(
     let returned = produced.ok().flatten();
     let mut cursor_stored = None;
     if move_cursor {
-        if let Some(c) = next_cursor(rt, &committed, error.is_none(), returned, started) {
+        if let Some(c) = next_cursor(
+            rt,
+            &committed,
+            error.is_none(),
+            returned,
+            started,
+            first_since,
+        ) {
             let delivery = Delivery {
                 cursor: Some(c.clone()),
                 ..Delivery::default()

@@ -675,3 +675,31 @@ fn a_garbled_copy_is_resolved_by_its_later_valid_version() {
         d.metric("slawatch_quarantined_records{source=\"p\"}") == 0.0
     });
 }
+
+/// A source with nothing to read yet: the first poll stores where it read from, so
+/// the polls after it are not first polls (no repeated first-poll log or warning).
+#[test]
+fn an_empty_first_poll_is_first_once() {
+    let api = Api::new(Vec::new(), 10);
+    let base = serve(api.clone());
+    let dir = scratch("ingest-empty");
+    config(&dir, &base, "initial_cursor = \"2025-06-01\"\n");
+    let d = start(&dir);
+    wait_until(Duration::from_secs(20), "three polls", || {
+        api.requests.load(Ordering::SeqCst) >= 3
+    });
+    let log = d.log_text();
+    assert_eq!(
+        log.matches("first poll: reading every record").count(),
+        1,
+        "{log}"
+    );
+    let cursor = d.ready()["sources"][0]["cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        DateTime::parse_from_rfc3339(&cursor).unwrap(),
+        DateTime::parse_from_rfc3339("2025-06-01T00:00:00+07:00").unwrap()
+    );
+}
