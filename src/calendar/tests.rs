@@ -450,12 +450,14 @@ fn plus_snaps_then_adds() {
 
 #[test]
 fn official_workday_counts_per_year() {
-    // DOMAIN.md §5.2; 2026 is 249 because the shipped data has 24/11 (unconfirmed).
+    // DOMAIN.md §5.2 and shared/data/README.md. 2027 by hand: it starts on a Friday,
+    // so 261 weekdays; off 1/1, Tết 4, 5, 8, 9, 10/2, 16/4, 30/4, 3/5, 2 and 3/9, 24/11
+    // (12 weekdays), no make-up Saturday: 249.
     let cal = builtin();
-    let counts: Vec<u32> = (2020..=2026)
+    let counts: Vec<u32> = (2020..=2027)
         .map(|y| cal.workdays_in_year(y).unwrap())
         .collect();
-    assert_eq!(counts, [252, 250, 249, 249, 251, 250, 249]);
+    assert_eq!(counts, [252, 250, 249, 249, 251, 250, 249, 249]);
 }
 
 #[test]
@@ -484,22 +486,37 @@ fn generated_years_reproduce_the_official_weekday_days_off_except_swaps() {
 #[test]
 fn official_and_estimated_years() {
     let cal = builtin();
-    assert!(cal.year_is_official(2020) && cal.year_is_official(2026));
-    assert!(!cal.year_is_official(2027) && !cal.year_is_official(2019));
-    assert_eq!(cal.official_until(), Some(date("2026-12-31")));
-    // 2027 is generated: Tết Sat 06/02/2027 → eve Fri 5, Sat 6 → Thu 4, 7 Sun → Wed 10,
-    // 8 and 9 → days off Thu 4 to Wed 10.
+    assert!(cal.year_is_official(2020) && cal.year_is_official(2027));
+    assert!(!cal.year_is_official(2028) && !cal.year_is_official(2019));
+    assert_eq!(cal.official_until(), Some(date("2027-12-31")));
+    // 2027 is official: Tết Đinh Mùi 4–10/02 (Công văn 10065/VPCP-KGVX), and 3/5 for
+    // 1/5 on a Saturday (unconfirmed, still official data).
     for d in [
         "2027-02-04",
         "2027-02-05",
         "2027-02-08",
         "2027-02-09",
         "2027-02-10",
+        "2027-05-03",
+    ] {
+        assert_eq!(cal.day_kind(date(d)), DayKind::Holiday, "{d}");
+        assert_ne!(cal.entry(date(d)).unwrap().origin, Origin::Generated, "{d}");
+    }
+    assert!(cal.is_workday(date("2027-02-11")));
+    // 2028 is generated: lunar 1/1 is Wed 26/01/2028, so the eve Tue 25 and 26–29;
+    // Sat 29 is taken on the previous workday not already off, Mon 24: Mon 24 to Fri 28.
+    for d in [
+        "2028-01-24",
+        "2028-01-25",
+        "2028-01-26",
+        "2028-01-27",
+        "2028-01-28",
     ] {
         assert_eq!(cal.day_kind(date(d)), DayKind::Holiday, "{d}");
         assert_eq!(cal.entry(date(d)).unwrap().origin, Origin::Generated);
     }
-    assert!(cal.is_workday(date("2027-02-11")));
+    assert!(cal.is_workday(date("2028-01-21")));
+    assert!(cal.is_workday(date("2028-01-31")));
 }
 
 #[test]
@@ -510,8 +527,7 @@ fn unconfirmed_rows_are_listed() {
         .iter()
         .map(|r| r.date.to_string())
         .collect();
-    assert_eq!(dates.len(), 6);
-    assert!(dates.contains(&"2026-11-24".to_string()));
+    assert_eq!(dates, ["2027-05-03"]);
 }
 
 fn with_operator(rows: &str, complete: &[i32]) -> Calendar {
@@ -528,42 +544,43 @@ fn operator_rows_replace_whatever_the_date_was() {
          2024-04-29,workday,no swap here\n\
          2024-05-04,holiday,make-up cancelled\n\
          2023-09-16,workday,extra Saturday\n\
-         2027-02-04,workday,no estimated Tết day\n\
-         2027-03-08,holiday,provincial day\n",
+         2028-01-24,workday,no estimated Tết day\n\
+         2028-03-08,holiday,provincial day\n",
         &[],
     );
     assert_eq!(cal.day_kind(date("2024-04-29")), DayKind::Workday);
     assert_eq!(cal.day_kind(date("2024-05-04")), DayKind::Holiday);
     assert_eq!(cal.day_kind(date("2023-09-16")), DayKind::MakeUp);
-    // Estimated 2027: generated days stay, operator rows apply on top.
-    assert!(!cal.year_is_official(2027));
-    assert_eq!(cal.day_kind(date("2027-02-04")), DayKind::Workday);
-    assert_eq!(cal.day_kind(date("2027-02-05")), DayKind::Holiday);
-    assert_eq!(cal.day_kind(date("2027-03-08")), DayKind::Holiday);
-    assert!(cal.entry(date("2027-03-08")).unwrap().operator);
+    // Estimated 2028: generated days stay, operator rows apply on top.
+    assert!(!cal.year_is_official(2028));
+    assert_eq!(cal.day_kind(date("2028-01-24")), DayKind::Workday);
+    assert_eq!(cal.day_kind(date("2028-01-25")), DayKind::Holiday);
+    assert_eq!(cal.day_kind(date("2028-03-08")), DayKind::Holiday);
+    assert!(cal.entry(date("2028-03-08")).unwrap().operator);
     // The version changes with the content.
     assert_ne!(cal.version(), builtin().version());
 }
 
 #[test]
 fn a_complete_year_uses_only_dated_rows() {
-    // The operator declares 2027 complete with its own Tết: generated days disappear.
+    // The operator declares 2028 complete with its own Tết: generated days disappear.
     let cal = with_operator(
         "date,kind,name\n\
-         2027-01-01,holiday,Tết Dương lịch\n\
-         2027-02-05,holiday,Tết\n\
-         2027-02-08,holiday,Tết\n\
-         2027-02-09,holiday,Tết\n\
-         2027-02-10,holiday,Tết\n\
-         2027-02-11,holiday,Tết\n",
-        &[2027],
+         2028-01-03,holiday,Tết Dương lịch (nghỉ bù)\n\
+         2028-01-25,holiday,Tết\n\
+         2028-01-26,holiday,Tết\n\
+         2028-01-27,holiday,Tết\n\
+         2028-01-28,holiday,Tết\n\
+         2028-01-31,holiday,Tết\n",
+        &[2028],
     );
-    assert!(cal.year_is_official(2027));
-    assert_eq!(cal.official_until(), Some(date("2027-12-31")));
-    assert!(cal.is_workday(date("2027-02-04")));
-    assert!(!cal.is_workday(date("2027-02-11")));
-    // No generated 30/4 in a complete year (Fri 30/04/2027).
-    assert!(cal.is_workday(date("2027-04-30")));
+    assert!(cal.year_is_official(2028));
+    assert_eq!(cal.official_until(), Some(date("2028-12-31")));
+    // Mon 24/01, a generated day, is gone; the operator's Mon 31/01 is off.
+    assert!(cal.is_workday(date("2028-01-24")));
+    assert!(!cal.is_workday(date("2028-01-31")));
+    // No generated Giỗ Tổ in a complete year (lunar 10/3 is Tue 04/04/2028).
+    assert!(cal.is_workday(date("2028-04-04")));
 }
 
 #[test]

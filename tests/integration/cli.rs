@@ -89,6 +89,30 @@ fn deadline_without_a_config_uses_built_in_defaults() {
 }
 
 #[test]
+fn a_due_across_tet_2027_uses_the_announced_days_off() {
+    // Mon 21/12/2026 08:00, 40 workdays, counted by hand from Tue 22/12: 8 in December
+    // (31/12 included), 1/1 off, 20 from 4 to 29/01, 3 on 1–3/02, Tết 4–10/02 off, 2 on
+    // 11–12/02, 5 on 15–19/02, then Mon 22 (39) and Tue 23/02 (40): 23/02/2027 08:00.
+    let dir = scratch("tet-2027");
+    let o = slawatch(
+        &dir,
+        &[
+            "deadline",
+            "--received",
+            "21/12/2026 08:00",
+            "--duration",
+            "40 workdays",
+            "--lang",
+            "en",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("due:      2027-02-23T08:00:00+07:00"), "{out}");
+    assert!(out.contains("days off: Tết 04/02/2027–10/02/2027"), "{out}");
+}
+
+#[test]
 fn deadline_flags_hours_cutoff_and_operator_calendar() {
     let dir = scratch("flags");
     // --hours with a shorter afternoon: Mon 18/09/2023 16:30 is after 16:00 → Tue 07:30;

@@ -185,10 +185,11 @@ async fn exposition_from_ingested_cases() {
         "1"
     );
     assert_eq!(v("slawatch_source_up{source=\"portal\"}".into()), "0");
-    // The official calendar file ends with 2026: midnight 01/01/2027 in Hà Tĩnh.
+    // The official calendar file ends with 2027: midnight 01/01/2028 in Hà Tĩnh
+    // (2027-12-31 17:00 UTC).
     assert_eq!(
         v("slawatch_calendar_official_until_timestamp_seconds".into()),
-        "1798736400"
+        "1830272400"
     );
     assert!(!text.contains("M-OVERDUE") && !text.contains("Nguyễn"));
 
