@@ -336,7 +336,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn warn_all(loaded: &Loaded) {
-    for w in &loaded.warnings {
+    for w in loaded.warnings_at(loaded.local_date(now())) {
         tracing::warn!("{w}");
     }
 }

@@ -493,8 +493,39 @@ pub struct Loaded {
     pub policy: Policy,
     pub catalogue: Catalogue,
     pub directory: Directory,
-    /// Things an operator should know (unconfirmed calendar rows, …).
+    /// Things an operator should know; see also [`Loaded::warnings_at`].
     pub warnings: Vec<String>,
+}
+
+impl Loaded {
+    /// What an operator should know on `today` (local date): the warnings of the load,
+    /// and the unconfirmed calendar rows dated today or later — a row long past moves
+    /// no due any more, so it is not repeated on every command.
+    pub fn warnings_at(&self, today: NaiveDate) -> Vec<String> {
+        let mut out = self.warnings.clone();
+        let unconfirmed: Vec<String> = self
+            .calendar_spec
+            .official
+            .iter()
+            .chain(self.calendar_spec.operator.iter())
+            .filter(|r| r.unconfirmed && r.date >= today)
+            .map(|r| format!("{} {}", r.date, r.name))
+            .collect();
+        if !unconfirmed.is_empty() {
+            out.push(format!(
+                "the calendar uses {} unconfirmed row(s), check them against the official announcement: {}",
+                unconfirmed.len(),
+                unconfirmed.join("; ")
+            ));
+        }
+        out
+    }
+
+    /// Today's local date in the configured zone at `now`.
+    pub fn local_date(&self, now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
+        now.with_timezone(&self.config.calendar.timezone.0)
+            .date_naive()
+    }
 }
 
 /// Describes the key at a line: `section.key`.
@@ -859,21 +890,7 @@ impl Loaded {
                 });
             }
         }
-        let mut warnings = Vec::new();
-        let unconfirmed: Vec<String> = calendar_spec
-            .official
-            .iter()
-            .chain(calendar_spec.operator.iter())
-            .filter(|r| r.unconfirmed)
-            .map(|r| format!("{} {}", r.date, r.name))
-            .collect();
-        if !unconfirmed.is_empty() {
-            warnings.push(format!(
-                "the calendar uses {} unconfirmed row(s), check them against the official announcement: {}",
-                unconfirmed.len(),
-                unconfirmed.join("; ")
-            ));
-        }
+        let warnings = Vec::new();
         Ok(Loaded {
             config,
             path: path.map(Path::to_path_buf),
@@ -986,7 +1003,16 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let l = Loaded::load(Some(&root.join(DEFAULT_PATH))).unwrap();
         assert!(!l.catalogue.is_empty());
-        assert!(l.warnings[0].contains("unconfirmed"));
+        // 03/05/2027 is unconfirmed: warned about until it has passed.
+        let on = |d: &str| l.warnings_at(d.parse().unwrap());
+        assert!(
+            on("2026-12-01")[0].contains("1 unconfirmed row(s)"),
+            "{:?}",
+            on("2026-12-01")
+        );
+        assert!(on("2026-12-01")[0].contains("2027-05-03"));
+        assert!(on("2027-05-03")[0].contains("2027-05-03"));
+        assert!(on("2027-05-04").is_empty(), "{:?}", on("2027-05-04"));
         let cal = l.calendar();
         assert_eq!(cal.version().name, "vn-official");
         // The Hà Tĩnh profile: summer afternoons open at 14:00.

@@ -2273,7 +2273,7 @@ fn mtimes(files: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> {
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
     let cfg = loaded.config.clone();
-    for w in &loaded.warnings {
+    for w in loaded.warnings_at(loaded.local_date(clock.now())) {
         tracing::warn!("{w}");
     }
     if let Some(d) = clock.describe() {
