@@ -456,9 +456,10 @@ pub fn normalize(
     run().map_err(reject)
 }
 
-/// The fields of a raw record known to carry no identity: ids, codes, dates, statuses,
-/// unit and procedure names (DVCQG names and the canonical ones), compared without
-/// case. Everything else — the applicant's name, id number, address, contacts, and
+/// The DVCQG fields of a raw record known to carry no identity: ids, codes, dates,
+/// statuses, unit and procedure names, compared without case; with them, the canonical
+/// fields ([`CASE_FIELDS`], [`SUPPLEMENT_FIELDS`], [`STEP_FIELDS`]) but those in
+/// [`IDENTITY_FIELDS`]. Everything else — the applicant's name, id number, address, contacts, and
 /// free text such as `TrichYeuHoSo`, which often names the applicant — is replaced by
 /// `***` before a raw record is stored as a version or shown (quarantine). An
 /// allow-list, so a field nobody thought of stays hidden.
@@ -520,37 +521,25 @@ pub const SAFE_FIELDS: &[&str] = &[
     "madonvi",
     "service",
     "isUpdating",
-    // canonical
-    "case_id",
-    "kind",
-    "procedure_code",
-    "procedure_name",
-    "field_code",
-    "unit",
+    // the canonical unit code (the other canonical names: `safe_key`)
     "unit_code",
-    "channel",
-    "status",
-    "received_at",
-    "due_at",
-    "finished_at",
-    "returned_at",
-    "refused_at",
-    "updated_at",
-    "requested_at",
-    "resumed_at",
-    "due_before",
-    "due_after",
-    "department",
-    "title",
-    "started_at",
-    "acted_at",
-    "step_due_at",
 ];
+
+/// Canonical fields that name a person.
+pub const IDENTITY_FIELDS: &[&str] = &["applicant_id", "officer"];
 
 const MASK: &str = "***";
 
 fn safe_key(k: &str) -> bool {
-    SAFE_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(k))
+    let canonical = CASE_FIELDS
+        .iter()
+        .chain(SUPPLEMENT_FIELDS)
+        .chain(STEP_FIELDS)
+        .filter(|f| !IDENTITY_FIELDS.contains(f));
+    SAFE_FIELDS
+        .iter()
+        .chain(canonical)
+        .any(|f| f.eq_ignore_ascii_case(k))
 }
 
 /// Replaces, in place and at any depth, every value not under a [`SAFE_FIELDS`] key

@@ -250,6 +250,14 @@ fn redaction_keeps_only_fields_known_to_carry_no_identity() {
         odd,
         serde_json::json!({"MaHoSo": "X", "TenNguoiNop": "***", "extra": ["***", "***"]})
     );
+    // Canonical names too: a step's title stays, its officer is a person.
+    let step = redact(
+        &serde_json::json!({"title": "Thẩm định", "officer": "Lê C", "acted_at": "2024-03-01"}),
+    );
+    assert_eq!(
+        step,
+        serde_json::json!({"title": "Thẩm định", "officer": "***", "acted_at": "2024-03-01"})
+    );
     // In place and as a copy alike.
     let mut inplace = domain_record();
     redact_in_place(&mut inplace);
