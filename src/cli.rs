@@ -42,7 +42,7 @@ pub struct Cli {
 static CLOCK: std::sync::OnceLock<Clock> = std::sync::OnceLock::new();
 
 fn clock() -> Clock {
-    CLOCK.get_or_init(Clock::system).clone()
+    *CLOCK.get_or_init(Clock::system)
 }
 
 fn now() -> chrono::DateTime<Utc> {

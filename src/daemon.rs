@@ -2295,7 +2295,7 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
     let shared = Arc::new(
         Shared::new(store.clone(), context, salt)
             .with_procedure_metrics(cfg.metrics.procedure_labels)
-            .with_clock(clock.clone()),
+            .with_clock(clock),
     );
     let started = shared.now();
     let n = shared.load(started).await.context("loading open cases")?;
@@ -2369,7 +2369,7 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
             .await
     });
 
-    let mut scheduler = Scheduler::new(calendar.zone(), clock.clone());
+    let mut scheduler = Scheduler::new(calendar.zone(), clock);
     let poll_timeout = std::time::Duration::from_secs(cfg.daemon.poll_timeout_seconds);
     let max_backoff = cfg.daemon.max_backoff_seconds;
     for rt in &runtimes {

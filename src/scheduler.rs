@@ -130,7 +130,7 @@ impl Scheduler {
     /// Starts ticking every job added so far.
     pub fn start(&mut self) {
         for job in std::mem::take(&mut self.jobs) {
-            let (zone, clock, cancel) = (self.zone, self.clock.clone(), self.cancel.clone());
+            let (zone, clock, cancel) = (self.zone, self.clock, self.cancel.clone());
             self.tickers
                 .push(tokio::spawn(tick(job, zone, clock, cancel)));
         }
