@@ -203,6 +203,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
                 "store": st.shared.store.backend(),
                 "open_cases": st.shared.open_count(),
                 "sources": sources,
+                "now": crate::timefmt::rfc3339(st.shared.now(), &st.shared.context().calendar),
                 "test_clock": st.shared.clock.describe(),
             })),
         )

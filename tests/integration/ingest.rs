@@ -421,12 +421,21 @@ fn a_slow_source_is_never_polled_twice_at_once() {
 /// (status 4 → 10) and stamped by the source's clock; every update is read, the skew
 /// shows in its gauge and the source's health.
 fn skewed(offset: Span, name: &str) -> (f64, Value) {
-    let source_now = || crate::test_now() + offset;
-    let api = Api::new(recs(name, 18, source_now()), 50);
-    let base = serve(api.clone());
     let dir = scratch(name);
+    // The fake system starts once the daemon is up, its clock `offset` from the
+    // daemon's (read from /readyz, so this holds however the two processes' clocks
+    // were set).
+    let api = Api::new(Vec::new(), 50);
+    let base = serve(api.clone());
     config(&dir, &base, "");
     let d = start(&dir);
+    let asked = crate::test_now();
+    let daemon_now = DateTime::parse_from_rfc3339(d.ready()["now"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc);
+    let to_daemon = daemon_now - asked;
+    let source_now = || crate::test_now() + to_daemon + offset;
+    *api.recs.lock().unwrap() = recs(name, 18, source_now());
     wait_until(Duration::from_secs(20), "18 cases", || {
         count(&dir, "SELECT COUNT(*) FROM cases") == 18
     });
