@@ -1797,6 +1797,8 @@ pub struct ReadOutcome {
     pub committed: Committed,
     /// The cursor stored, if it moved.
     pub cursor: Option<DateTime<Utc>>,
+    /// Where a first read (no stored cursor) started: the source's `initial_cursor`.
+    pub first_since: Option<DateTime<Utc>>,
     /// Why the read stopped early.
     pub error: Option<String>,
 }
@@ -1942,6 +1944,7 @@ pub async fn read_source(
     Ok(ReadOutcome {
         committed,
         cursor: cursor_stored,
+        first_since,
         error,
     })
 }
@@ -2094,7 +2097,6 @@ pub async fn poll_once(
         tracing::debug!(source = name, "backing off");
         return;
     }
-    let first = matches!(shared.store.cursor(name).await, Ok(None));
     let result = read_source(shared, rt, None, true, timeout, started).await;
     // Records that came garbled within the last day: their current version, by id.
     if rt.source.fetches_by_id() && matches!(&result, Ok(o) if o.error.is_none()) {
@@ -2136,24 +2138,22 @@ pub async fn poll_once(
     };
     let committed = outcome.as_ref().map(|o| o.committed).unwrap_or_default();
     let moved = outcome.as_ref().and_then(|o| o.cursor);
+    let first_since = outcome.as_ref().and_then(|o| o.first_since);
     let overlap = Span::seconds(rt.config.overlap_seconds.max(0));
     let (skew, warning) = clock_warning(&committed.times, started, previous_poll, overlap);
     if let Some(w) = &warning {
         tracing::warn!(source = name, skew_seconds = skew, "{w}");
     }
     let mut first_warning = None;
-    if first && failure.is_none() && rt.source.cursor_from_records() {
-        if let Ok(initial) = rt.config.initial_since(&shared.context().calendar, started) {
-            let older = shared.open_changed_before(name, initial);
-            if older == 0 {
-                let w = format!(
-                    "the first poll found no open case last changed before {} (initial_cursor): an open dossier unchanged since then \
-                     is not read unless the source is also asked for open dossiers whatever their change time (README: Connect a real one-stop system)",
-                    crate::timefmt::rfc3339(initial, &shared.context().calendar)
-                );
-                tracing::warn!(source = name, "{w}");
-                first_warning = Some(w);
-            }
+    if let Some(initial) = first_since.filter(|_| failure.is_none()) {
+        if rt.source.cursor_from_records() && shared.open_changed_before(name, initial) == 0 {
+            let w = format!(
+                "the first poll found no open case last changed before {} (initial_cursor): an open dossier unchanged since then \
+                 is not read unless the source is also asked for open dossiers whatever their change time (README: Connect a real one-stop system)",
+                crate::timefmt::rfc3339(initial, &shared.context().calendar)
+            );
+            tracing::warn!(source = name, "{w}");
+            first_warning = Some(w);
         }
     }
     shared.metrics_changed();

@@ -30,6 +30,7 @@ struct Cell {
 struct Table {
     file: String,
     xlsx: bool,
+    header_line: usize,
     header: Vec<String>,
     rows: Vec<(usize, Vec<Cell>)>,
 }
@@ -108,30 +109,20 @@ fn read_table(path: &Path) -> Result<Table, ImportErrors> {
                 .flexible(true)
                 .delimiter(delimiter)
                 .from_reader(text.as_bytes());
-            let mut header = Vec::new();
-            let mut rows = Vec::new();
+            let mut lines = Vec::new();
             for (i, rec) in rdr.records().enumerate() {
                 let rec = rec.map_err(|e| one(format!("{file}: {e}")))?;
                 let line = rec.position().map(|p| p.line() as usize).unwrap_or(i + 1);
-                let cells: Vec<Cell> = rec
+                let cells = rec
                     .iter()
                     .map(|t| Cell {
                         text: t.trim().to_string(),
                         numeric: false,
                     })
                     .collect();
-                if i == 0 {
-                    header = cells.into_iter().map(|c| c.text).collect();
-                } else if cells.iter().any(|c| !c.text.is_empty()) {
-                    rows.push((line, cells));
-                }
+                lines.push((line, cells));
             }
-            Ok(Table {
-                file,
-                xlsx: false,
-                header,
-                rows,
-            })
+            Ok(Table::from_lines(file, false, lines))
         }
         "xlsx" | "xlsm" | "xls" | "ods" => {
             use calamine::{Data, Reader};
@@ -142,34 +133,20 @@ fn read_table(path: &Path) -> Result<Table, ImportErrors> {
                 .ok_or_else(|| one(format!("{file}: the workbook has no sheet")))?
                 .map_err(|e| one(format!("{file}: cannot read the first sheet: {e}")))?;
             let (first_row, first_col) = range.start().unwrap_or((0, 0));
-            let mut header = Vec::new();
-            let mut rows = Vec::new();
-            for (i, r) in range.rows().enumerate() {
-                let line = first_row as usize + i + 1;
-                let mut cells: Vec<Cell> = (0..first_col)
-                    .map(|_| Cell {
-                        text: String::new(),
-                        numeric: false,
-                    })
+            let lines = range.rows().enumerate().map(|(i, r)| {
+                let blank = (0..first_col).map(|_| Cell {
+                    text: String::new(),
+                    numeric: false,
+                });
+                let cells = blank
+                    .chain(r.iter().map(|d| Cell {
+                        text: d.to_string().trim().to_string(),
+                        numeric: matches!(d, Data::Int(_) | Data::Float(_)),
+                    }))
                     .collect();
-                cells.extend(r.iter().map(|d| Cell {
-                    text: d.to_string().trim().to_string(),
-                    numeric: matches!(d, Data::Int(_) | Data::Float(_)),
-                }));
-                if header.is_empty() {
-                    if cells.iter().any(|c| !c.text.is_empty()) {
-                        header = cells.into_iter().map(|c| c.text).collect();
-                    }
-                } else if cells.iter().any(|c| !c.text.is_empty()) {
-                    rows.push((line, cells));
-                }
-            }
-            Ok(Table {
-                file,
-                xlsx: true,
-                header,
-                rows,
-            })
+                (first_row as usize + i + 1, cells)
+            });
+            Ok(Table::from_lines(file, true, lines.collect()))
         }
         _ => Err(one(format!(
             "{file}: not a .csv or .xlsx file (save the sheet as one of them)"
@@ -213,15 +190,17 @@ impl Columns {
                 Some((name, _, _)) => {
                     if at.insert(*name, i).is_some() {
                         errors.push(ImportError(format!(
-                            "{}:1:{}: column `{h}` is the same as an earlier one ({name})",
+                            "{}:{}:{}: column `{h}` is the same as an earlier one ({name})",
                             t.file,
+                            t.header_line,
                             t.col(i)
                         )));
                     }
                 }
                 None => errors.push(ImportError(format!(
-                    "{}:1:{}: unknown column `{h}`; the columns are: {}",
+                    "{}:{}:{}: unknown column `{h}`; the columns are: {}",
                     t.file,
+                    t.header_line,
                     t.col(i),
                     self.known
                         .iter()
@@ -234,8 +213,9 @@ impl Columns {
         for (name, aliases, required) in self.known {
             if *required && !at.contains_key(name) {
                 errors.push(ImportError(format!(
-                    "{}:1: the column `{name}` (\"{}\") is missing",
+                    "{}:{}: the column `{name}` (\"{}\") is missing",
                     t.file,
+                    t.header_line,
                     aliases.first().unwrap_or(name)
                 )));
             }
@@ -249,6 +229,24 @@ impl Columns {
 }
 
 impl Table {
+    /// The first non-empty line is the header; the other non-empty lines are rows.
+    fn from_lines(file: String, xlsx: bool, lines: Vec<(usize, Vec<Cell>)>) -> Table {
+        let mut lines = lines
+            .into_iter()
+            .filter(|(_, cells)| cells.iter().any(|c| !c.text.is_empty()));
+        let (header_line, header) = lines
+            .next()
+            .map(|(line, cells)| (line, cells.into_iter().map(|c| c.text).collect()))
+            .unwrap_or((1, Vec::new()));
+        Table {
+            file,
+            xlsx,
+            header_line,
+            header,
+            rows: lines.collect(),
+        }
+    }
+
     /// The column's name in messages: a letter in a spreadsheet, a number in a CSV.
     fn col(&self, i: usize) -> String {
         if self.xlsx {
