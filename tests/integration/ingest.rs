@@ -170,6 +170,16 @@ fn start(dir: &Path) -> Daemon {
     Daemon::start(dir, &[])
 }
 
+/// Serves `api`, writes the configuration with the source's `extra` keys (`{base}`
+/// stands for the fake system's URL) in a fresh folder, and starts the daemon there.
+fn run(api: &Api, name: &str, extra: &str) -> (std::path::PathBuf, Daemon) {
+    let base = serve(api.clone());
+    let dir = scratch(name);
+    config(&dir, &base, &extra.replace("{base}", &base));
+    let d = start(&dir);
+    (dir, d)
+}
+
 /// Waits until the `inserted` ingest counter reads `n`.
 fn wait_inserted(d: &Daemon, n: f64, what: &str) {
     wait_until(Duration::from_secs(10), what, || {
@@ -245,10 +255,7 @@ fn a_fresh_daemon_reads_back_to_the_start_of_last_year_through_numeric_pages() {
         }
     }
     let api = Api::new(all, 3);
-    let base = serve(api.clone());
-    let dir = scratch("ingest-first");
-    config(&dir, &base, "");
-    let d = start(&dir);
+    let (dir, d) = run(&api, "ingest-first", "");
     wait_until(Duration::from_secs(30), "the first poll", || {
         d.log_text().contains("poll done")
     });
@@ -291,10 +298,11 @@ fn a_fresh_daemon_reads_back_to_the_start_of_last_year_through_numeric_pages() {
 fn max_pages_reached_is_an_error_and_the_next_poll_reads_on() {
     let now = crate::test_now();
     let api = Api::new(recs("M", 15, now - Span::hours(1)), 3);
-    let base = serve(api.clone());
-    let dir = scratch("ingest-maxpages");
-    config(&dir, &base, "max_pages = 2\noverlap_seconds = 30\n");
-    let d = start(&dir);
+    let (dir, d) = run(
+        &api,
+        "ingest-maxpages",
+        "max_pages = 2\noverlap_seconds = 30\n",
+    );
     wait_until(Duration::from_secs(20), "the first poll to fail", || {
         d.ready()["sources"][0]["last_error"]
             .as_str()
@@ -343,10 +351,7 @@ fn a_truncated_page_keeps_what_was_committed_and_counts_it() {
     let now = crate::test_now();
     let api = Api::new(recs("T", 7, now - Span::hours(2)), 3);
     *api.truncate_page.lock().unwrap() = Some(2);
-    let base = serve(api.clone());
-    let dir = scratch("ingest-truncated");
-    config(&dir, &base, "overlap_seconds = 30\n");
-    let d = start(&dir);
+    let (dir, d) = run(&api, "ingest-truncated", "overlap_seconds = 30\n");
     wait_until(Duration::from_secs(20), "the poll to fail", || {
         d.ready()["sources"][0]["last_error"]
             .as_str()
@@ -368,10 +373,7 @@ fn kill_9_between_pages_leaves_the_counters_equal_to_the_store() {
     let now = crate::test_now();
     let api = Api::new(recs("K", 12, now - Span::hours(3)), 3);
     *api.stall_page.lock().unwrap() = Some((3, Duration::from_secs(60)));
-    let base = serve(api.clone());
-    let dir = scratch("ingest-kill9");
-    config(&dir, &base, "overlap_seconds = 30\n");
-    let mut d = start(&dir);
+    let (dir, mut d) = run(&api, "ingest-kill9", "overlap_seconds = 30\n");
     wait_until(Duration::from_secs(20), "page 3 asked", || {
         api.stalled.load(Ordering::SeqCst)
     });
@@ -399,10 +401,7 @@ fn a_slow_source_is_never_polled_twice_at_once() {
     let now = crate::test_now();
     let mut api = Api::new(recs("S", 4, now - Span::hours(1)), 10);
     api.delay = Duration::from_secs(3);
-    let base = serve(api.clone());
-    let dir = scratch("ingest-slow");
-    config(&dir, &base, "");
-    let d = start(&dir);
+    let (_dir, d) = run(&api, "ingest-slow", "");
     std::thread::sleep(Duration::from_secs(10));
     assert!(
         api.requests.load(Ordering::SeqCst) >= 2,
@@ -421,14 +420,11 @@ fn a_slow_source_is_never_polled_twice_at_once() {
 /// (status 4 → 10) and stamped by the source's clock; every update is read, the skew
 /// shows in its gauge and the source's health.
 fn skewed(offset: Span, name: &str) -> (f64, Value) {
-    let dir = scratch(name);
     // The fake system starts once the daemon is up, its clock `offset` from the
     // daemon's (read from /readyz, so this holds however the two processes' clocks
     // were set).
     let api = Api::new(Vec::new(), 50);
-    let base = serve(api.clone());
-    config(&dir, &base, "");
-    let d = start(&dir);
+    let (dir, d) = run(&api, name, "");
     let asked = crate::test_now();
     let daemon_now = DateTime::parse_from_rfc3339(d.ready()["now"].as_str().unwrap())
         .unwrap()
@@ -489,11 +485,12 @@ fn initial_cursor_and_backfill_reach_back_on_purpose() {
     let mut all = recs("OLD", 4, now - Span::days(200));
     all.extend(recs("NEW", 3, now - Span::days(2)));
     let api = Api::new(all, 3);
-    let base = serve(api);
-    let dir = scratch("ingest-backfill");
     let initial = (now - Span::days(30)).to_rfc3339();
-    config(&dir, &base, &format!("initial_cursor = \"{initial}\"\n"));
-    let d = start(&dir);
+    let (dir, d) = run(
+        &api,
+        "ingest-backfill",
+        &format!("initial_cursor = \"{initial}\"\n"),
+    );
     wait_until(Duration::from_secs(30), "the first poll", || {
         d.log_text().contains("poll done")
     });
@@ -584,14 +581,11 @@ fn garbled_records_are_fetched_again_by_id_and_no_name_leaves_the_store() {
         r.garbled = i % 3 == 0;
     }
     let api = Api::new(all, 5);
-    let base = serve(api);
-    let dir = scratch("ingest-refetch");
-    config(
-        &dir,
-        &base,
-        &format!("record_url = \"{base}/api/hoso/{{case_id}}\"\n"),
+    let (dir, d) = run(
+        &api,
+        "ingest-refetch",
+        "record_url = \"{base}/api/hoso/{case_id}\"\n",
     );
-    let d = start(&dir);
     wait_until(
         Duration::from_secs(30),
         "every dossier, the garbled ones by id",
@@ -661,10 +655,7 @@ fn a_garbled_copy_is_resolved_by_its_later_valid_version() {
     all[0].garbled = true;
     all[2].garbled = true;
     let api = Api::new(all, 10);
-    let base = serve(api.clone());
-    let dir = scratch("ingest-supersede");
-    config(&dir, &base, "");
-    let d = start(&dir);
+    let (dir, d) = run(&api, "ingest-supersede", "");
     wait_until(Duration::from_secs(20), "two quarantined", || {
         count(&dir, "SELECT COUNT(*) FROM quarantine WHERE resolved = 0") == 2
     });
@@ -690,10 +681,7 @@ fn a_garbled_copy_is_resolved_by_its_later_valid_version() {
 #[test]
 fn an_empty_first_poll_is_first_once() {
     let api = Api::new(Vec::new(), 10);
-    let base = serve(api.clone());
-    let dir = scratch("ingest-empty");
-    config(&dir, &base, "initial_cursor = \"2025-06-01\"\n");
-    let d = start(&dir);
+    let (_dir, d) = run(&api, "ingest-empty", "initial_cursor = \"2025-06-01\"\n");
     wait_until(Duration::from_secs(20), "three polls", || {
         api.requests.load(Ordering::SeqCst) >= 3
     });
