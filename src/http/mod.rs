@@ -126,7 +126,8 @@ async fn error_shapes(req: axum::extract::Request, next: axum::middleware::Next)
             (status, Json(json!({ "error": message }))).into_response()
         }
     };
-    if req.uri().to_string().len() > MAX_URI {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI {
         return shape(
             StatusCode::URI_TOO_LONG,
             format!("the request target is longer than {MAX_URI} bytes"),

@@ -408,7 +408,8 @@ impl Source for HttpSource {
                 None => break,
             }
         }
-        Ok(Some(ctx.now.to_rfc3339()))
+        // The daemon's cursor follows the records' change times (`cursor_from_records`).
+        Ok(None)
     }
 }
 
