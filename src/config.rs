@@ -15,6 +15,7 @@
 //! operator_days = ["calendar/operator.csv"]         # your own additions/overrides
 //! complete_years = [2027]         # years your rows cover completely
 //! culture_day = true              # generate 24/11 for estimated years from 2026
+//! culture_day_weekend_substitute = false   # a weekend 24/11 is not taken on Monday
 //!
 //! [calendar.office_hours]
 //! default = "07:30-11:30,13:30-17:30"
@@ -135,6 +136,9 @@ pub struct CalendarConfig {
     pub complete_years: Vec<i32>,
     /// Generate 24/11 for estimated years from 2026.
     pub culture_day: bool,
+    /// Take a 24/11 that falls on a rest day on the next workday (estimated years;
+    /// the law does not say, first affected year 2029).
+    pub culture_day_weekend_substitute: bool,
     pub office_hours: OfficeHoursConfig,
 }
 
@@ -148,6 +152,7 @@ impl Default for CalendarConfig {
             operator_days: Vec::new(),
             complete_years: Vec::new(),
             culture_day: true,
+            culture_day_weekend_substitute: false,
             office_hours: OfficeHoursConfig::default(),
         }
     }
@@ -847,6 +852,7 @@ impl Loaded {
             zone: config.calendar.timezone.0,
             rest_days,
             culture_day: config.calendar.culture_day,
+            culture_day_weekend_substitute: config.calendar.culture_day_weekend_substitute,
             official,
             operator,
             complete_years: config.calendar.complete_years.clone(),

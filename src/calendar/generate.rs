@@ -3,9 +3,11 @@
 //!
 //! - Tết: giao thừa and lunar 1/1–1/4; a Saturday one is taken on the previous free
 //!   weekday, a Sunday (or other rest-day) one on the next.
-//! - 1/1, Giỗ Tổ (lunar 10/3), 30/4, 1/5, 24/11 (from 2026, switchable), National Day
-//!   (2/9 and one adjacent day by 2/9's weekday): a rest-day one is taken on the next
-//!   free weekday.
+//! - 1/1, Giỗ Tổ (lunar 10/3), 30/4, 1/5, National Day (2/9 and one adjacent day by
+//!   2/9's weekday): a rest-day one is taken on the next free weekday.
+//! - 24/11, Ngày Văn hóa Việt Nam (Nghị quyết 28/2026/QH16, from 2026, switchable): on
+//!   a rest day it is *not* taken on another day unless `culture_day_weekend_substitute`
+//!   says so — the law does not settle it (first such year: 2029, a Saturday).
 //! - Holidays on weekdays are placed first, then the taken days in date order.
 //!
 //! Swaps (hoán đổi) are never generated: they exist only as dated data.
@@ -21,6 +23,8 @@ pub struct GenerateOptions {
     pub rest_days: [bool; 7],
     /// Generate 24/11 (Ngày Văn hóa Việt Nam) for years from 2026.
     pub culture_day: bool,
+    /// Take a 24/11 that falls on a rest day on the next free weekday.
+    pub culture_day_weekend_substitute: bool,
 }
 
 /// First year in which 24/11 is generated.
@@ -50,32 +54,37 @@ fn national_day_companion(year: i32) -> NaiveDate {
 /// All days off of `year` under the generation rule, in date order.
 pub fn generate_year(year: i32, opts: GenerateOptions) -> Vec<GeneratedDay> {
     let is_rest = |d: NaiveDate| opts.rest_days[d.weekday().num_days_from_monday() as usize];
-    // (date, name, is Tết)
-    let mut holidays: Vec<(NaiveDate, &str, bool)> = Vec::new();
+    // (date, name, is Tết, taken on another day when on a rest day)
+    let mut holidays: Vec<(NaiveDate, &str, bool, bool)> = Vec::new();
     let tet = lunar::tet(year);
     let eve = tet.pred_opt().expect("valid date");
-    holidays.push((eve, "Tết Nguyên đán", true));
+    holidays.push((eve, "Tết Nguyên đán", true, true));
     for i in 0..4 {
-        holidays.push((tet + Days::new(i), "Tết Nguyên đán", true));
+        holidays.push((tet + Days::new(i), "Tết Nguyên đán", true, true));
     }
-    holidays.push((ymd(year, 1, 1), "Tết Dương lịch", false));
-    holidays.push((lunar::hung_kings(year), "Giỗ Tổ Hùng Vương", false));
-    holidays.push((ymd(year, 4, 30), "Ngày Chiến thắng 30/4", false));
-    holidays.push((ymd(year, 5, 1), "Ngày Quốc tế Lao động", false));
-    holidays.push((ymd(year, 9, 2), "Quốc khánh", false));
-    holidays.push((national_day_companion(year), "Quốc khánh", false));
+    holidays.push((ymd(year, 1, 1), "Tết Dương lịch", false, true));
+    holidays.push((lunar::hung_kings(year), "Giỗ Tổ Hùng Vương", false, true));
+    holidays.push((ymd(year, 4, 30), "Ngày Chiến thắng 30/4", false, true));
+    holidays.push((ymd(year, 5, 1), "Ngày Quốc tế Lao động", false, true));
+    holidays.push((ymd(year, 9, 2), "Quốc khánh", false, true));
+    holidays.push((national_day_companion(year), "Quốc khánh", false, true));
     if opts.culture_day && year >= CULTURE_DAY_FROM {
-        holidays.push((ymd(year, 11, 24), "Ngày Văn hóa Việt Nam", false));
+        holidays.push((
+            ymd(year, 11, 24),
+            "Ngày Văn hóa Việt Nam",
+            false,
+            opts.culture_day_weekend_substitute,
+        ));
     }
     holidays.sort_by_key(|h| h.0);
     holidays.dedup_by_key(|h| h.0);
 
     let mut off: BTreeMap<NaiveDate, String> = BTreeMap::new();
-    for (date, name, _) in &holidays {
+    for (date, name, ..) in &holidays {
         off.insert(*date, name.to_string());
     }
     // Weekday holidays are already placed; now the taken (compensation) days.
-    for (date, name, is_tet) in holidays.iter().filter(|h| is_rest(h.0)) {
+    for (date, name, is_tet, _) in holidays.iter().filter(|h| is_rest(h.0) && h.3) {
         let backwards = *is_tet && date.weekday() == Weekday::Sat;
         let mut d = *date;
         loop {
@@ -102,6 +111,7 @@ mod tests {
     const OPTS: GenerateOptions = GenerateOptions {
         rest_days: [false, false, false, false, false, true, true],
         culture_day: true,
+        culture_day_weekend_substitute: false,
     };
 
     /// Weekday days off only (what the announcements list completely).
@@ -178,11 +188,27 @@ mod tests {
         assert!(!generate_year(2027, off)
             .iter()
             .any(|g| g.date == ymd(2027, 11, 24)));
-        // 24/11/2029 is a Saturday → taken Monday 26/11.
+    }
+
+    #[test]
+    fn culture_day_on_a_weekend_is_taken_only_when_configured() {
+        // 24/11: 2026 Tue, 2027 Wed, 2028 Fri (leap year), 2029 Sat, the first on a
+        // weekend. Not substituted by default: the Saturday is listed, Monday 26/11 works.
+        assert_eq!(ymd(2029, 11, 24).weekday(), Weekday::Sat);
         let days = generate_year(2029, OPTS);
+        assert!(days.iter().any(|g| g.date == ymd(2029, 11, 24)));
+        assert!(!days.iter().any(|g| g.date == ymd(2029, 11, 26)));
+        // With the setting: taken on Monday 26/11.
+        let sub = GenerateOptions {
+            culture_day_weekend_substitute: true,
+            ..OPTS
+        };
+        let days = generate_year(2029, sub);
         assert!(days
             .iter()
             .any(|g| g.date == ymd(2029, 11, 26) && g.name.contains("nghỉ bù")));
+        // A weekday 24/11 (2027: Wednesday) is the same either way.
+        assert_eq!(generate_year(2027, OPTS), generate_year(2027, sub));
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct CalendarSpec {
     pub rest_days: [bool; 7],
     /// Generate 24/11 for generated years from 2026.
     pub culture_day: bool,
+    /// Take a 24/11 on a rest day on the next workday (estimated years).
+    pub culture_day_weekend_substitute: bool,
     /// The official rows (the shipped file): the years they touch are official.
     pub official: Vec<DayRow>,
     /// The operator's rows: each replaces whatever its date was.
@@ -68,6 +70,7 @@ impl CalendarSpec {
             zone: chrono_tz::Asia::Ho_Chi_Minh,
             rest_days: [false, false, false, false, false, true, true],
             culture_day: true,
+            culture_day_weekend_substitute: false,
             official: data::parse_rows(SHIPPED_OFFICIAL_DAYS, "vn-official-days.csv")
                 .expect("the shipped calendar parses"),
             operator: Vec::new(),
@@ -306,6 +309,7 @@ impl Calendar {
         let gen_opts = GenerateOptions {
             rest_days: spec.rest_days,
             culture_day: spec.culture_day,
+            culture_day_weekend_substitute: spec.culture_day_weekend_substitute,
         };
         for year in FIRST_YEAR..=LAST_YEAR {
             if official_years.contains(&year) {
