@@ -379,6 +379,7 @@ fn deadline(config: &Option<PathBuf>, args: DeadlineArgs) -> Result<ExitCode> {
                 "start": rfc3339(t.start, &cal),
                 "due": t.due.map(|d| rfc3339(d, &cal)),
                 "calendar_version": cal.version().to_string(),
+                "calendar_estimated": t.calendar_estimated,
                 "lang": args.lang,
                 "trace": t.trace,
             });
@@ -390,7 +391,11 @@ fn deadline(config: &Option<PathBuf>, args: DeadlineArgs) -> Result<ExitCode> {
                 Some(d) => writeln!(out, "due:      {}", rfc3339(d, &cal))?,
                 None => writeln!(out, "due:      none")?,
             }
-            writeln!(out, "calendar: {}", cal.version())?;
+            if t.calendar_estimated {
+                writeln!(out, "calendar: {} (estimated)", cal.version())?;
+            } else {
+                writeln!(out, "calendar: {}", cal.version())?;
+            }
             for line in &t.trace {
                 writeln!(out, "  - {line}")?;
             }
@@ -924,6 +929,7 @@ async fn explain(
                 "due": e.due.map(at),
                 "legal_due": e.legal_due.map(at),
                 "calendar_version": cal.version().to_string(),
+                "calendar_estimated": e.calendar_estimated,
                 "trace": trace,
                 "stored_evaluation": stored.map(|s| serde_json::json!({
                     "state": s.state, "flags": s.flags, "evaluated_at": at(s.evaluated_at), "calendar_version": s.calendar_version,

@@ -459,6 +459,7 @@ impl Shared {
                     },
                     state,
                     stuck: e.is_some_and(|e| e.stuck),
+                    estimated: e.is_some_and(|e| e.calendar_estimated),
                     flags: e
                         .map(|e| crate::metrics::flag_names(&e.flags))
                         .unwrap_or_default(),
@@ -1180,6 +1181,7 @@ fn case_item(
         "unit": case.unit_code.as_deref(),
         "unit_name": unit_name,
         "due": ev.due.map(|d| crate::timefmt::human(d, &ctx.calendar)).unwrap_or_else(|| "—".into()),
+        "due_estimated": ev.calendar_estimated,
         "state": ev.state,
         "overdue_workdays": ev.overdue_workdays,
         "trace": trace,

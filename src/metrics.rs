@@ -50,6 +50,8 @@ pub struct OpenFact {
     pub procedure: Option<Arc<str>>,
     pub state: Option<&'static str>,
     pub stuck: bool,
+    /// The due rests on estimated calendar days.
+    pub estimated: bool,
     /// Contract flag names.
     pub flags: Vec<&'static str>,
     pub overdue_workdays: Option<u32>,
@@ -62,6 +64,7 @@ pub struct OpenFact {
 pub struct OpenTally {
     open: HashMap<(Kind, Arc<str>, &'static str), i64>,
     stuck: HashMap<(Kind, Arc<str>), i64>,
+    estimated: HashMap<(Kind, Arc<str>), i64>,
     flagged: HashMap<(Kind, Arc<str>, &'static str), i64>,
     ages: HashMap<(Kind, Arc<str>), Vec<u32>>,
     ratio: HashMap<(Kind, Arc<str>), (u64, u64)>,
@@ -93,6 +96,9 @@ impl OpenTally {
         }
         if f.stuck {
             *self.stuck.entry((f.kind, unit.clone())).or_default() += 1;
+        }
+        if f.estimated && f.state.is_some() {
+            *self.estimated.entry((f.kind, unit.clone())).or_default() += 1;
         }
         for flag in &f.flags {
             *self
@@ -151,6 +157,7 @@ pub struct Metrics {
     procedure_labels: bool,
     cases_open: IntGaugeVec,
     cases_stuck: IntGaugeVec,
+    cases_estimated: IntGaugeVec,
     cases_flagged: IntGaugeVec,
     cases_finished: IntGaugeVec,
     on_time_ratio: GaugeVec,
@@ -217,6 +224,12 @@ impl Metrics {
             &r,
             "slawatch_cases_stuck",
             "Open cases with no activity for the configured workdays or whose current step is past its due.",
+            &["kind", "unit"],
+        );
+        let cases_estimated = int_gauge(
+            &r,
+            "slawatch_cases_due_on_estimated_calendar",
+            "Open cases whose computed due rests on estimated calendar days (a year without official data, or an unconfirmed row).",
             &["kind", "unit"],
         );
         let cases_flagged = int_gauge(
@@ -345,6 +358,7 @@ impl Metrics {
             procedure_labels,
             cases_open,
             cases_stuck,
+            cases_estimated,
             cases_flagged,
             cases_finished,
             on_time_ratio,
@@ -384,6 +398,7 @@ impl Metrics {
         }
         self.cases_open.reset();
         self.cases_stuck.reset();
+        self.cases_estimated.reset();
         self.cases_flagged.reset();
         self.cases_finished.reset();
         self.on_time_ratio.reset();
@@ -409,6 +424,15 @@ impl Metrics {
                 .copied()
                 .unwrap_or(0);
             self.cases_stuck.with_label_values(&[k, unit]).set(stuck);
+            let estimated = s
+                .open
+                .estimated
+                .get(&(*kind, unit.clone()))
+                .copied()
+                .unwrap_or(0);
+            self.cases_estimated
+                .with_label_values(&[k, unit])
+                .set(estimated);
             for flag in OPEN_FLAGS {
                 let n = s
                     .open
@@ -719,6 +743,7 @@ mod tests {
             procedure: Some(Arc::from("1.004227")),
             state: Some(state),
             stuck: state == "overdue",
+            estimated: state == "on_track",
             flags: if state == "overdue" {
                 vec!["apology_due"]
             } else {
@@ -822,6 +847,19 @@ mod tests {
         assert_eq!(
             at(&format!("slawatch_cases_stuck{{{k},unit=\"SXD\"}}")),
             "1"
+        );
+        // One SXD case (on track) rests on estimated days; the unknown unit's none.
+        assert_eq!(
+            at(&format!(
+                "slawatch_cases_due_on_estimated_calendar{{{k},unit=\"SXD\"}}"
+            )),
+            "1"
+        );
+        assert_eq!(
+            at(&format!(
+                "slawatch_cases_due_on_estimated_calendar{{{k},unit=\"unknown\"}}"
+            )),
+            "0"
         );
         assert_eq!(
             at(&format!(

@@ -175,6 +175,7 @@ mod tests {
             overdue_workdays: age,
             evaluated_at: t("2024-03-15T00:30:00Z"),
             calendar_version: "x".into(),
+            calendar_estimated: false,
             ended_at: None,
             on_time: None,
         }

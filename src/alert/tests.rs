@@ -35,6 +35,7 @@ fn eval(state: &'static str, flags: &str, stuck: bool, age: i32) -> EvalSummary 
         overdue_workdays: age,
         evaluated_at: t("2024-03-15T03:00:00Z"),
         calendar_version: "x".into(),
+        calendar_estimated: false,
         ended_at: None,
         on_time: None,
     }

@@ -129,6 +129,15 @@ pub struct DayEntry {
     pub operator: bool,
 }
 
+/// What makes a span of days an estimate (see [`Calendar::estimate_in`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Estimate {
+    /// A year with no official data: its days off are generated.
+    Year(i32),
+    /// A row marked `unconfirmed` (announced, its notice not yet out).
+    Unconfirmed(NaiveDate),
+}
+
 /// Identifies the exact calendar a result was computed with: its name and a hash
 /// of its content (days, sessions, zone).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -634,6 +643,22 @@ impl Calendar {
     /// Rows marked `unconfirmed` that the calendar uses (for a start-up warning).
     pub fn unconfirmed_rows(&self) -> &[DayRow] {
         &self.unconfirmed
+    }
+
+    /// Why days `from..=to` rest on estimated data, if they do: the first year among
+    /// them without official data, else the first `unconfirmed` row among them.
+    pub fn estimate_in(&self, from: NaiveDate, to: NaiveDate) -> Option<Estimate> {
+        if from > to {
+            return None;
+        }
+        if let Some(y) = (from.year()..=to.year()).find(|y| !self.official_years.contains(y)) {
+            return Some(Estimate::Year(y));
+        }
+        let i = self.unconfirmed.partition_point(|r| r.date < from);
+        self.unconfirmed
+            .get(i)
+            .filter(|r| r.date <= to)
+            .map(|r| Estimate::Unconfirmed(r.date))
     }
 
     /// Runs of days off between two dates (inclusive) that hold a named holiday,

@@ -83,11 +83,11 @@ Sent automatically by slawatch at {{ generated_at }}; please do not reply.\n",
 Tình hình hồ sơ của {{ unit_name }} sáng {{ date }}:\n\
 {% for s in stale %}(Lưu ý: dữ liệu từ nguồn {{ s.source }} chỉ cập nhật đến {{ s.since }}.)\n{% endfor %}\
 {% for sec in sections %}\n{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} đã xác nhận{% endif %}):\n{% for it in sec.cases %}\
-- Hồ sơ {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.{% if it.overdue_workdays > 0 %} Quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}\n\
+- Hồ sơ {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}{% if it.due_estimated %} (lịch ước tính){% endif %}.{% if it.overdue_workdays > 0 %} Quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}\n\
 {% if it.ack %}  Đã xác nhận: {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}\n{% else %}{% for line in it.trace %}    · {{ line }}\n{% endfor %}{% endif %}\
 {% if it.link %}  Xem hồ sơ: {{ it.link }}\n{% endif %}{% endfor %}{% endfor %}\
 {% if tasks %}\nNhiệm vụ được giao:\n{% for sec in tasks %}{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} đã xác nhận{% endif %}):\n{% for it in sec.cases %}\
-- {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.{% if it.ack %} Đã xác nhận: {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}{% endif %}\n{% endfor %}{% endfor %}{% endif %}\n\
+- {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}{% if it.due_estimated %} (lịch ước tính){% endif %}.{% if it.ack %} Đã xác nhận: {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}{% endif %}\n{% endfor %}{% endfor %}{% endif %}\n\
 Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; xin không trả lời thư này.\n",
     ),
     (
@@ -95,9 +95,9 @@ Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; x
         "<!doctype html>\n<html lang=\"vi\"><head><meta charset=\"utf-8\"><title>{{ subject }}</title></head>\n<body>\n\
 <p>Kính gửi {{ recipient.name or recipient.email }},</p>\n<p>Tình hình hồ sơ của <strong>{{ unit_name }}</strong> sáng {{ date }}:</p>\n\
 {% for s in stale %}<p><em>Lưu ý: dữ liệu từ nguồn {{ s.source }} chỉ cập nhật đến {{ s.since }}.</em></p>\n{% endfor %}\
-{% for sec in sections %}<h3>{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} đã xác nhận{% endif %})</h3>\n<ul>{% for it in sec.cases %}<li>Hồ sơ {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.{% if it.overdue_workdays > 0 %} Quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}\
+{% for sec in sections %}<h3>{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} đã xác nhận{% endif %})</h3>\n<ul>{% for it in sec.cases %}<li>Hồ sơ {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}{% if it.due_estimated %} (lịch ước tính){% endif %}.{% if it.overdue_workdays > 0 %} Quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}\
 {% if it.ack %}<br><em>Đã xác nhận: {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}</em>{% elif it.trace %}<ul>{% for line in it.trace %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}\
-{% if tasks %}<h3>Nhiệm vụ được giao</h3>\n{% for sec in tasks %}<h4>{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} đã xác nhận{% endif %})</h4><ul>{% for it in sec.cases %}<li>{{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}.{% if it.ack %} <em>Đã xác nhận: {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}</em>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}{% endif %}\
+{% if tasks %}<h3>Nhiệm vụ được giao</h3>\n{% for sec in tasks %}<h4>{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} đã xác nhận{% endif %})</h4><ul>{% for it in sec.cases %}<li>{{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Hạn: {{ it.due }}{% if it.due_estimated %} (lịch ước tính){% endif %}.{% if it.ack %} <em>Đã xác nhận: {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}</em>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}{% endif %}\
 <p><small>Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; xin không trả lời thư này.</small></p>\n</body></html>\n",
     ),
     (
@@ -110,11 +110,11 @@ Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; x
 Cases of {{ unit_name }} on the morning of {{ date }}:\n\
 {% for s in stale %}(Note: data from {{ s.source }} is only current to {{ s.since }}.)\n{% endfor %}\
 {% for sec in sections %}\n{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} acknowledged{% endif %}):\n{% for it in sec.cases %}\
-- Case {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}\n\
+- Case {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}{% if it.due_estimated %} (estimated calendar){% endif %}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}\n\
 {% if it.ack %}  Acknowledged by {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}\n{% else %}{% for line in it.trace %}    · {{ line }}\n{% endfor %}{% endif %}\
 {% if it.link %}  Open: {{ it.link }}\n{% endif %}{% endfor %}{% endfor %}\
 {% if tasks %}\nAssigned tasks:\n{% for sec in tasks %}{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} acknowledged{% endif %}):\n{% for it in sec.cases %}\
-- {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.{% if it.ack %} Acknowledged by {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}{% endif %}\n{% endfor %}{% endfor %}{% endif %}\n\
+- {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}{% if it.due_estimated %} (estimated calendar){% endif %}.{% if it.ack %} Acknowledged by {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}{% endif %}\n{% endfor %}{% endfor %}{% endif %}\n\
 Sent automatically by slawatch at {{ generated_at }}; please do not reply.\n",
     ),
     (
@@ -122,9 +122,9 @@ Sent automatically by slawatch at {{ generated_at }}; please do not reply.\n",
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{{ subject }}</title></head>\n<body>\n\
 <p>Dear {{ recipient.name or recipient.email }},</p>\n<p>Cases of <strong>{{ unit_name }}</strong> on the morning of {{ date }}:</p>\n\
 {% for s in stale %}<p><em>Note: data from {{ s.source }} is only current to {{ s.since }}.</em></p>\n{% endfor %}\
-{% for sec in sections %}<h3>{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} acknowledged{% endif %})</h3>\n<ul>{% for it in sec.cases %}<li>Case {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}\
+{% for sec in sections %}<h3>{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} acknowledged{% endif %})</h3>\n<ul>{% for it in sec.cases %}<li>Case {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}{% if it.due_estimated %} (estimated calendar){% endif %}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}\
 {% if it.ack %}<br><em>Acknowledged by {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}</em>{% elif it.trace %}<ul>{% for line in it.trace %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}\
-{% if tasks %}<h3>Assigned tasks</h3>\n{% for sec in tasks %}<h4>{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} acknowledged{% endif %})</h4><ul>{% for it in sec.cases %}<li>{{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}.{% if it.ack %} <em>Acknowledged by {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}</em>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}{% endif %}\
+{% if tasks %}<h3>Assigned tasks</h3>\n{% for sec in tasks %}<h4>{{ sec.title }} ({{ sec.count }}{% if sec.acknowledged %}, {{ sec.acknowledged }} acknowledged{% endif %})</h4><ul>{% for it in sec.cases %}<li>{{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}. Due: {{ it.due }}{% if it.due_estimated %} (estimated calendar){% endif %}.{% if it.ack %} <em>Acknowledged by {{ it.ack.by }}, {{ it.ack.at }}: {{ it.ack.note }}</em>{% endif %}</li>{% endfor %}</ul>\n{% endfor %}{% endif %}\
 <p><small>Sent automatically by slawatch at {{ generated_at }}; please do not reply.</small></p>\n</body></html>\n",
     ),
     (
@@ -137,7 +137,7 @@ Sent automatically by slawatch at {{ generated_at }}; please do not reply.\n",
 {% if items|length == 1 %}{% if items[0].source == 'ops' %}Nguồn dữ liệu sau cần được kiểm tra:{% else %}Hồ sơ sau cần được xử lý:{% endif %}{% else %}{{ items|length }} cảnh báo sau cần được xử lý:{% endif %}\n\
 {% for it in items %}\n\
 - [{{ it.rule_label }}] {% if it.source == 'ops' %}Nguồn dữ liệu{% else %}Hồ sơ{% endif %} {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}\n\
-\x20 {% if it.source == 'ops' %}Lần lấy dữ liệu thành công gần nhất: {{ it.due }}.{% else %}Đơn vị: {{ it.unit_name }}. Hạn xử lý: {{ it.due }}.{% if it.overdue_workdays > 0 %} Đã quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}{% endif %}\n\
+\x20 {% if it.source == 'ops' %}Lần lấy dữ liệu thành công gần nhất: {{ it.due }}.{% else %}Đơn vị: {{ it.unit_name }}. Hạn xử lý: {{ it.due }}{% if it.due_estimated %} (lịch ước tính){% endif %}.{% if it.overdue_workdays > 0 %} Đã quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}{% endif %}\n\
 {% for line in it.trace %}    · {{ line }}\n{% endfor %}\
 {% if it.link %}  Xem hồ sơ: {{ it.link }}\n{% endif %}\
 {% endfor %}\n\
@@ -149,7 +149,7 @@ Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; x
 <p>Kính gửi {{ recipient.name or recipient.email }},</p>\n\
 <p>{% if items|length == 1 %}{% if items[0].source == 'ops' %}Nguồn dữ liệu sau cần được kiểm tra:{% else %}Hồ sơ sau cần được xử lý:{% endif %}{% else %}{{ items|length }} cảnh báo sau cần được xử lý:{% endif %}</p>\n<ul>\n\
 {% for it in items %}<li><strong>[{{ it.rule_label }}]</strong> {% if it.source == 'ops' %}Nguồn dữ liệu{% else %}Hồ sơ{% endif %} {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}<br>\n\
-{% if it.source == 'ops' %}Lần lấy dữ liệu thành công gần nhất: {{ it.due }}.{% else %}Đơn vị: {{ it.unit_name }}. Hạn xử lý: {{ it.due }}.{% if it.overdue_workdays > 0 %} Đã quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}{% endif %}\n\
+{% if it.source == 'ops' %}Lần lấy dữ liệu thành công gần nhất: {{ it.due }}.{% else %}Đơn vị: {{ it.unit_name }}. Hạn xử lý: {{ it.due }}{% if it.due_estimated %} (lịch ước tính){% endif %}.{% if it.overdue_workdays > 0 %} Đã quá hạn {{ it.overdue_workdays }} ngày làm việc.{% endif %}{% endif %}\n\
 {% if it.trace %}<ul>{% for line in it.trace %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}</li>\n{% endfor %}</ul>\n\
 <p><small>Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; xin không trả lời thư này.</small></p>\n</body></html>\n",
     ),
@@ -163,7 +163,7 @@ Thư này do hệ thống slawatch gửi tự động lúc {{ generated_at }}; x
 {% if items|length == 1 %}{% if items[0].source == 'ops' %}This data source needs checking:{% else %}This case needs action:{% endif %}{% else %}These {{ items|length }} alerts need action:{% endif %}\n\
 {% for it in items %}\n\
 - [{{ it.rule_label }}] {% if it.source == 'ops' %}Data source{% else %}Case{% endif %} {{ it.case_id }}{% if it.procedure %} — {{ it.procedure }}{% endif %}\n\
-\x20 {% if it.source == 'ops' %}Last successful poll: {{ it.due }}.{% else %}Unit: {{ it.unit_name }}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}{% endif %}\n\
+\x20 {% if it.source == 'ops' %}Last successful poll: {{ it.due }}.{% else %}Unit: {{ it.unit_name }}. Due: {{ it.due }}{% if it.due_estimated %} (estimated calendar){% endif %}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}{% endif %}\n\
 {% for line in it.trace %}    · {{ line }}\n{% endfor %}\
 {% if it.link %}  Open: {{ it.link }}\n{% endif %}\
 {% endfor %}\n\
@@ -175,7 +175,7 @@ Sent automatically by slawatch at {{ generated_at }}; please do not reply.\n",
 <p>Dear {{ recipient.name or recipient.email }},</p>\n\
 <p>{% if items|length == 1 %}{% if items[0].source == 'ops' %}This data source needs checking:{% else %}This case needs action:{% endif %}{% else %}These {{ items|length }} alerts need action:{% endif %}</p>\n<ul>\n\
 {% for it in items %}<li><strong>[{{ it.rule_label }}]</strong> {% if it.source == 'ops' %}Data source{% else %}Case{% endif %} {% if it.link %}<a href=\"{{ it.link }}\">{{ it.case_id }}</a>{% else %}{{ it.case_id }}{% endif %}{% if it.procedure %} — {{ it.procedure }}{% endif %}<br>\n\
-{% if it.source == 'ops' %}Last successful poll: {{ it.due }}.{% else %}Unit: {{ it.unit_name }}. Due: {{ it.due }}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}{% endif %}\n\
+{% if it.source == 'ops' %}Last successful poll: {{ it.due }}.{% else %}Unit: {{ it.unit_name }}. Due: {{ it.due }}{% if it.due_estimated %} (estimated calendar){% endif %}.{% if it.overdue_workdays > 0 %} Overdue by {{ it.overdue_workdays }} workdays.{% endif %}{% endif %}\n\
 {% if it.trace %}<ul>{% for line in it.trace %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}</li>\n{% endfor %}</ul>\n\
 <p><small>Sent automatically by slawatch at {{ generated_at }}; please do not reply.</small></p>\n</body></html>\n",
     ),
@@ -379,6 +379,7 @@ pub fn fixture(lang: &str) -> Value {
             "unit": "STP",
             "unit_name": "Sở Tư pháp",
             "due": "08/03/2024 17:00",
+            "due_estimated": false,
             "state": "overdue",
             "overdue_workdays": 4,
             "trace": ["Tiếp nhận 01/03/2024 08:00", "Hạn 08/03/2024 17:00"],
@@ -439,6 +440,36 @@ mod tests {
             "[Overdue] Case 000.00.12.H22-240301-0001 — Cấp giấy phép xây dựng nhà ở riêng lẻ"
         );
         assert!(en.text.contains("Overdue by 4 workdays."));
+    }
+
+    #[test]
+    fn a_due_on_estimated_days_is_marked_beside_the_due() {
+        let t = Templates::load(None).unwrap();
+        for (lang, text, mark) in [
+            (
+                "vi",
+                "Hạn xử lý: 08/03/2024 17:00 (lịch ước tính).",
+                "(lịch ước tính)",
+            ),
+            (
+                "en",
+                "Due: 08/03/2024 17:00 (estimated calendar).",
+                "(estimated calendar)",
+            ),
+        ] {
+            let mut ctx = fixture(lang);
+            ctx["items"][0]["due_estimated"] = json!(true);
+            let m = t.render("alert", lang, &ctx).unwrap();
+            assert!(m.text.contains(text), "{}", m.text);
+            assert!(m.html.contains(mark), "{}", m.html);
+            let mut ctx = fixture_for("digest", lang);
+            ctx["sections"][0]["cases"][0]["due_estimated"] = json!(true);
+            let d = t.render("digest", lang, &ctx).unwrap();
+            assert_eq!(d.text.matches(mark).count(), 1, "{}", d.text);
+            // Not marked when the due rests on official days.
+            let plain = t.render("alert", lang, &fixture(lang)).unwrap();
+            assert!(!plain.text.contains(mark));
+        }
     }
 
     /// The contexts snapshotted: each message kind in each language, plus a bundle of

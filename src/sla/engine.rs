@@ -198,6 +198,9 @@ pub struct Evaluation {
     pub flags: Flags,
     /// Effective start: the receipt, snapped.
     pub start: Option<DateTime<Utc>>,
+    /// Where the counting of the computed due starts: the start, or the snapped
+    /// resumption after the last supplement (restart view).
+    pub counted_from: Option<DateTime<Utc>>,
     /// The effective due (SPEC §4.3).
     pub due: Option<DateTime<Utc>>,
     pub due_basis: Option<DueBasis>,
@@ -220,6 +223,21 @@ pub struct Evaluation {
     pub last_change: Option<DateTime<Utc>>,
     pub steps: Vec<StepResult>,
     pub calendar: Arc<CalendarVersion>,
+    /// The due was computed across days of an estimated year or an unconfirmed row
+    /// (see [`Evaluation::estimate`]); a source's due never is.
+    pub calendar_estimated: bool,
+}
+
+impl Evaluation {
+    /// Why the computed due rests on estimated days, if it does: the span from the
+    /// start (or the restart after a supplement) to the due.
+    pub fn estimate(&self, cal: &Calendar) -> Option<crate::calendar::Estimate> {
+        if self.due_basis != Some(DueBasis::Computed) {
+            return None;
+        }
+        let (from, due) = (self.counted_from.or(self.start)?, self.due?);
+        cal.estimate_in(cal.local(from).date(), cal.local(due).date())
+    }
 }
 
 type Interval = (DateTime<Utc>, Option<DateTime<Utc>>);
@@ -561,13 +579,14 @@ pub fn evaluate(
         None => None,
     };
 
-    Ok(Evaluation {
+    let mut e = Evaluation {
         lifecycle,
         state,
         outcome,
         stuck,
         flags,
         start,
+        counted_from: count_from,
         due,
         due_basis,
         legal_due,
@@ -580,7 +599,10 @@ pub fn evaluate(
         last_change,
         steps,
         calendar: cal.version().clone(),
-    })
+        calendar_estimated: false,
+    };
+    e.calendar_estimated = e.estimate(cal).is_some();
+    Ok(e)
 }
 
 #[cfg(test)]

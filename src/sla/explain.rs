@@ -12,7 +12,7 @@ use super::engine::{
 };
 use super::model::{status, Case};
 use super::policy::{Policy, SupplementView};
-use crate::calendar::{Calendar, CalendarError, DayKind};
+use crate::calendar::{Calendar, CalendarError, DayKind, Estimate};
 use crate::catalogue::Procedure;
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use serde::{Deserialize, Serialize};
@@ -190,12 +190,34 @@ fn calendar_tag(cal: &Calendar, lang: Lang) -> String {
     }
 }
 
+/// The trace line saying a due rests on estimated days.
+pub fn estimate_line(est: Estimate, lang: Lang) -> String {
+    match (est, lang) {
+        (Estimate::Year(y), Lang::Vi) => {
+            format!("lịch năm {y} là ước tính, chưa có công bố chính thức")
+        }
+        (Estimate::Year(y), Lang::En) => {
+            format!("the {y} calendar is an estimate, not yet officially announced")
+        }
+        (Estimate::Unconfirmed(d), Lang::Vi) => format!(
+            "ngày {} chưa có văn bản xác nhận, hạn là ước tính",
+            d.format("%d/%m/%Y")
+        ),
+        (Estimate::Unconfirmed(d), Lang::En) => format!(
+            "{} is not yet confirmed by a notice, the due is an estimate",
+            d.format("%d/%m/%Y")
+        ),
+    }
+}
+
 /// A due computed from flags, with its trace (the `deadline` command).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DeadlineTrace {
     pub calendar_version: std::sync::Arc<crate::calendar::CalendarVersion>,
     pub start: DateTime<Utc>,
     pub due: Option<DateTime<Utc>>,
+    /// The due rests on days of an estimated year or an unconfirmed row.
+    pub calendar_estimated: bool,
     pub trace: Vec<String>,
 }
 
@@ -215,6 +237,7 @@ pub fn explain_deadline(
     };
     let mut trace = vec![receipt_line(cal, &f, received, start, cutoff, lang, false)];
     trace.push(duration_line(duration, None, lang));
+    let mut estimate = None;
     match due {
         Some(due) => {
             trace.extend(calendar_lines(cal, &f, start, due, lang));
@@ -222,6 +245,8 @@ pub fn explain_deadline(
                 Lang::Vi => format!("hạn {} {}", f.at(due), calendar_tag(cal, lang)),
                 Lang::En => format!("due {} {}", f.at(due), calendar_tag(cal, lang)),
             });
+            estimate = cal.estimate_in(cal.local(start).date(), cal.local(due).date());
+            trace.extend(estimate.map(|e| estimate_line(e, lang)));
         }
         None => trace.push(pick(lang, "không có hạn", "no due date")),
     }
@@ -229,6 +254,7 @@ pub fn explain_deadline(
         calendar_version: cal.version().clone(),
         start,
         due,
+        calendar_estimated: estimate.is_some(),
         trace,
     })
 }
@@ -424,10 +450,13 @@ pub fn explain_case(
                 });
             }
         }
-        (Some(d), _) => out.push(match lang {
-            Lang::Vi => format!("hạn {} {}", f.at(d), calendar_tag(cal, lang)),
-            Lang::En => format!("due {} {}", f.at(d), calendar_tag(cal, lang)),
-        }),
+        (Some(d), _) => {
+            out.push(match lang {
+                Lang::Vi => format!("hạn {} {}", f.at(d), calendar_tag(cal, lang)),
+                Lang::En => format!("due {} {}", f.at(d), calendar_tag(cal, lang)),
+            });
+            out.extend(e.estimate(cal).map(|x| estimate_line(x, lang)));
+        }
         (None, _) => out.push(pick(lang, "không có hạn", "no due date")),
     }
     if let Some(state) = e.state {

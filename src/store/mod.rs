@@ -47,6 +47,8 @@ pub struct EvalSummary {
     pub overdue_workdays: i32,
     pub evaluated_at: DateTime<Utc>,
     pub calendar_version: String,
+    /// The due rests on estimated days (see `Evaluation::calendar_estimated`).
+    pub calendar_estimated: bool,
     /// When the case ended (finish, withdrawal, terminal stop, refusal).
     pub ended_at: Option<DateTime<Utc>>,
     /// Indicator 2.1 of an ended case (SPEC §4.7); `None` outside its population.
@@ -64,6 +66,7 @@ impl EvalSummary {
             overdue_workdays: e.overdue_workdays as i32,
             evaluated_at: at,
             calendar_version: e.calendar.to_string(),
+            calendar_estimated: e.calendar_estimated,
             ended_at: e.end,
             on_time: None,
         }
@@ -84,6 +87,7 @@ impl EvalSummary {
             && self.due == other.due
             && self.overdue_workdays == other.overdue_workdays
             && self.calendar_version == other.calendar_version
+            && self.calendar_estimated == other.calendar_estimated
             && self.ended_at == other.ended_at
             && self.on_time == other.on_time
     }

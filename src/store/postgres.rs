@@ -53,6 +53,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "quarantine superseded",
         include_str!("../../migrations/postgres/0009_quarantine_supersede.sql"),
     ),
+    (
+        10,
+        "calendar estimated",
+        include_str!("../../migrations/postgres/0010_calendar_estimated.sql"),
+    ),
 ]);
 
 pub struct PgStore {
@@ -152,6 +157,7 @@ impl Store for PgStore {
             let mut versions = Vec::with_capacity(n);
             let mut ended = Vec::with_capacity(n);
             let mut on_times = Vec::with_capacity(n);
+            let mut estimated = Vec::with_capacity(n);
             for r in rows {
                 let c = &r.case;
                 let e = r.eval.as_ref();
@@ -176,21 +182,23 @@ impl Store for PgStore {
                 versions.push(e.map(|e| e.calendar_version.clone()));
                 ended.push(e.and_then(|e| e.ended_at));
                 on_times.push(e.and_then(|e| e.on_time));
+                estimated.push(e.is_some_and(|e| e.calendar_estimated));
             }
             sqlx::query(
                 "INSERT INTO cases (source, case_id, kind, status, is_open, unit_code, unit_name, procedure_code, \
                  received_at, due_at, updated_at, doc, state, outcome, flags, stuck, effective_due, \
-                 overdue_workdays, evaluated_at, calendar_version, ended_at, on_time) \
+                 overdue_workdays, evaluated_at, calendar_version, ended_at, on_time, calendar_estimated) \
                  SELECT $1, t.case_id, t.kind, t.status, t.is_open, t.unit_code, t.unit_name, t.procedure_code, \
                  t.received_at, t.due_at, t.updated_at, t.doc::jsonb, t.state, t.outcome, t.flags, t.stuck, \
-                 t.effective_due, t.overdue_workdays, t.evaluated_at, t.calendar_version, t.ended_at, t.on_time \
+                 t.effective_due, t.overdue_workdays, t.evaluated_at, t.calendar_version, t.ended_at, t.on_time, \
+                 t.calendar_estimated \
                  FROM UNNEST($2::text[], $3::text[], $4::int2[], $5::bool[], $6::text[], $7::text[], $8::text[], \
                  $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], \
                  $15::text[], $16::bool[], $17::timestamptz[], $18::int4[], $19::timestamptz[], $20::text[], \
-                 $21::timestamptz[], $22::bool[]) \
+                 $21::timestamptz[], $22::bool[], $23::bool[]) \
                  AS t(case_id, kind, status, is_open, unit_code, unit_name, procedure_code, received_at, due_at, \
                  updated_at, doc, state, outcome, flags, stuck, effective_due, overdue_workdays, evaluated_at, \
-                 calendar_version, ended_at, on_time) \
+                 calendar_version, ended_at, on_time, calendar_estimated) \
                  ON CONFLICT (source, case_id) DO UPDATE SET kind = excluded.kind, status = excluded.status, \
                  is_open = excluded.is_open, unit_code = excluded.unit_code, unit_name = excluded.unit_name, \
                  procedure_code = excluded.procedure_code, received_at = excluded.received_at, \
@@ -199,7 +207,7 @@ impl Store for PgStore {
                  stuck = excluded.stuck, effective_due = excluded.effective_due, \
                  overdue_workdays = excluded.overdue_workdays, evaluated_at = excluded.evaluated_at, \
                  calendar_version = excluded.calendar_version, ended_at = excluded.ended_at, \
-                 on_time = excluded.on_time \
+                 on_time = excluded.on_time, calendar_estimated = excluded.calendar_estimated \
                  WHERE cases.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= cases.updated_at",
             )
             .bind(&batch.source)
@@ -224,6 +232,7 @@ impl Store for PgStore {
             .bind(&versions)
             .bind(&ended)
             .bind(&on_times)
+            .bind(&estimated)
             .execute(&mut *tx)
             .await?;
         }
@@ -383,15 +392,17 @@ impl Store for PgStore {
             .collect();
         let ended: Vec<Option<DateTime<Utc>>> = updates.iter().map(|u| u.eval.ended_at).collect();
         let on_times: Vec<Option<bool>> = updates.iter().map(|u| u.eval.on_time).collect();
+        let estimated: Vec<bool> = updates.iter().map(|u| u.eval.calendar_estimated).collect();
         sqlx::query(
             "UPDATE cases SET is_open = t.is_open, state = t.state, outcome = t.outcome, flags = t.flags, \
              stuck = t.stuck, effective_due = t.effective_due, overdue_workdays = t.overdue_workdays, \
              evaluated_at = t.evaluated_at, calendar_version = t.calendar_version, ended_at = t.ended_at, \
-             on_time = t.on_time \
+             on_time = t.on_time, calendar_estimated = t.calendar_estimated \
              FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::text[], $7::bool[], \
-             $8::timestamptz[], $9::int4[], $10::timestamptz[], $11::text[], $12::timestamptz[], $13::bool[]) \
+             $8::timestamptz[], $9::int4[], $10::timestamptz[], $11::text[], $12::timestamptz[], $13::bool[], \
+             $14::bool[]) \
              AS t(source, case_id, is_open, state, outcome, flags, stuck, effective_due, overdue_workdays, \
-             evaluated_at, calendar_version, ended_at, on_time) \
+             evaluated_at, calendar_version, ended_at, on_time, calendar_estimated) \
              WHERE cases.source = t.source AND cases.case_id = t.case_id",
         )
         .bind(&sources)
@@ -407,6 +418,7 @@ impl Store for PgStore {
         .bind(&versions)
         .bind(&ended)
         .bind(&on_times)
+        .bind(&estimated)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -468,7 +480,8 @@ impl Store for PgStore {
     ) -> Result<Vec<(Case, Option<EvalSummary>)>, StoreError> {
         let rows = sqlx::query(
             "SELECT source, doc::text AS doc, state, outcome, flags, stuck, effective_due, overdue_workdays, \
-             evaluated_at, calendar_version, ended_at, on_time FROM cases WHERE case_id = $1 ORDER BY source",
+             evaluated_at, calendar_version, ended_at, on_time, calendar_estimated FROM cases WHERE case_id = $1 \
+             ORDER BY source",
         )
         .bind(case_id)
         .fetch_all(&self.pool)
@@ -490,6 +503,7 @@ impl Store for PgStore {
             .map(|e| EvalSummary {
                 ended_at: r.try_get("ended_at").ok().flatten(),
                 on_time: r.try_get("on_time").ok().flatten(),
+                calendar_estimated: r.try_get("calendar_estimated").unwrap_or(false),
                 ..e
             });
             out.push((case, eval));

@@ -53,6 +53,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "quarantine superseded",
         include_str!("../../migrations/sqlite/0009_quarantine_supersede.sql"),
     ),
+    (
+        10,
+        "calendar estimated",
+        include_str!("../../migrations/sqlite/0010_calendar_estimated.sql"),
+    ),
 ]);
 
 /// Rows per multi-row statement (22 columns: well under SQLite's 32,766 parameters).
@@ -164,7 +169,7 @@ impl Store for SqliteStore {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO cases (source, case_id, kind, status, is_open, unit_code, unit_name, procedure_code, \
                  received_at, due_at, updated_at, doc, state, outcome, flags, stuck, effective_due, \
-                 overdue_workdays, evaluated_at, calendar_version, ended_at, on_time) ",
+                 overdue_workdays, evaluated_at, calendar_version, ended_at, on_time, calendar_estimated) ",
             );
             q.push_values(chunk, |mut b, r| {
                 let c = &r.case;
@@ -190,7 +195,8 @@ impl Store for SqliteStore {
                     .push_bind(e.map(|e| e.evaluated_at))
                     .push_bind(e.map(|e| e.calendar_version.clone()))
                     .push_bind(e.and_then(|e| e.ended_at))
-                    .push_bind(e.and_then(|e| e.on_time));
+                    .push_bind(e.and_then(|e| e.on_time))
+                    .push_bind(e.is_some_and(|e| e.calendar_estimated));
             });
             q.push(
                 " ON CONFLICT (source, case_id) DO UPDATE SET kind = excluded.kind, status = excluded.status, \
@@ -201,7 +207,7 @@ impl Store for SqliteStore {
                  stuck = excluded.stuck, effective_due = excluded.effective_due, \
                  overdue_workdays = excluded.overdue_workdays, evaluated_at = excluded.evaluated_at, \
                  calendar_version = excluded.calendar_version, ended_at = excluded.ended_at, \
-                 on_time = excluded.on_time \
+                 on_time = excluded.on_time, calendar_estimated = excluded.calendar_estimated \
                  WHERE cases.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= cases.updated_at",
             );
             q.build().execute(&mut *tx).await?;
@@ -311,7 +317,7 @@ impl Store for SqliteStore {
         for chunk in updates.chunks(CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "WITH v(source, case_id, is_open, state, outcome, flags, stuck, effective_due, overdue_workdays, \
-                 evaluated_at, calendar_version, ended_at, on_time) AS (",
+                 evaluated_at, calendar_version, ended_at, on_time, calendar_estimated) AS (",
             );
             q.push_values(chunk, |mut b, u| {
                 let e = &u.eval;
@@ -327,13 +333,14 @@ impl Store for SqliteStore {
                     .push_bind(e.evaluated_at)
                     .push_bind(&e.calendar_version)
                     .push_bind(e.ended_at)
-                    .push_bind(e.on_time);
+                    .push_bind(e.on_time)
+                    .push_bind(e.calendar_estimated);
             });
             q.push(
                 ") UPDATE cases SET is_open = v.is_open, state = v.state, outcome = v.outcome, flags = v.flags, \
                  stuck = v.stuck, effective_due = v.effective_due, overdue_workdays = v.overdue_workdays, \
                  evaluated_at = v.evaluated_at, calendar_version = v.calendar_version, \
-                 ended_at = v.ended_at, on_time = v.on_time \
+                 ended_at = v.ended_at, on_time = v.on_time, calendar_estimated = v.calendar_estimated \
                  FROM v WHERE cases.source = v.source AND cases.case_id = v.case_id",
             );
             q.build().execute(&mut *tx).await?;
@@ -401,7 +408,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(Case, Option<EvalSummary>)>, StoreError> {
         let rows = sqlx::query(
             "SELECT source, doc, state, outcome, flags, stuck, effective_due, overdue_workdays, evaluated_at, \
-             calendar_version, ended_at, on_time FROM cases WHERE case_id = ? ORDER BY source",
+             calendar_version, ended_at, on_time, calendar_estimated FROM cases WHERE case_id = ? ORDER BY source",
         )
         .bind(case_id)
         .fetch_all(&self.pool)
@@ -423,6 +430,7 @@ impl Store for SqliteStore {
             .map(|e| EvalSummary {
                 ended_at: r.try_get("ended_at").ok().flatten(),
                 on_time: r.try_get("on_time").ok().flatten(),
+                calendar_estimated: r.try_get("calendar_estimated").unwrap_or(false),
                 ..e
             });
             out.push((case, eval));
@@ -1049,6 +1057,7 @@ pub(crate) fn stored_eval(
         overdue_workdays,
         evaluated_at: evaluated_at?,
         calendar_version: calendar_version.unwrap_or_default(),
+        calendar_estimated: false,
         ended_at: None,
         on_time: None,
     })

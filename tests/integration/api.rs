@@ -58,6 +58,8 @@ async fn the_api_answers_with_the_token_only() {
     assert_eq!(v["items"][0]["case_id"], "M-OVERDUE");
     assert_eq!(v["items"][0]["due_at"], "2024-03-08T17:00:00+07:00");
     assert_eq!(v["items"][0]["state"], "overdue");
+    // 2024 is an announced year: the due rests on no estimate.
+    assert_eq!(v["items"][0]["calendar_estimated"], false);
     assert!(v["items"][0].get("applicant_hash").is_none());
     let (_, v) = get(format!("{base}/api/v1/cases?unit=unknown")).await;
     assert_eq!(v["items"][0]["case_id"], "M-UNKNOWN");
@@ -86,6 +88,8 @@ async fn the_api_answers_with_the_token_only() {
     assert_eq!(s, 200);
     assert_eq!(v["lang"], "en");
     assert!(!v["trace"].as_array().unwrap().is_empty());
+    assert_eq!(v["evaluation"]["calendar_estimated"], false);
+    assert_eq!(v["case"]["calendar_estimated"], false);
     let (s, v) = get(format!("{base}/api/v1/cases/M-LATE")).await;
     assert_eq!(s, 200);
     assert_eq!(v["case"]["outcome"], "late");

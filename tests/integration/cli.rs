@@ -110,6 +110,71 @@ fn a_due_across_tet_2027_uses_the_announced_days_off() {
     let out = stdout(&o);
     assert!(out.contains("due:      2027-02-23T08:00:00+07:00"), "{out}");
     assert!(out.contains("days off: Tết 04/02/2027–10/02/2027"), "{out}");
+    assert!(!out.contains("estimate"), "2027 is announced: {out}");
+    let json = |dir: &std::path::Path, received: &str, duration: &str| {
+        let o = slawatch(
+            dir,
+            &[
+                "deadline",
+                "--received",
+                received,
+                "--duration",
+                duration,
+                "--format",
+                "json",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()
+    };
+    let v = json(&dir, "21/12/2026 08:00", "40 workdays");
+    assert_eq!(v["calendar_estimated"], false);
+
+    // The same case with the 2027 rows taken out of the official file: the generated
+    // 2027 has the same Tết (Thu 4–Wed 10/02: lunar 1/1 is Saturday 06/02, taken on
+    // Thursday 4; Sunday 7 taken on Wednesday 10), so the same due, now estimated.
+    let without = scratch("tet-2027-generated");
+    std::fs::create_dir_all(without.join("config/calendar")).unwrap();
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/calendar/vn-official-days.csv"),
+    )
+    .unwrap();
+    let kept: String = shipped
+        .lines()
+        .filter(|l| !l.starts_with("2027-"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(without.join("config/calendar/days.csv"), kept).unwrap();
+    std::fs::write(
+        without.join("config/slawatch.toml"),
+        "[calendar]\nofficial_days = \"calendar/days.csv\"\n",
+    )
+    .unwrap();
+    let v = json(&without, "21/12/2026 08:00", "40 workdays");
+    assert_eq!(v["due"], "2027-02-23T08:00:00+07:00");
+    assert_eq!(v["calendar_estimated"], true);
+    let trace: Vec<&str> = v["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        trace.contains(&"lịch năm 2027 là ước tính, chưa có công bố chính thức"),
+        "{trace:?}"
+    );
+
+    // 15 workdays from Mon 06/03/2028 08:00 (no official 2028): 7–10 = 4, 13–17 = 9,
+    // 20–24 = 14, Mon 27 = 15 → 27/03/2028 08:00, estimated.
+    let v = json(&dir, "06/03/2028 08:00", "15 workdays");
+    assert_eq!(v["due"], "2028-03-27T08:00:00+07:00");
+    assert_eq!(v["calendar_estimated"], true);
+    assert!(v["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l == "lịch năm 2028 là ước tính, chưa có công bố chính thức"));
 }
 
 #[test]

@@ -50,6 +50,7 @@ fn eval(state: &'static str) -> EvalSummary {
         overdue_workdays: 0,
         evaluated_at: t("2024-03-10T01:00:00Z"),
         calendar_version: "vn-official@abcdef".into(),
+        calendar_estimated: true,
         ended_at: None,
         on_time: None,
     }
@@ -199,6 +200,7 @@ async fn story(s: Arc<dyn Store>) {
     let e = found[0].1.clone().unwrap();
     assert_eq!((e.state, e.flags.as_str()), (Some("paused"), "apology_due"));
     assert_eq!(e.calendar_version, "vn-official@abcdef");
+    assert!(e.calendar_estimated, "the estimated mark is stored");
 
     // Quarantine.
     let q = s.quarantine_list(None, false, 100).await.unwrap();

@@ -8,6 +8,7 @@ use crate::calendar::CalendarSpec;
 use crate::sla::model::{Channel, DueChange, StatusChange, Step, Supplement};
 use crate::sla::policy::Rules;
 use crate::timefmt::parse_instant;
+use chrono::{Datelike, NaiveDate};
 use std::sync::OnceLock;
 
 fn builtin() -> &'static Calendar {
@@ -723,4 +724,103 @@ fn rules_by_receipt_date_apply_the_cutoff_only_to_later_receipts() {
     let e = evaluate(&c, Some(&p), builtin(), &policy, t("2025-07-01 16:30")).unwrap();
     assert_eq!(show(e.start), "2025-07-02 07:30");
     assert_eq!(show(e.due), "2025-07-03 07:30");
+}
+
+// ----- dues on estimated days ------------------------------------------------------------
+
+/// The shipped calendar with the 2027 rows removed: 2027 is then an estimated year.
+fn without_2027() -> Calendar {
+    let mut spec = CalendarSpec::builtin();
+    spec.official.retain(|r| r.date.year() != 2027);
+    Calendar::build(&spec)
+}
+
+fn received(at: &str) -> Case {
+    Case {
+        received_at: Some(t(at)),
+        status_history: vec![StatusChange {
+            at: t(at),
+            status: 4,
+            approximate: false,
+        }],
+        ..open_case()
+    }
+}
+
+#[test]
+fn a_due_across_announced_2027_is_not_estimated() {
+    // 40 workdays from Mon 21/12/2026 08:00: 22–25 Dec = 4, 28–31 = 8, 1/1 off,
+    // 4–29 Jan = 28, 1–3 Feb = 31, Tết 4–10/02 off, 11–12 = 33, 15–19 = 38, 22 = 39,
+    // 23 = 40 → Tue 23/02/2027 08:00, on the announced 2027 data.
+    let p = proc("40 workdays");
+    let e = eval(&received("2026-12-21 08:00"), Some(&p), "2026-12-22 09:00");
+    assert_eq!(show(e.due), "2027-02-23 08:00");
+    assert!(!e.calendar_estimated);
+    assert_eq!(e.estimate(builtin()), None);
+}
+
+#[test]
+fn the_same_due_on_a_generated_2027_is_estimated() {
+    // Generated 2027: lunar 1/1 Đinh Mùi is Sat 06/02; eve Fri 5, the Saturday taken on
+    // Thu 4, Sun 7 taken on Wed 10 after Mon 8, Tue 9 → off Thu 4–Wed 10/02, as
+    // announced. 1/1 Friday either way. So the due is the same, 23/02/2027 08:00, but
+    // it now rests on an estimate of 2027.
+    let cal = without_2027();
+    let p = proc("40 workdays");
+    let c = received("2026-12-21 08:00");
+    let e = evaluate(
+        &c,
+        Some(&p),
+        &cal,
+        &Policy::default(),
+        t("2026-12-22 09:00"),
+    )
+    .unwrap();
+    assert_eq!(show(e.due), "2027-02-23 08:00");
+    assert!(e.calendar_estimated);
+    assert_eq!(
+        e.estimate(&cal),
+        Some(crate::calendar::Estimate::Year(2027))
+    );
+}
+
+#[test]
+fn a_2028_receipt_is_estimated_and_a_source_due_never_is() {
+    // 15 workdays from Mon 06/03/2028 08:00 → 2028 has no official data.
+    let p = proc("15 workdays");
+    let c = received("2028-03-06 08:00");
+    let e = eval(&c, Some(&p), "2028-03-07 09:00");
+    assert!(e.calendar_estimated);
+    assert_eq!(
+        e.estimate(builtin()),
+        Some(crate::calendar::Estimate::Year(2028))
+    );
+    // The source's NgayHenTra is not computed by us: no mark.
+    let with_source = Case {
+        due_at: Some(t("2028-03-27 08:00")),
+        ..c
+    };
+    let e = eval(&with_source, Some(&p), "2028-03-07 09:00");
+    assert_eq!(e.due_basis, Some(DueBasis::Source));
+    assert!(!e.calendar_estimated);
+}
+
+#[test]
+fn a_span_over_the_unconfirmed_3_may_2027_is_estimated() {
+    // 10 workdays from Mon 26/04/2027 08:00: 27, 28, 29 = 3, 30/4 off, 1–2/5 weekend,
+    // 3/5 off (unconfirmed: 1/5 taken), 4–7 = 7, 10, 11, 12 = 10 → Wed 12/05/2027 08:00.
+    let p = proc("10 workdays");
+    let e = eval(&received("2027-04-26 08:00"), Some(&p), "2027-04-26 09:00");
+    assert_eq!(show(e.due), "2027-05-12 08:00");
+    assert_eq!(
+        e.estimate(builtin()),
+        Some(crate::calendar::Estimate::Unconfirmed(
+            NaiveDate::from_ymd_opt(2027, 5, 3).unwrap()
+        ))
+    );
+    // 5 workdays from Mon 04/01/2027 08:00 → Mon 11/01/2027 08:00: official days only.
+    let p = proc("5 workdays");
+    let e = eval(&received("2027-01-04 08:00"), Some(&p), "2027-01-04 09:00");
+    assert_eq!(show(e.due), "2027-01-11 08:00");
+    assert!(!e.calendar_estimated);
 }
