@@ -170,6 +170,19 @@ pub enum CalendarCommand {
         #[command(flatten)]
         overrides: CalendarOverrides,
     },
+    /// What a new official days file would do to the cases in the store, before it is
+    /// installed: each open case (and each ended in the running year) evaluated under
+    /// the current and the new calendar at the same instant. Read-only. Exit 0: nothing
+    /// changes; 1: something does; 2: bad input.
+    Diff {
+        /// The official days file as it will be installed (date,kind,name,status); it
+        /// takes the place of `calendar.official_days`, the rest of the configuration
+        /// stays.
+        #[arg(long = "calendar", value_name = "NEW.csv")]
+        calendar: PathBuf,
+        #[arg(long, value_enum, default_value_t = crate::calendar_diff::DiffFormat::Text)]
+        format: crate::calendar_diff::DiffFormat,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -311,6 +324,9 @@ pub fn run(cli: Cli) -> ExitCode {
             format,
             overrides,
         }) => calendar_show(&cli.config, year, format, &overrides).map(|_| ExitCode::SUCCESS),
+        Command::Calendar(CalendarCommand::Diff { calendar, format }) => {
+            runtime().and_then(|rt| rt.block_on(calendar_diff(&cli.config, &calendar, format)))
+        }
         Command::CheckConfig => check_config(&cli.config).map(|_| ExitCode::SUCCESS),
         Command::Notify(NotifyCommand::Test { to }) => runtime()
             .and_then(|rt| rt.block_on(notify_test(&cli.config, &to)))
@@ -707,7 +723,51 @@ fn check_config(config: &Option<PathBuf>) -> Result<()> {
         dir.map(|d| d.display().to_string())
             .unwrap_or_else(|| "built in".into())
     )?;
+    // What a reload would move, from the daemon's stored evaluations (read-only).
+    let summary = runtime()?.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            crate::calendar_diff::reload_summary(&loaded, &cal),
+        )
+        .await
+    });
+    match summary {
+        Ok(Ok(s)) => writeln!(out, "{}", crate::calendar_diff::reload_line(&s, &cal))?,
+        Ok(Err(e)) => writeln!(out, "calendar reload: the store was not read ({e})")?,
+        Err(_) => writeln!(
+            out,
+            "calendar reload: the store was not read (no answer within 10 s)"
+        )?,
+    }
     Ok(())
+}
+
+async fn calendar_diff(
+    config: &Option<PathBuf>,
+    new_file: &Path,
+    format: crate::calendar_diff::DiffFormat,
+) -> Result<ExitCode> {
+    use crate::calendar_diff::{self as cd, DiffFormat};
+    let loaded = load(config)?;
+    let cal = loaded.calendar();
+    let report = cd::diff(&loaded, new_file, now()).await?;
+    tracing::info!(
+        cases = report.diff.total.open + report.diff.total.ended,
+        read_seconds = report.read_seconds,
+        compare_seconds = report.compare_seconds,
+        "calendar diff"
+    );
+    let out = match format {
+        DiffFormat::Text => cd::text(&report, &loaded, &cal),
+        DiffFormat::Json => format!("{}\n", cd::json(&report, &loaded, &cal)),
+        DiffFormat::Csv => cd::csv(&report, &cal)?,
+    };
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(if report.diff.changed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn describe_hours(cal: &Calendar) -> String {

@@ -913,6 +913,23 @@ impl Loaded {
     pub fn calendar(&self) -> Calendar {
         Calendar::build(&self.calendar_spec)
     }
+
+    /// The calendar with `file` in place of the official days (`calendar diff`): read
+    /// and checked exactly as the daemon reads `calendar.official_days`.
+    pub fn calendar_with_official(&self, file: &Path) -> Result<Calendar, ConfigError> {
+        let mut spec = self.calendar_spec.clone();
+        spec.official = data::parse_rows(&read(file)?, &file.display().to_string())?;
+        Ok(Calendar::build(&spec))
+    }
+
+    /// Where the official days come from, for messages.
+    pub fn official_days_file(&self) -> String {
+        match &self.config.calendar.official_days {
+            Some(p) if p.is_absolute() => p.display().to_string(),
+            Some(p) => self.dir.join(p).display().to_string(),
+            None => "vn-official-days.csv (built in)".into(),
+        }
+    }
 }
 
 #[cfg(test)]

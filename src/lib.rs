@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod calendar;
+pub mod calendar_diff;
 pub mod catalogue;
 pub mod cli;
 pub mod clock;

@@ -374,6 +374,14 @@ pub trait Store: Send + Sync {
         visit: &mut (dyn FnMut(Case) + Send),
     ) -> Result<usize, StoreError>;
 
+    /// The cases a calendar change can touch: every open case and those ended at or
+    /// after `ended_since`, each with its stored evaluation, one at a time.
+    async fn load_held_each(
+        &self,
+        ended_since: DateTime<Utc>,
+        visit: &mut (dyn FnMut(Case, Option<EvalSummary>) + Send),
+    ) -> Result<usize, StoreError>;
+
     /// Every open case.
     async fn load_open(&self) -> Result<Vec<Case>, StoreError> {
         let mut out = Vec::new();
@@ -514,6 +522,23 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else {
         Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
     }
+}
+
+/// Opens the store for reading only (`calendar diff`, `check-config`): nothing is
+/// created, migrated or written — PostgreSQL sessions are read-only, a SQLite file is
+/// opened read-only and must exist. The schema must be the binary's.
+pub async fn open_read_only(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let store: Arc<dyn Store> =
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Arc::new(postgres::PgStore::connect_read_only(url).await?)
+        } else {
+            Arc::new(sqlite::SqliteStore::connect_read_only(url).await?)
+        };
+    store.ready().await.map_err(|e| match e {
+        StoreError::Config(m) => StoreError::Config(format!("{m}: run `slawatch migrate` first")),
+        e => e,
+    })?;
+    Ok(store)
 }
 
 /// Migrations compiled into the binary.

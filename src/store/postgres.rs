@@ -73,6 +73,18 @@ impl PgStore {
             .await?;
         Ok(PgStore { pool })
     }
+
+    /// A pool whose sessions are read-only (see [`super::open_read_only`]).
+    pub async fn connect_read_only(url: &str) -> Result<PgStore, StoreError> {
+        let options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url)?
+            .options([("default_transaction_read_only", "on")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(PgStore { pool })
+    }
 }
 
 fn quarantine_row(r: &PgRow) -> Result<QuarantineRow, sqlx::Error> {
@@ -435,6 +447,44 @@ impl Store for PgStore {
         while let Some(r) = rows.try_next().await? {
             let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
             visit(parse_doc(&s, &c, &d)?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn load_held_each(
+        &self,
+        ended_since: DateTime<Utc>,
+        visit: &mut (dyn FnMut(Case, Option<EvalSummary>) + Send),
+    ) -> Result<usize, StoreError> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query(
+            "SELECT source, case_id, doc::text AS doc, state, outcome, flags, stuck, effective_due, \
+             overdue_workdays, evaluated_at, calendar_version, ended_at, on_time, calendar_estimated \
+             FROM cases WHERE is_open OR ended_at >= $1",
+        )
+        .bind(ended_since)
+        .fetch(&self.pool);
+        let mut n = 0;
+        while let Some(r) = rows.try_next().await? {
+            let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            let eval = super::sqlite::stored_eval(
+                r.try_get("state")?,
+                r.try_get("outcome")?,
+                r.try_get("flags")?,
+                r.try_get("stuck")?,
+                r.try_get("effective_due")?,
+                r.try_get("overdue_workdays")?,
+                r.try_get("evaluated_at")?,
+                r.try_get("calendar_version")?,
+            )
+            .map(|e| EvalSummary {
+                ended_at: r.try_get("ended_at").ok().flatten(),
+                on_time: r.try_get("on_time").ok().flatten(),
+                calendar_estimated: r.try_get("calendar_estimated").unwrap_or(false),
+                ..e
+            });
+            visit(parse_doc(&s, &c, &d)?, eval);
             n += 1;
         }
         Ok(n)

@@ -100,6 +100,31 @@ impl SqliteStore {
             .await?;
         Ok(SqliteStore { pool })
     }
+
+    /// Opens an existing file read-only (see [`super::open_read_only`]).
+    pub async fn connect_read_only(url: &str) -> Result<SqliteStore, StoreError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let path = path.split('?').next().unwrap_or(path);
+        if !std::path::Path::new(path).exists() {
+            return Err(StoreError::Config(format!(
+                "no store at {path}: run the daemon or `slawatch migrate` first"
+            )));
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .read_only(true)
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(30))
+            .pragma("cache_size", "-65536");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
 }
 
 fn placeholders(n: usize) -> String {
@@ -360,6 +385,44 @@ impl Store for SqliteStore {
         while let Some(r) = rows.try_next().await? {
             let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
             visit(parse_doc(&s, &c, &d)?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn load_held_each(
+        &self,
+        ended_since: DateTime<Utc>,
+        visit: &mut (dyn FnMut(Case, Option<EvalSummary>) + Send),
+    ) -> Result<usize, StoreError> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query(
+            "SELECT source, case_id, doc, state, outcome, flags, stuck, effective_due, overdue_workdays, \
+             evaluated_at, calendar_version, ended_at, on_time, calendar_estimated FROM cases \
+             WHERE is_open = 1 OR ended_at >= ?",
+        )
+        .bind(ended_since)
+        .fetch(&self.pool);
+        let mut n = 0;
+        while let Some(r) = rows.try_next().await? {
+            let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            let eval = stored_eval(
+                r.try_get("state")?,
+                r.try_get("outcome")?,
+                r.try_get("flags")?,
+                r.try_get("stuck")?,
+                r.try_get("effective_due")?,
+                r.try_get("overdue_workdays")?,
+                r.try_get("evaluated_at")?,
+                r.try_get("calendar_version")?,
+            )
+            .map(|e| EvalSummary {
+                ended_at: r.try_get("ended_at").ok().flatten(),
+                on_time: r.try_get("on_time").ok().flatten(),
+                calendar_estimated: r.try_get("calendar_estimated").unwrap_or(false),
+                ..e
+            });
+            visit(parse_doc(&s, &c, &d)?, eval);
             n += 1;
         }
         Ok(n)
