@@ -52,7 +52,7 @@ pub async fn diff(loaded: &Loaded, new_file: &Path, now: DateTime<Utc>) -> Resul
     let t = Instant::now();
     let mut cases: Vec<Case> = Vec::new();
     store
-        .load_held_each(year_start, &mut |c, _| cases.push(c))
+        .load_held_each(Some(year_start), &mut |c, _| cases.push(c))
         .await
         .context("reading the cases")?;
     store.close().await;
@@ -87,9 +87,8 @@ pub async fn reload_summary(
 ) -> Result<ReloadSummary, store::StoreError> {
     let store = store::open_read_only(&loaded.config.store.url).await?;
     let mut summary = ReloadSummary::default();
-    let never = DateTime::<Utc>::MAX_UTC;
     let result = store
-        .load_held_each(never, &mut |case, stored: Option<EvalSummary>| {
+        .load_held_each(None, &mut |case, stored: Option<EvalSummary>| {
             if let Some(e) = stored {
                 summary.add(
                     &case,
@@ -133,7 +132,7 @@ pub fn reload_line(s: &ReloadSummary, cal: &Calendar) -> String {
         );
     }
     format!(
-        "calendar reload: {} → {new} moves {} of {} open cases' dues ({} earlier, {} later) and changes {} states, in {} units; `slawatch calendar diff` lists them",
+        "calendar reload: {} → {new}: dues moved {} of {} open cases ({} earlier, {} later), states changed {}, units {}; `slawatch calendar diff` lists them",
         old.join(", "),
         s.dues_moved,
         s.compared,

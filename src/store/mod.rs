@@ -374,11 +374,11 @@ pub trait Store: Send + Sync {
         visit: &mut (dyn FnMut(Case) + Send),
     ) -> Result<usize, StoreError>;
 
-    /// The cases a calendar change can touch: every open case and those ended at or
-    /// after `ended_since`, each with its stored evaluation, one at a time.
+    /// The cases a calendar change can touch: every open case and, with `ended_since`,
+    /// those ended at or after it, each with its stored evaluation, one at a time.
     async fn load_held_each(
         &self,
-        ended_since: DateTime<Utc>,
+        ended_since: Option<DateTime<Utc>>,
         visit: &mut (dyn FnMut(Case, Option<EvalSummary>) + Send),
     ) -> Result<usize, StoreError>;
 

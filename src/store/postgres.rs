@@ -454,14 +454,14 @@ impl Store for PgStore {
 
     async fn load_held_each(
         &self,
-        ended_since: DateTime<Utc>,
+        ended_since: Option<DateTime<Utc>>,
         visit: &mut (dyn FnMut(Case, Option<EvalSummary>) + Send),
     ) -> Result<usize, StoreError> {
         use futures_util::TryStreamExt;
         let mut rows = sqlx::query(
             "SELECT source, case_id, doc::text AS doc, state, outcome, flags, stuck, effective_due, \
              overdue_workdays, evaluated_at, calendar_version, ended_at, on_time, calendar_estimated \
-             FROM cases WHERE is_open OR ended_at >= $1",
+             FROM cases WHERE is_open OR ($1::timestamptz IS NOT NULL AND ended_at >= $1)",
         )
         .bind(ended_since)
         .fetch(&self.pool);

@@ -392,15 +392,16 @@ impl Store for SqliteStore {
 
     async fn load_held_each(
         &self,
-        ended_since: DateTime<Utc>,
+        ended_since: Option<DateTime<Utc>>,
         visit: &mut (dyn FnMut(Case, Option<EvalSummary>) + Send),
     ) -> Result<usize, StoreError> {
         use futures_util::TryStreamExt;
         let mut rows = sqlx::query(
             "SELECT source, case_id, doc, state, outcome, flags, stuck, effective_due, overdue_workdays, \
              evaluated_at, calendar_version, ended_at, on_time, calendar_estimated FROM cases \
-             WHERE is_open = 1 OR ended_at >= ?",
+             WHERE is_open = 1 OR (? IS NOT NULL AND ended_at >= ?)",
         )
+        .bind(ended_since)
         .bind(ended_since)
         .fetch(&self.pool);
         let mut n = 0;

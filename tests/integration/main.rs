@@ -3,6 +3,7 @@
 
 mod alerts;
 mod api;
+mod calendar_diff;
 mod cli;
 mod daemon;
 mod deploy;
