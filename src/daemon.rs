@@ -2265,6 +2265,60 @@ fn reload_context(loaded: &Loaded, calendar: Arc<Calendar>) -> Result<Context> {
     })
 }
 
+/// The calendar as the configuration file now describes it (SIGHUP): the file is read
+/// again, and a calendar it would refuse at start-up is refused here.
+fn reload_calendar(loaded: &Loaded, now: DateTime<Utc>) -> Result<Arc<Calendar>> {
+    let fresh = Loaded::load(loaded.path.as_deref())?;
+    for w in fresh.warnings_at(fresh.local_date(now)) {
+        tracing::warn!("{w}");
+    }
+    Ok(Arc::new(fresh.calendar()))
+}
+
+/// After a calendar reload: says what it moved among the open cases, then evaluates
+/// them all under the new calendar at once (not at the next scheduled pass).
+async fn apply_calendar(shared: Arc<Shared>, before: Arc<Calendar>) {
+    let now = shared.now();
+    let ctx = shared.context();
+    let cases: Vec<Case> = shared
+        .select_open(|_| true)
+        .into_iter()
+        .map(|e| e.case)
+        .collect();
+    let c = ctx.clone();
+    let b = before.clone();
+    let diff = tokio::task::spawn_blocking(move || {
+        crate::sla::compare::compare(
+            &cases,
+            &crate::sla::compare::Sides {
+                before: &b,
+                after: &c.calendar,
+                policy: &c.policy,
+                catalogue: &c.catalogue,
+                now,
+            },
+        )
+    })
+    .await;
+    if let Ok(d) = diff {
+        tracing::info!(
+            from = %before.version(),
+            to = %ctx.calendar.version(),
+            official_until = ?ctx.calendar.official_until(),
+            open = d.total.open,
+            dues_moved = d.total.dues_moved,
+            earlier = d.total.earlier,
+            later = d.total.later,
+            states_changed = d.total.states_changed,
+            "calendar reloaded"
+        );
+    }
+    match reevaluate(&shared, now).await {
+        Ok(n) => tracing::info!(changed = n, "re-evaluated under the new calendar"),
+        Err(e) => tracing::warn!(error = %e, "re-evaluation after the calendar reload failed"),
+    }
+}
+
 fn mtimes(files: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> {
     files
         .iter()
@@ -2545,38 +2599,56 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
     scheduler.start();
     tracing::info!(sources = cfg.source.len(), "daemon running");
 
-    // Reload the directory and catalogue on SIGHUP or when their files change.
+    // Reload the directory and catalogue on SIGHUP or when their files change, and the
+    // calendar on SIGHUP only: its files are edited, checked with `calendar diff`, then
+    // applied on purpose (README, "Holidays each year").
     let watched = config::watched_files(&loaded.config, &loaded.dir);
     let mut seen = mtimes(&watched);
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
-        let reload = tokio::select! {
+        let (reload, hup) = tokio::select! {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break; }
-            _ = sighup.recv() => { tracing::info!("SIGHUP: reloading"); true }
+            _ = sighup.recv() => { tracing::info!("SIGHUP: reloading"); (true, true) }
             _ = tick.tick() => {
                 let now = mtimes(&watched);
                 let changed = now != seen;
                 seen = now;
-                changed
+                (changed, false)
             }
         };
-        if reload {
-            match reload_context(&loaded, calendar.clone()) {
-                Ok(c) => {
-                    tracing::info!(
-                        units = c.directory.len(),
-                        procedures = c.catalogue.len(),
-                        "directory and catalogue reloaded"
-                    );
-                    shared.set_context(c);
-                    shared.metrics_changed();
-                }
+        if !reload {
+            continue;
+        }
+        let old_calendar = shared.context().calendar.clone();
+        let new_calendar = if hup {
+            match reload_calendar(&loaded, shared.now()) {
+                Ok(c) => c,
                 Err(e) => {
-                    tracing::error!(error = %e, "reload failed: keeping the previous directory and catalogue")
+                    tracing::error!(error = %e, "reload failed: keeping the previous calendar, directory and catalogue");
+                    continue;
                 }
+            }
+        } else {
+            old_calendar.clone()
+        };
+        match reload_context(&loaded, new_calendar.clone()) {
+            Ok(c) => {
+                tracing::info!(
+                    units = c.directory.len(),
+                    procedures = c.catalogue.len(),
+                    "directory and catalogue reloaded"
+                );
+                shared.set_context(c);
+                shared.metrics_changed();
+                if new_calendar.version() != old_calendar.version() {
+                    tokio::spawn(apply_calendar(shared.clone(), old_calendar));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed: keeping the previous calendar, directory and catalogue")
             }
         }
     }

@@ -185,3 +185,106 @@ fn quarantine_retry_ingests_after_a_mapping_fix() {
     let (_, listed) = cli(&["quarantine", "list"]);
     assert!(listed.contains("0 record(s)"), "{listed}");
 }
+
+#[test]
+fn sighup_applies_a_new_calendar_and_refuses_a_broken_one() {
+    // A dossier received Mon 15/02/2027 08:00 under a 10-workday procedure, no due from
+    // the source: 16–19/02 = 4, 22–26 = 9, Mon 01/03/2027 08:00 = 10 (01:00 UTC). With
+    // Saturday 27/02 worked it is the 10th workday: 27/02/2027 08:00.
+    let dir = scratch("reload-calendar");
+    let inbox = dir.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/calendar/vn-official-days.csv"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("days.csv"), &shipped).unwrap();
+    std::fs::write(
+        dir.join("procedures.toml"),
+        "[[procedure]]\ncode = \"P10\"\nname = \"Mười ngày\"\nduration = \"10 workdays\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("slawatch.toml"),
+        format!(
+            "[calendar]\nofficial_days = \"days.csv\"\n[catalogue]\nfile = \"procedures.toml\"\n\
+             [store]\nurl = \"sqlite://{d}/slawatch.db\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             [[source]]\nname = \"inbox\"\ntype = \"file\"\ndir = \"{d}/inbox\"\nschedule = \"*/1 * * * * *\"\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        inbox.join("a.ndjson"),
+        "{\"MaHoSo\":\"C-1\",\"MaTTHC\":\"P10\",\"TrangThaiHoSo\":\"4\",\"NgayTiepNhan\":\"20270215080000\"}\n",
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+    let mut child = crate::slawatch()
+        .args(["--config", "slawatch.toml", "run"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let due = |d: &str| {
+        count(
+            &dir,
+            &format!(
+                "SELECT COUNT(*) FROM cases WHERE case_id = 'C-1' AND effective_due LIKE '{d}%'"
+            ),
+        ) == 1
+    };
+    wait_for(Duration::from_secs(30), "C-1 due 01/03/2027", || {
+        due("2027-03-01")
+    });
+    let pid = child.id().to_string();
+    let hup = || Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+
+    // A broken line: refused, the daemon keeps its calendar and runs on.
+    std::fs::write(
+        dir.join("days.csv"),
+        format!("{shipped}2027-02-30,workday,Ngày không có,confirmed\n"),
+    )
+    .unwrap();
+    hup();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    assert!(due("2027-03-01"));
+
+    // The make-up Saturday, applied on SIGHUP: the stored due moves to 27/02.
+    std::fs::write(
+        dir.join("days.csv"),
+        format!("{shipped}2027-02-27,workday,Làm bù,confirmed\n"),
+    )
+    .unwrap();
+    hup();
+    wait_for(Duration::from_secs(30), "C-1 due 27/02/2027", || {
+        due("2027-02-27")
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let raw = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
+    // Without the terminal colours.
+    let mut log = String::new();
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            log.push(c);
+        }
+    }
+    assert!(
+        log.contains("days.csv:"),
+        "the refusal names the file: {log}"
+    );
+    assert!(log.contains("calendar reloaded"), "{log}");
+    assert!(log.contains("dues_moved=1"), "{log}");
+}
