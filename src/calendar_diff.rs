@@ -230,7 +230,7 @@ pub fn text(r: &Report, loaded: &Loaded, cal: &Calendar) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{} open cases' dues move ({} earlier, {} later), {} states and {} outcomes change, in {} of {} units\n",
+        "\ndues moved: {} ({} earlier, {} later); states changed: {}; outcomes changed: {}; units touched: {} of {}\n",
         d.total.dues_moved,
         d.total.earlier,
         d.total.later,

@@ -363,6 +363,14 @@ async fn scenario(url: &str) {
     // The text report says the same, with Vietnamese percentages.
     let (_, text, _) = diff(&dir, "no-tet.csv", "text");
     assert!(text.contains("4/4 (100,0%) → 2/4 (50,0%)"), "{text}");
+    assert!(
+        text.contains("dues moved: 1 (1 earlier, 0 later); states changed: 1; outcomes changed: 1; units touched: 1 of 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("5/5 (100,0%) → 3/5 (60,0%)"),
+        "all units, the month: {text}"
+    );
     assert!(text.contains("portal / H2"), "{text}");
     assert!(
         text.contains(
