@@ -249,6 +249,7 @@ pub fn text(r: &Report, loaded: &Loaded, cal: &Calendar) -> String {
             "later",
             "states changed",
             "outcomes changed",
+            "on estimated days",
         ]
         .map(String::from)
         .to_vec();
@@ -265,6 +266,11 @@ pub fn text(r: &Report, loaded: &Loaded, cal: &Calendar) -> String {
             u.later.to_string(),
             u.states_changed.to_string(),
             u.outcomes_changed.to_string(),
+            if u.estimated_before == u.estimated_after {
+                u.estimated_after.to_string()
+            } else {
+                format!("{} → {}", u.estimated_before, u.estimated_after)
+            },
         ];
         for p in &d.periods {
             let r = u.ratios.get(p.kind.as_str()).cloned().unwrap_or_default();
