@@ -263,3 +263,41 @@ fn the_reload_summary_reads_what_the_stored_evaluations_said() {
     assert_eq!(s.units.len(), 1);
     assert_eq!(s.stored_versions.len(), 2);
 }
+
+#[test]
+fn confirming_a_year_clears_the_estimated_mark_and_moves_what_the_guess_got_wrong() {
+    // 15 workdays from Mon 20/12/2027 08:00 cross into 2028, an estimated year: 21–24 =
+    // 4, 27–31 = 9; 1/1/2028 is a Saturday, generated as taken on Mon 03/01; 4–7 = 13,
+    // 10–11 = 15 → Tue 11/01/2028 08:00, estimated. The 2028 announcement (here: only
+    // 1/1, no day taken for it) makes 03/01 a workday: 3–7 = 14, Mon 10/01 = 15.
+    let after = cal(|rows| {
+        rows.extend(
+            parse_rows(
+                "date,kind,name,status\n2028-01-01,holiday,Tết Dương lịch,confirmed\n",
+                "new.csv",
+            )
+            .unwrap(),
+        )
+    });
+    let catalogue = catalogue();
+    let policy = Policy::default();
+    let d = compare(
+        &[open("Y1", "STP", "P15", "2027-12-20 08:00")],
+        &Sides {
+            before: builtin(),
+            after: &after,
+            policy: &policy,
+            catalogue: &catalogue,
+            now: t("2027-12-22 10:00"),
+        },
+    );
+    let c = &d.cases[0];
+    assert_eq!(
+        (local(c.before.due), local(c.after.due)),
+        ("11/01/2028 08:00".into(), "10/01/2028 08:00".into())
+    );
+    assert!(c.before.estimated && !c.after.estimated);
+    let stp = &d.units["STP"];
+    assert_eq!((stp.estimated_before, stp.estimated_after), (1, 0));
+    assert_eq!(stp.earlier, 1);
+}
