@@ -117,6 +117,16 @@ async fn fill(url: &str) {
     }
     s.commit(&b).await.unwrap();
     s.close().await;
+    if !url.starts_with("postgres") {
+        // Everything into the main file, so its bytes say what the store holds.
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    }
 }
 
 /// Row counts of every table and the stored evaluations, as one string.
@@ -154,7 +164,9 @@ async fn fingerprint(url: &str) -> String {
         }
     } else {
         use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let mut c = sqlx::SqliteConnection::connect(&format!("{url}?mode=ro"))
+            .await
+            .unwrap();
         for table in tables {
             let n: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&mut c)
@@ -167,10 +179,13 @@ async fn fingerprint(url: &str) -> String {
             out += &r.get::<String, _>(0);
             out.push('\n');
         }
-        // The file itself, byte for byte.
+        c.close().await.unwrap();
+        // The file itself, byte for byte, and any write-ahead log beside it.
         let path = url.trim_start_matches("sqlite://");
         let bytes = std::fs::read(path).unwrap();
         out += &format!("file={:x}", sha2::Sha256::digest(&bytes));
+        let wal = std::fs::read(format!("{path}-wal")).unwrap_or_default();
+        out += &format!(" wal={:x}", sha2::Sha256::digest(&wal));
     }
     out
 }
