@@ -936,15 +936,15 @@ async fn backfill(config: &Option<PathBuf>, source: &str, since: &str) -> Result
 async fn shared_for_cli(
     loaded: &Loaded,
     store: std::sync::Arc<dyn crate::store::Store>,
-) -> Result<crate::daemon::Shared> {
+) -> Result<crate::state::Shared> {
     let salt = crate::daemon::applicant_salt(&store).await?;
-    let context = crate::daemon::Context {
+    let context = crate::state::Context {
         calendar: std::sync::Arc::new(loaded.calendar()),
         policy: loaded.policy.clone(),
         catalogue: loaded.catalogue.clone(),
         directory: loaded.directory.clone(),
     };
-    Ok(crate::daemon::Shared::new(store, context, salt).with_clock(clock()))
+    Ok(crate::state::Shared::new(store, context, salt).with_clock(clock()))
 }
 
 async fn explain(
@@ -1193,12 +1193,12 @@ async fn quarantine(config: &Option<PathBuf>, cmd: QuarantineCommand) -> Result<
                     Ok(_) => {
                         let rec =
                             crate::source::RawRecord::json(value, format!("quarantine #{}", r.id));
-                        let delivery = crate::daemon::Delivery {
+                        let delivery = crate::ingest::Delivery {
                             records: vec![rec],
                             resolved: vec![r.id],
                             ..Default::default()
                         };
-                        crate::daemon::ingest(&shared, &r.source, &mapping, delivery, now())
+                        crate::ingest::ingest(&shared, &r.source, &mapping, delivery, now())
                             .await?;
                         writeln!(out, "{}: ingested", r.id)?;
                         fixed += 1;

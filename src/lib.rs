@@ -22,5 +22,6 @@ pub mod notify;
 pub mod scheduler;
 pub mod sla;
 pub mod source;
+pub mod state;
 pub mod store;
 pub mod timefmt;

@@ -11,10 +11,10 @@
 //! Errors are `{"error": message}`; a store failure is logged with its cause and
 //! answered with a plain message.
 
-use crate::daemon::{Entry, Shared};
 use crate::sla::explain::{explain_case, Lang};
 use crate::sla::model::Case;
 use crate::sla::State;
+use crate::state::{Entry, Shared};
 use crate::store::{Ack, EvalSummary, StoreError};
 use crate::timefmt::rfc3339;
 use axum::extract::{Path, Query, Request, State as AxState};
@@ -447,10 +447,7 @@ async fn one_case(
     let (case, stored, open) = find(&api, &case_id, p.text("source")).await?;
     let ctx = api.shared.context();
     let cal = &ctx.calendar;
-    let proc = case
-        .procedure_code
-        .as_deref()
-        .and_then(|c| ctx.catalogue.get(c));
+    let proc = ctx.procedure(&case);
     let now = api.shared.now();
     let (trace, evaluation) = match explain_case(&case, proc, cal, &ctx.policy, now, lang) {
         Ok((e, trace)) => (

@@ -11,9 +11,10 @@
 
 pub mod api;
 
-use crate::daemon::{ingest, Delivery, Shared};
+use crate::ingest::{ingest, Delivery};
 use crate::source::normalize::Mapping;
 use crate::source::{RawRecord, SourceConfig};
+use crate::state::Shared;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};

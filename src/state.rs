@@ -1,0 +1,403 @@
+//! The daemon's shared runtime state: what evaluation needs ([`Context`], swapped whole
+//! on a reload), the open cases in memory with their latest evaluation ([`Entry`]), the
+//! sources' health, and the handles every job and HTTP handler share ([`Shared`]).
+//!
+//! It owns no schedule and runs no job: jobs, ingest and the HTTP layer act on it. It
+//! never reads the system time itself — "now" is [`Shared::now`], from the one clock.
+
+use crate::calendar::{Calendar, CalendarError};
+use crate::catalogue::{Catalogue, Procedure};
+use crate::clock::Clock;
+use crate::directory::Directory;
+use crate::metrics::Metrics;
+use crate::sla::model::Case;
+use crate::sla::policy::Policy;
+use crate::sla::ratio::on_time_until;
+use crate::sla::{evaluate, Evaluation, Lifecycle};
+use crate::store::{AlertKey, EvalSummary, FinishedGroup, PeriodStarts, Store, StoreError};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// What evaluation needs, swapped whole on a reload.
+#[derive(Clone)]
+pub struct Context {
+    pub calendar: Arc<Calendar>,
+    pub policy: Policy,
+    pub catalogue: Catalogue,
+    pub directory: Directory,
+}
+
+impl Context {
+    /// The case's procedure in the catalogue, by its code.
+    pub fn procedure(&self, case: &Case) -> Option<&Procedure> {
+        case.procedure_code
+            .as_deref()
+            .and_then(|c| self.catalogue.get(c))
+    }
+
+    /// The one place that looks up a case's procedure and evaluates it at `now`.
+    pub fn evaluate(&self, case: &Case, now: DateTime<Utc>) -> Result<Evaluation, CalendarError> {
+        evaluate(
+            case,
+            self.procedure(case),
+            &self.calendar,
+            &self.policy,
+            now,
+        )
+    }
+
+    /// The evaluation at `now` with the summary that is stored of it.
+    pub fn judge(
+        &self,
+        case: &Case,
+        now: DateTime<Utc>,
+    ) -> Result<(Evaluation, EvalSummary), CalendarError> {
+        let e = self.evaluate(case, now)?;
+        let s = summarize(case, self, &e, now);
+        Ok((e, s))
+    }
+}
+
+/// An open case in memory.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub case: Case,
+    pub eval: Option<EvalSummary>,
+}
+
+/// A source's health, for `/readyz` (and metrics later).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SourceHealth {
+    pub name: String,
+    pub kind: String,
+    pub up: bool,
+    pub last_poll: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    #[serde(skip)]
+    pub next_attempt: Option<DateTime<Utc>>,
+    pub last_records: usize,
+    /// The cursor the next poll reads from (the newest change time stored).
+    pub cursor: Option<String>,
+    /// Newest change time of the last poll that changed records, minus its start.
+    pub clock_skew_seconds: Option<i64>,
+    /// The source's clock, as its change times show it, runs ahead or behind ours
+    /// (kept until a poll with changes shows no skew).
+    pub clock_warning: Option<String>,
+    /// What the first poll could not have read (see `initial_cursor`).
+    pub first_poll_warning: Option<String>,
+}
+
+/// Counts of one ingest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IngestStats {
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub quarantined: usize,
+}
+
+impl IngestStats {
+    pub fn add(&mut self, o: IngestStats) {
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.quarantined += o.quarantined;
+    }
+}
+
+/// State shared by the jobs and the HTTP handlers.
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub(crate) context: RwLock<Arc<Context>>,
+    pub(crate) open: Mutex<HashMap<(String, String), Entry>>,
+    pub(crate) health: Mutex<Vec<SourceHealth>>,
+    pub(crate) salt: String,
+    /// Shared copies of the texts the open cases repeat.
+    pub(crate) interner: Mutex<crate::sla::model::Interner>,
+    pub metrics: Metrics,
+    /// Period counts of ended cases, read from the store when cases end or a period
+    /// turns, and every few minutes.
+    pub(crate) finished: Mutex<FinishedCache>,
+    /// Wakes the metrics task.
+    pub(crate) metrics_wanted: tokio::sync::Notify,
+    /// Unit summaries as of the last metrics refresh.
+    pub(crate) units: RwLock<Arc<Vec<crate::metrics::UnitSummary>>>,
+    /// The alerts fired and not resolved, once read from the store.
+    pub(crate) alerts: Mutex<Option<HashSet<AlertKey>>>,
+    /// This process, as the holder of leases.
+    pub holder: String,
+    /// Overdue counts recorded per (unit, week), to write only increases.
+    pub(crate) weeks: Mutex<HashMap<(String, String), i64>>,
+    /// Acknowledgements read so far, by case (read on from the last id each time).
+    pub(crate) acks: Mutex<AckCache>,
+    /// Batches hold it shared from their commit until memory follows; a timer
+    /// re-evaluation holds it alone from reading memory until its evaluations are
+    /// stored, so it never writes back an evaluation older than a poll's.
+    pub(crate) write_gate: Arc<tokio::sync::RwLock<()>>,
+    /// Where "now" comes from for every job and handler.
+    pub clock: Clock,
+}
+
+/// The acknowledgements a daemon has read: an acknowledged (case, rule, due) sends no
+/// more alerts, and digests mark the case.
+#[derive(Default)]
+pub(crate) struct AckCache {
+    pub(crate) last_id: i64,
+    pub(crate) by_case: HashMap<(String, String), Vec<crate::store::Ack>>,
+}
+
+#[derive(Default)]
+pub(crate) struct FinishedCache {
+    pub(crate) starts: Option<PeriodStarts>,
+    pub(crate) read_at: Option<std::time::Instant>,
+    pub(crate) stale: bool,
+    pub(crate) groups: Vec<FinishedGroup>,
+}
+
+impl Shared {
+    /// Reads the acknowledgements recorded since the last read (by any replica).
+    pub(crate) async fn refresh_acks(&self) -> Result<(), StoreError> {
+        let after = self.acks.lock().expect("acks lock").last_id;
+        let new = self.store.acks_after(after).await?;
+        let mut cache = self.acks.lock().expect("acks lock");
+        for (id, a) in new {
+            if id <= cache.last_id {
+                continue;
+            }
+            cache.last_id = id;
+            cache
+                .by_case
+                .entry((a.source.clone(), a.case_id.clone()))
+                .or_default()
+                .push(a);
+        }
+        Ok(())
+    }
+}
+
+impl AckCache {
+    /// The latest acknowledgement of `rule` for the case's due `due_key`, if any.
+    pub(crate) fn find(
+        &self,
+        source: &str,
+        case_id: &str,
+        rule: &str,
+        due_key: &str,
+    ) -> Option<&crate::store::Ack> {
+        if self.by_case.is_empty() {
+            return None;
+        }
+        self.by_case
+            .get(&(source.to_string(), case_id.to_string()))?
+            .iter()
+            .rev()
+            .find(|a| a.rule == rule && crate::store::due_key(a.due_at) == due_key)
+    }
+}
+
+/// How long period counts of ended cases are reused when no case ended meanwhile.
+pub(crate) const FINISHED_REREAD: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Shared {
+    pub fn new(store: Arc<dyn Store>, context: Context, salt: String) -> Shared {
+        Shared {
+            store,
+            context: RwLock::new(Arc::new(context)),
+            open: Mutex::new(HashMap::new()),
+            health: Mutex::new(Vec::new()),
+            salt,
+            interner: Mutex::new(Default::default()),
+            metrics: Metrics::new(false),
+            finished: Mutex::new(FinishedCache::default()),
+            metrics_wanted: tokio::sync::Notify::new(),
+            units: RwLock::new(Arc::new(Vec::new())),
+            alerts: Mutex::new(None),
+            weeks: Mutex::new(HashMap::new()),
+            acks: Mutex::new(AckCache::default()),
+            write_gate: Arc::new(tokio::sync::RwLock::new(())),
+            clock: Clock::system(),
+            holder: format!(
+                "{}:{}:{}",
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "host".into()),
+                std::process::id(),
+                {
+                    use std::hash::{BuildHasher, Hasher};
+                    std::collections::hash_map::RandomState::new()
+                        .build_hasher()
+                        .finish()
+                }
+            ),
+        }
+    }
+
+    /// Turns on the per-procedure metric family.
+    pub fn with_procedure_metrics(mut self, on: bool) -> Shared {
+        self.metrics = Metrics::new(on);
+        self
+    }
+
+    /// The clock every job and handler reads (the system clock unless set).
+    pub fn with_clock(mut self, clock: Clock) -> Shared {
+        self.clock = clock;
+        self
+    }
+
+    /// The current instant, from the daemon's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Unit summaries as of the last metrics refresh.
+    pub fn unit_summaries(&self) -> Arc<Vec<crate::metrics::UnitSummary>> {
+        self.units.read().expect("units lock").clone()
+    }
+
+    /// The open cases that `keep` selects, with their evaluations (cloned).
+    pub fn select_open(&self, mut keep: impl FnMut(&Entry) -> bool) -> Vec<Entry> {
+        self.open
+            .lock()
+            .expect("open lock")
+            .values()
+            .filter(|e| keep(e))
+            .cloned()
+            .collect()
+    }
+
+    /// Runs `f` over the open cases under their lock: keep it short (no I/O).
+    pub fn with_open<R>(&self, f: impl FnOnce(&mut dyn Iterator<Item = &Entry>) -> R) -> R {
+        let open = self.open.lock().expect("open lock");
+        let mut it = open.values();
+        f(&mut it)
+    }
+
+    /// An open case by source and id.
+    pub fn open_case(&self, source: &str, case_id: &str) -> Option<Entry> {
+        self.open
+            .lock()
+            .expect("open lock")
+            .get(&(source.to_string(), case_id.to_string()))
+            .cloned()
+    }
+
+    /// Asks the metrics task for a refresh (coalesced).
+    pub fn metrics_changed(&self) {
+        self.metrics_wanted.notify_one();
+    }
+
+    pub fn context(&self) -> Arc<Context> {
+        self.context.read().expect("context lock").clone()
+    }
+
+    pub fn set_context(&self, c: Context) {
+        *self.context.write().expect("context lock") = Arc::new(c);
+    }
+
+    pub fn health(&self) -> Vec<SourceHealth> {
+        self.health.lock().expect("health lock").clone()
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open.lock().expect("open lock").len()
+    }
+
+    /// A copy of the open cases (for tests and reports).
+    pub fn open_cases(&self) -> Vec<Entry> {
+        self.open
+            .lock()
+            .expect("open lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Registers a source, so its health is tracked.
+    pub fn register_source(&self, name: &str, kind: &str) {
+        let mut h = self.health.lock().expect("health lock");
+        if !h.iter().any(|s| s.name == name) {
+            h.push(SourceHealth {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                up: kind == "push",
+                ..SourceHealth::default()
+            });
+        }
+    }
+
+    /// Open cases of a source whose last change (by the source's time) is before `t`.
+    pub fn open_changed_before(&self, source: &str, t: DateTime<Utc>) -> usize {
+        self.open
+            .lock()
+            .expect("open lock")
+            .iter()
+            .filter(|((s, _), e)| s == source && e.case.updated_at.is_some_and(|u| u < t))
+            .count()
+    }
+
+    /// Marks a delivery from a push source.
+    pub fn touch_source(&self, name: &str, at: DateTime<Utc>, records: usize) {
+        self.update_health(name, |h| {
+            h.up = true;
+            h.last_poll = Some(at);
+            h.last_success = Some(at);
+            h.last_records = records;
+        });
+    }
+
+    pub(crate) fn update_health(&self, name: &str, f: impl FnOnce(&mut SourceHealth)) {
+        let mut h = self.health.lock().expect("health lock");
+        if let Some(s) = h.iter_mut().find(|s| s.name == name) {
+            f(s);
+        }
+    }
+
+    /// Loads the open cases from the store and evaluates them.
+    pub async fn load(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let ctx = self.context();
+        let mut loaded: HashMap<(String, String), Entry> = HashMap::new();
+        let mut interner = std::mem::take(&mut *self.interner.lock().expect("interner lock"));
+        self.store
+            .load_open_each(&mut |mut case| {
+                interner.case(&mut case);
+                let eval = ctx
+                    .evaluate(&case, now)
+                    .ok()
+                    .map(|e| summarize(&case, &ctx, &e, now));
+                loaded.insert(
+                    (case.source.to_string(), case.case_id.clone()),
+                    Entry { case, eval },
+                );
+            })
+            .await?;
+        let n = loaded.len();
+        *self.interner.lock().expect("interner lock") = interner;
+        *self.open.lock().expect("open lock") = loaded;
+        Ok(n)
+    }
+}
+
+/// The stored summary of an evaluation; an ended case carries its indicator 2.1.
+pub(crate) fn summarize(
+    case: &Case,
+    ctx: &Context,
+    e: &crate::sla::Evaluation,
+    now: DateTime<Utc>,
+) -> EvalSummary {
+    let summary = EvalSummary::of(e, now);
+    if e.lifecycle == Lifecycle::Open {
+        return summary;
+    }
+    let proc = ctx.procedure(case);
+    summary.judged(on_time_until(
+        case,
+        proc,
+        &ctx.calendar,
+        &ctx.policy,
+        DateTime::<Utc>::MAX_UTC,
+    ))
+}
