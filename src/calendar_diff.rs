@@ -47,7 +47,7 @@ pub async fn diff(loaded: &Loaded, new_file: &Path, now: DateTime<Utc>) -> Resul
     let url = &loaded.config.store.url;
     let store = store::open_read_only(url)
         .await
-        .with_context(|| format!("opening the store {}", crate::daemon::redact_url(url)))?;
+        .with_context(|| format!("opening the store {}", crate::store::redact_url(url)))?;
     let year_start = Period::containing(PeriodKind::Year, now, &before).start;
     let t = Instant::now();
     let mut cases: Vec<Case> = Vec::new();

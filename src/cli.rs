@@ -783,7 +783,7 @@ async fn open_store(loaded: &Loaded) -> Result<std::sync::Arc<dyn crate::store::
     let url = &loaded.config.store.url;
     let store = crate::store::open(url)
         .await
-        .with_context(|| format!("opening the store {}", crate::daemon::redact_url(url)))?;
+        .with_context(|| format!("opening the store {}", crate::store::redact_url(url)))?;
     Ok(store)
 }
 

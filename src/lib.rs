@@ -17,6 +17,7 @@ pub mod directory;
 pub mod http;
 pub mod import;
 pub mod ingest;
+pub mod jobs;
 pub mod metrics;
 pub mod notify;
 pub mod scheduler;

@@ -672,3 +672,34 @@ mod tests {
         assert_eq!(d[1].case.status, 4);
     }
 }
+
+/// A URL with its password hidden, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_log() {
+        assert_eq!(
+            redact_url("postgres://sw:secret@db:5432/sw"),
+            "postgres://sw:***@db:5432/sw"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/slawatch.db"),
+            "sqlite://data/slawatch.db"
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! The alert pass: which rules fire for which case (the pure ladder is
+//! [`crate::alert`]), recorded once, resolved when they stop holding, and their
+//! messages queued in the outbox; and what a message says of a case.
+
+use crate::sla::model::Case;
+use crate::state::{Context, Shared};
+use crate::store::{AlertKey, EvalSummary, NewAlert, OutboxNew, StoreError};
+use anyhow::Result;
+use chrono::{DateTime, Duration as Span, Utc};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+
+/// What one alert pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AlertPass {
+    pub fired: usize,
+    pub resolved: usize,
+    pub queued: usize,
+    /// Fired without a message: the unit acknowledged that rule for that due.
+    pub acknowledged: usize,
+}
+
+pub(crate) fn message_id(key: &AlertKey, to: &str) -> String {
+    let digest = Sha256::digest(
+        format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            key.source,
+            key.case_id,
+            key.rule,
+            key.level,
+            key.due_key,
+            to.to_ascii_lowercase()
+        )
+        .as_bytes(),
+    );
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("<alert-{hex}@slawatch>")
+}
+
+/// Compares the alerts the open cases want with those fired: fires the new ones
+/// (queueing immediate e-mail for the next sending window), resolves the ones no case
+/// wants any more. Cases of a failing source neither fire nor resolve: stale data
+/// never alarms, and its alerts do not fire twice when it recovers.
+pub async fn alert_pass(
+    shared: &Shared,
+    cfg: &crate::config::AlertsConfig,
+    now: DateTime<Utc>,
+) -> Result<AlertPass, StoreError> {
+    // One daemon at a time fires and resolves alerts (several may share a database).
+    if !shared
+        .store
+        .lease("alerts", &shared.holder, now + Span::minutes(2), now)
+        .await?
+    {
+        // Another holder decides; re-read the fired set when this one takes over.
+        *shared.alerts.lock().expect("alerts lock") = None;
+        return Ok(AlertPass::default());
+    }
+    let ctx = shared.context();
+    let open: HashSet<AlertKey> = {
+        let cached = shared.alerts.lock().expect("alerts lock").clone();
+        match cached {
+            Some(s) => s,
+            None => shared.store.alerts_open().await?.into_iter().collect(),
+        }
+    };
+    let stale: HashSet<String> = shared
+        .health()
+        .into_iter()
+        .filter(|h| !h.up)
+        .map(|h| h.name)
+        .collect();
+    let start_after = cfg
+        .start_after
+        .as_deref()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let ladder = crate::alert::Ladder {
+        directory: &ctx.directory,
+        modes: &cfg.rules,
+        escalate_every: cfg.escalate_every,
+        copies: &cfg.copies,
+    };
+    let lang = cfg.language.as_str();
+    let window = if cfg.send_window == "always" {
+        now
+    } else {
+        crate::alert::next_window(&ctx.calendar, now)
+    };
+    let mut wanted_keys: HashSet<AlertKey> = HashSet::new();
+    let mut fire = Vec::new();
+    let mut outbox = Vec::new();
+    let mut overdue_units: HashMap<String, i64> = HashMap::new();
+    shared.refresh_acks().await?;
+    let mut acked = 0usize;
+    {
+        let acks = shared.acks.lock().expect("acks lock");
+        shared.with_open(|entries| {
+            for e in entries {
+                if stale.contains(&*e.case.source) {
+                    continue;
+                }
+                let Some(ev) = e.eval.as_ref() else { continue };
+                if ev.state == Some("overdue") {
+                    let unit = e
+                        .case
+                        .unit_code
+                        .as_deref()
+                        .unwrap_or(crate::metrics::UNKNOWN_UNIT);
+                    *overdue_units.entry(unit.to_string()).or_default() += 1;
+                }
+                for w in crate::alert::wanted(&e.case, ev, &ladder, now) {
+                    let key = AlertKey {
+                        source: e.case.source.to_string(),
+                        case_id: e.case.case_id.clone(),
+                        rule: w.rule.to_string(),
+                        level: w.level as i32,
+                        due_key: w.due_key.clone(),
+                    };
+                    wanted_keys.insert(key.clone());
+                    if open.contains(&key) {
+                        continue;
+                    }
+                    // An acknowledged (rule, due) fires without a message: the unit has
+                    // answered it (SPEC §10).
+                    let quiet = acks
+                        .find(&key.source, &key.case_id, &key.rule, &key.due_key)
+                        .is_some();
+                    acked += quiet as usize;
+                    let immediate = !quiet
+                        && w.mode == crate::alert::Mode::Immediate
+                        && start_after.is_none_or(|s| now > s);
+                    if immediate {
+                        let item = alert_item(&e.case, ev, &w, &ctx, cfg, now);
+                        for to in &w.to {
+                            outbox.push(OutboxNew {
+                                message_id: message_id(&key, &to.email),
+                                channel: "email".into(),
+                                rule: w.rule.to_string(),
+                                source: key.source.clone(),
+                                case_id: key.case_id.clone(),
+                                to_addr: to.email.clone(),
+                                to_name: to.name.clone(),
+                                cc: serde_json::to_string(&w.cc).unwrap_or_else(|_| "[]".into()),
+                                lang: lang.to_string(),
+                                item: item.to_string(),
+                                not_before: window,
+                                level: key.level,
+                                due_key: key.due_key.clone(),
+                            });
+                        }
+                    }
+                    fire.push(NewAlert {
+                        key,
+                        unit: w.unit.clone(),
+                    });
+                }
+            }
+        });
+    }
+    // Operational faults: a source without fresh data goes to IT staff at any hour.
+    if !cfg.it_recipients.is_empty() {
+        let limit = Span::minutes(cfg.stale_after_minutes as i64);
+        for h in shared.health() {
+            let is_stale = match h.last_success {
+                Some(t) => now - t > limit,
+                None => h.consecutive_failures >= 3,
+            };
+            if !is_stale {
+                continue;
+            }
+            let key = AlertKey {
+                source: "ops".into(),
+                case_id: h.name.clone(),
+                rule: "source_stale".into(),
+                level: 0,
+                due_key: h
+                    .last_success
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_else(|| "never".into()),
+            };
+            wanted_keys.insert(key.clone());
+            if open.contains(&key) {
+                continue;
+            }
+            let item = serde_json::json!({
+                "source": "ops",
+                "case_id": h.name,
+                "rule": "source_stale",
+                "rule_label": crate::notify::templates::rule_label("source_stale", &cfg.language),
+                "level": 0,
+                "procedure": null,
+                "unit": null,
+                "unit_name": "—",
+                "due": h.last_success.map(|t| crate::timefmt::human(t, &ctx.calendar)).unwrap_or_else(|| "—".into()),
+                "state": null,
+                "overdue_workdays": 0,
+                "trace": h.last_error.iter().collect::<Vec<_>>(),
+                "link": null,
+            });
+            for to in &cfg.it_recipients {
+                outbox.push(OutboxNew {
+                    message_id: message_id(&key, to),
+                    channel: "email".into(),
+                    rule: "source_stale".into(),
+                    source: "ops".into(),
+                    case_id: h.name.clone(),
+                    to_addr: to.clone(),
+                    to_name: String::new(),
+                    cc: "[]".into(),
+                    lang: lang.to_string(),
+                    item: item.to_string(),
+                    not_before: now,
+                    level: 0,
+                    due_key: key.due_key.clone(),
+                });
+            }
+            fire.push(NewAlert { key, unit: None });
+        }
+    }
+    let resolve: Vec<AlertKey> = open
+        .iter()
+        .filter(|k| !wanted_keys.contains(*k) && !stale.contains(&k.source))
+        .cloned()
+        .collect();
+    let pass = AlertPass {
+        fired: fire.len(),
+        resolved: resolve.len(),
+        queued: outbox.len(),
+        acknowledged: acked,
+    };
+    if !fire.is_empty() || !resolve.is_empty() {
+        shared
+            .store
+            .alerts_apply(&fire, &resolve, &outbox, now)
+            .await?;
+    }
+    // The week's record of overdue units (for the weekly report), written on increase.
+    let week = crate::alert::weekly::week_of(ctx.calendar.local(now).date()).to_string();
+    let marks: Vec<(String, String, i64)> = {
+        let seen = shared.weeks.lock().expect("weeks lock");
+        overdue_units
+            .into_iter()
+            .filter(|(u, n)| seen.get(&(u.clone(), week.clone())).is_none_or(|m| n > m))
+            .map(|(u, n)| (u, week.clone(), n))
+            .collect()
+    };
+    if !marks.is_empty() {
+        shared.store.unit_weeks_mark(&marks).await?;
+        let mut seen = shared.weeks.lock().expect("weeks lock");
+        for (u, w, n) in marks {
+            seen.insert((u, w), n);
+        }
+    }
+    let mut next = open;
+    for k in &resolve {
+        next.remove(k);
+    }
+    next.extend(fire.into_iter().map(|a| a.key));
+    *shared.alerts.lock().expect("alerts lock") = Some(next);
+    Ok(pass)
+}
+
+/// The template context of one alert.
+pub(crate) fn alert_item(
+    case: &Case,
+    ev: &EvalSummary,
+    w: &crate::alert::Wanted,
+    ctx: &Context,
+    cfg: &crate::config::AlertsConfig,
+    now: DateTime<Utc>,
+) -> serde_json::Value {
+    let mut item = case_item(case, ev, ctx, cfg, now);
+    item["rule"] = serde_json::json!(w.rule);
+    item["rule_label"] =
+        serde_json::json!(crate::notify::templates::rule_label(w.rule, &cfg.language));
+    item["level"] = serde_json::json!(w.level);
+    item
+}
+
+/// What every message says of a case: ids, procedure, unit, due, state, trace, link.
+pub(crate) fn case_item(
+    case: &Case,
+    ev: &EvalSummary,
+    ctx: &Context,
+    cfg: &crate::config::AlertsConfig,
+    now: DateTime<Utc>,
+) -> serde_json::Value {
+    let lang = if cfg.language == "en" {
+        crate::sla::explain::Lang::En
+    } else {
+        crate::sla::explain::Lang::Vi
+    };
+    let proc = ctx.procedure(case);
+    let trace =
+        crate::sla::explain::explain_case(case, proc, &ctx.calendar, &ctx.policy, now, lang)
+            .map(|(_, t)| t)
+            .unwrap_or_default();
+    let unit_name = case
+        .unit_code
+        .as_deref()
+        .and_then(|c| ctx.directory.get(c))
+        .map(|u| u.name.clone())
+        .or_else(|| case.unit_name.as_deref().map(str::to_string))
+        .unwrap_or_default();
+    let link = cfg.link_template.as_ref().map(|t| {
+        t.replace("{case_id}", &case.case_id)
+            .replace("{source}", &case.source)
+    });
+    serde_json::json!({
+        "source": &*case.source,
+        "case_id": case.case_id,
+        "procedure": case.procedure_name.as_deref().or(case.procedure_code.as_deref()),
+        "unit": case.unit_code.as_deref(),
+        "unit_name": unit_name,
+        "due": ev.due.map(|d| crate::timefmt::human(d, &ctx.calendar)).unwrap_or_else(|| "—".into()),
+        "due_estimated": ev.calendar_estimated,
+        "state": ev.state,
+        "overdue_workdays": ev.overdue_workdays,
+        "trace": trace,
+        "link": link,
+    })
+}
