@@ -17,39 +17,18 @@ pub use crate::ingest::{
     PreparedPage,
 };
 use crate::scheduler::Scheduler;
-use crate::sla::model::Case;
 use crate::source::normalize::Mapping;
 use crate::source::{self, SourceConfig};
 pub use crate::state::{Context, Entry, IngestStats, Shared, SourceHealth};
-use crate::store::{self, Store};
+use crate::store;
 use anyhow::{Context as _, Result};
-use chrono::{DateTime, Duration as Span, Utc};
+use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::jobs::*;
-pub use crate::store::redact_url;
-
-/// A random salt for applicant hashes, kept in the store so hashes stay comparable.
-pub async fn applicant_salt(store: &Arc<dyn Store>) -> Result<String> {
-    if let Ok(s) = std::env::var("SLAWATCH_APPLICANT_SALT") {
-        if !s.is_empty() {
-            return Ok(s);
-        }
-    }
-    if let Some(s) = store.meta_get("applicant_salt").await? {
-        return Ok(s);
-    }
-    let mut bytes = [0u8; 16];
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom for the applicant salt")?;
-    let salt: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    store.meta_put("applicant_salt", &salt).await?;
-    Ok(salt)
-}
+pub use crate::store::{applicant_salt, redact_url};
 
 /// Builds the reloadable part of the context from the configuration.
 fn reload_context(loaded: &Loaded, calendar: Arc<Calendar>) -> Result<Context> {
@@ -69,50 +48,6 @@ fn reload_calendar(loaded: &Loaded, now: DateTime<Utc>) -> Result<Arc<Calendar>>
         tracing::warn!("{w}");
     }
     Ok(Arc::new(fresh.calendar()))
-}
-
-/// After a calendar reload: says what it moved among the open cases, then evaluates
-/// them all under the new calendar at once (not at the next scheduled pass).
-async fn apply_calendar(shared: Arc<Shared>, before: Arc<Calendar>) {
-    let now = shared.now();
-    let ctx = shared.context();
-    let cases: Vec<Case> = shared
-        .select_open(|_| true)
-        .into_iter()
-        .map(|e| e.case)
-        .collect();
-    let c = ctx.clone();
-    let b = before.clone();
-    let diff = tokio::task::spawn_blocking(move || {
-        crate::sla::compare::compare(
-            &cases,
-            &crate::sla::compare::Sides {
-                before: &b,
-                after: &c.calendar,
-                policy: &c.policy,
-                catalogue: &c.catalogue,
-                now,
-            },
-        )
-    })
-    .await;
-    if let Ok(d) = diff {
-        tracing::info!(
-            from = %before.version(),
-            to = %ctx.calendar.version(),
-            official_until = ?ctx.calendar.official_until(),
-            open = d.total.open,
-            dues_moved = d.total.dues_moved,
-            earlier = d.total.earlier,
-            later = d.total.later,
-            states_changed = d.total.states_changed,
-            "calendar reloaded"
-        );
-    }
-    match reevaluate(&shared, now).await {
-        Ok(n) => tracing::info!(changed = n, "re-evaluated under the new calendar"),
-        Err(e) => tracing::warn!(error = %e, "re-evaluation after the calendar reload failed"),
-    }
 }
 
 fn mtimes(files: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> {
@@ -221,131 +156,37 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
             .await
     });
 
+    crate::scheduler::validate(&cfg.alerts.digest_schedule)
+        .map_err(|e| anyhow::anyhow!("alerts.digest_schedule: {e}"))?;
+    crate::scheduler::validate(&cfg.alerts.weekly_schedule)
+        .map_err(|e| anyhow::anyhow!("alerts.weekly_schedule: {e}"))?;
+    let env = Arc::new(JobEnv {
+        shared: shared.clone(),
+        alerts: Arc::new(cfg.alerts.clone()),
+        dispatch_wanted: Arc::new(tokio::sync::Notify::new()),
+    });
+    let mut jobs: Vec<Arc<dyn Job>> = Vec::new();
+    for rt in runtimes {
+        jobs.push(Arc::new(PollJob {
+            runtime: rt,
+            timeout: std::time::Duration::from_secs(cfg.daemon.poll_timeout_seconds),
+            max_backoff: cfg.daemon.max_backoff_seconds,
+        }));
+    }
+    jobs.push(Arc::new(EvaluateJob {
+        schedule: cfg.daemon.evaluate_schedule.clone(),
+    }));
+    jobs.push(Arc::new(DigestJob {
+        schedule: cfg.alerts.digest_schedule.clone(),
+    }));
+    jobs.push(Arc::new(WeeklyJob {
+        schedule: cfg.alerts.weekly_schedule.clone(),
+    }));
+    jobs.push(Arc::new(PurgeJob {
+        retention_days: cfg.store.quarantine_retention_days as i64,
+    }));
     let mut scheduler = Scheduler::new(calendar.zone(), clock);
-    let poll_timeout = std::time::Duration::from_secs(cfg.daemon.poll_timeout_seconds);
-    let max_backoff = cfg.daemon.max_backoff_seconds;
-    for rt in &runtimes {
-        let (job_shared, job_rt) = (shared.clone(), rt.clone());
-        // A first poll right away, so a fresh start has data without waiting a tick;
-        // it holds the job's guard, so a slow first poll and the ticks never overlap.
-        scheduler.add_at_start(
-            &format!("poll:{}", rt.config.name),
-            &rt.config.schedule,
-            move || {
-                let (shared, rt) = (job_shared.clone(), job_rt.clone());
-                Box::pin(async move { poll_once(&shared, &rt, poll_timeout, max_backoff).await })
-            },
-        )?;
-    }
-    let alerts_cfg = Arc::new(cfg.alerts.clone());
-    let dispatch_wanted = Arc::new(tokio::sync::Notify::new());
-    {
-        let shared = shared.clone();
-        let alerts_cfg = alerts_cfg.clone();
-        let dispatch_wanted = dispatch_wanted.clone();
-        scheduler.add("evaluate", &cfg.daemon.evaluate_schedule, move || {
-            let shared = shared.clone();
-            let alerts_cfg = alerts_cfg.clone();
-            let dispatch_wanted = dispatch_wanted.clone();
-            Box::pin(async move {
-                let t = shared.now();
-                match reevaluate(&shared, t).await {
-                    Ok(n) => tracing::debug!(
-                        changed = n,
-                        ms = (shared.now() - t).num_milliseconds(),
-                        "re-evaluated"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "re-evaluation failed"),
-                }
-                // Reports the daemon missed today (down at the time, or a replica
-                // died halfway) go out late rather than never.
-                match digest_catch_up(&shared, &alerts_cfg, shared.now()).await {
-                    Ok(p) if p.ran => {
-                        tracing::info!(
-                            units = p.units,
-                            queued = p.queued,
-                            "morning digest caught up"
-                        );
-                        dispatch_wanted.notify_one();
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "digest catch-up failed"),
-                }
-                match weekly_catch_up(&shared, &alerts_cfg, shared.now()).await {
-                    Ok(true) => {
-                        tracing::info!("weekly report caught up");
-                        dispatch_wanted.notify_one();
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "weekly catch-up failed"),
-                }
-                match alert_pass(&shared, &alerts_cfg, shared.now()).await {
-                    Ok(p) if p.fired + p.resolved > 0 => {
-                        tracing::info!(
-                            fired = p.fired,
-                            resolved = p.resolved,
-                            queued = p.queued,
-                            "alerts"
-                        );
-                        dispatch_wanted.notify_one();
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "alert pass failed"),
-                }
-            })
-        })?;
-    }
-    {
-        crate::scheduler::validate(&cfg.alerts.digest_schedule)
-            .map_err(|e| anyhow::anyhow!("alerts.digest_schedule: {e}"))?;
-        let shared = shared.clone();
-        let alerts_cfg = alerts_cfg.clone();
-        let dispatch_wanted = dispatch_wanted.clone();
-        scheduler.add("digest", &cfg.alerts.digest_schedule, move || {
-            let shared = shared.clone();
-            let alerts_cfg = alerts_cfg.clone();
-            let dispatch_wanted = dispatch_wanted.clone();
-            Box::pin(async move {
-                let t = std::time::Instant::now();
-                match digest_pass(&shared, &alerts_cfg, shared.now()).await {
-                    Ok(p) if p.ran => {
-                        tracing::info!(
-                            units = p.units,
-                            cases = p.cases,
-                            queued = p.queued,
-                            ms = t.elapsed().as_millis() as u64,
-                            "morning digest queued"
-                        );
-                        dispatch_wanted.notify_one();
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "digest failed"),
-                }
-            })
-        })?;
-    }
-    {
-        crate::scheduler::validate(&cfg.alerts.weekly_schedule)
-            .map_err(|e| anyhow::anyhow!("alerts.weekly_schedule: {e}"))?;
-        let shared = shared.clone();
-        let alerts_cfg = alerts_cfg.clone();
-        let dispatch_wanted = dispatch_wanted.clone();
-        scheduler.add("weekly", &cfg.alerts.weekly_schedule, move || {
-            let shared = shared.clone();
-            let alerts_cfg = alerts_cfg.clone();
-            let dispatch_wanted = dispatch_wanted.clone();
-            Box::pin(async move {
-                match weekly_pass(&shared, &alerts_cfg, shared.now()).await {
-                    Ok(true) => {
-                        tracing::info!("weekly report queued");
-                        dispatch_wanted.notify_one();
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "weekly report failed"),
-                }
-            })
-        })?;
-    }
+    crate::jobs::register(&mut scheduler, env.clone(), jobs)?;
     let dispatcher =
         match crate::notify::transport(&cfg.alerts).map_err(|e| anyhow::anyhow!("alerts: {e}"))? {
             Some(transport) => {
@@ -364,8 +205,8 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
                     shared.clone(),
                     transport,
                     templates,
-                    alerts_cfg.clone(),
-                    dispatch_wanted.clone(),
+                    env.alerts.clone(),
+                    env.dispatch_wanted.clone(),
                     cancel.clone(),
                 )))
             }
@@ -374,24 +215,6 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
                 None
             }
         };
-    {
-        let shared = shared.clone();
-        let days = cfg.store.quarantine_retention_days as i64;
-        scheduler.add("purge-quarantine", "0 15 3 * * *", move || {
-            let shared = shared.clone();
-            Box::pin(async move {
-                match shared
-                    .store
-                    .quarantine_purge(shared.now() - Span::days(days))
-                    .await
-                {
-                    Ok(n) if n > 0 => tracing::info!(purged = n, "quarantine purged"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "quarantine purge failed"),
-                }
-            })
-        })?;
-    }
     scheduler.start();
     tracing::info!(sources = cfg.source.len(), "daemon running");
 

@@ -187,3 +187,35 @@ pub async fn digest_catch_up(
     tracing::info!(date = %today, "the morning digest was missed: catching up");
     digest_pass(shared, cfg, now).await
 }
+
+/// The morning digest, on `alerts.digest_schedule`.
+pub struct DigestJob {
+    pub schedule: String,
+}
+
+#[async_trait::async_trait]
+impl super::Job for DigestJob {
+    fn name(&self) -> String {
+        "digest".into()
+    }
+    fn schedule(&self) -> String {
+        self.schedule.clone()
+    }
+    async fn run(&self, env: &super::JobEnv) {
+        let t = std::time::Instant::now();
+        match digest_pass(&env.shared, &env.alerts, env.shared.now()).await {
+            Ok(p) if p.ran => {
+                tracing::info!(
+                    units = p.units,
+                    cases = p.cases,
+                    queued = p.queued,
+                    ms = t.elapsed().as_millis() as u64,
+                    "morning digest queued"
+                );
+                env.dispatch_wanted.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "digest failed"),
+        }
+    }
+}

@@ -2,11 +2,14 @@
 //! evaluations that changed stored; and the one-off backfill of ended cases' period
 //! facts. Holds the write gate alone, so it never writes back an older evaluation.
 
+use crate::calendar::Calendar;
+use crate::sla::model::Case;
 use crate::sla::Lifecycle;
 use crate::state::{summarize, Shared};
 use crate::store::{EvalUpdate, StoreError};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// Gives ended cases stored before schema version 2 their end and indicator 2.1, once
 /// (recorded in `meta`), so the period counts include them.
@@ -92,4 +95,137 @@ pub(crate) async fn reevaluate_inner(
         }
     }
     Ok(updates.len())
+}
+
+/// Every `evaluate_schedule` tick: re-evaluates the open cases, catches up on the
+/// reports the daemon missed today (down at the time, or a replica died halfway), then
+/// runs the alert pass.
+pub struct EvaluateJob {
+    pub schedule: String,
+}
+
+#[async_trait::async_trait]
+impl super::Job for EvaluateJob {
+    fn name(&self) -> String {
+        "evaluate".into()
+    }
+    fn schedule(&self) -> String {
+        self.schedule.clone()
+    }
+    async fn run(&self, env: &super::JobEnv) {
+        let (shared, alerts) = (&env.shared, &env.alerts);
+        let t = shared.now();
+        match reevaluate(shared, t).await {
+            Ok(n) => tracing::debug!(
+                changed = n,
+                ms = (shared.now() - t).num_milliseconds(),
+                "re-evaluated"
+            ),
+            Err(e) => tracing::warn!(error = %e, "re-evaluation failed"),
+        }
+        match super::digest_catch_up(shared, alerts, shared.now()).await {
+            Ok(p) if p.ran => {
+                tracing::info!(
+                    units = p.units,
+                    queued = p.queued,
+                    "morning digest caught up"
+                );
+                env.dispatch_wanted.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "digest catch-up failed"),
+        }
+        match super::weekly_catch_up(shared, alerts, shared.now()).await {
+            Ok(true) => {
+                tracing::info!("weekly report caught up");
+                env.dispatch_wanted.notify_one();
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "weekly catch-up failed"),
+        }
+        match super::alert_pass(shared, alerts, shared.now()).await {
+            Ok(p) if p.fired + p.resolved > 0 => {
+                tracing::info!(
+                    fired = p.fired,
+                    resolved = p.resolved,
+                    queued = p.queued,
+                    "alerts"
+                );
+                env.dispatch_wanted.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "alert pass failed"),
+        }
+    }
+}
+
+/// Nightly: quarantined records older than the retention are removed.
+pub struct PurgeJob {
+    pub retention_days: i64,
+}
+
+#[async_trait::async_trait]
+impl super::Job for PurgeJob {
+    fn name(&self) -> String {
+        "purge-quarantine".into()
+    }
+    fn schedule(&self) -> String {
+        "0 15 3 * * *".into()
+    }
+    async fn run(&self, env: &super::JobEnv) {
+        let shared = &env.shared;
+        match shared
+            .store
+            .quarantine_purge(shared.now() - chrono::Duration::days(self.retention_days))
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "quarantine purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "quarantine purge failed"),
+        }
+    }
+}
+
+/// After a calendar reload: says what it moved among the open cases, then evaluates
+/// them all under the new calendar at once (not at the next scheduled pass).
+pub async fn apply_calendar(shared: Arc<Shared>, before: Arc<Calendar>) {
+    let now = shared.now();
+    let ctx = shared.context();
+    let cases: Vec<Case> = shared
+        .select_open(|_| true)
+        .into_iter()
+        .map(|e| e.case)
+        .collect();
+    let c = ctx.clone();
+    let b = before.clone();
+    let diff = tokio::task::spawn_blocking(move || {
+        crate::sla::compare::compare(
+            &cases,
+            &crate::sla::compare::Sides {
+                before: &b,
+                after: &c.calendar,
+                policy: &c.policy,
+                catalogue: &c.catalogue,
+                now,
+            },
+        )
+    })
+    .await;
+    if let Ok(d) = diff {
+        tracing::info!(
+            from = %before.version(),
+            to = %ctx.calendar.version(),
+            official_until = ?ctx.calendar.official_until(),
+            open = d.total.open,
+            dues_moved = d.total.dues_moved,
+            earlier = d.total.earlier,
+            later = d.total.later,
+            states_changed = d.total.states_changed,
+            "calendar reloaded"
+        );
+    }
+    match reevaluate(&shared, now).await {
+        Ok(n) => tracing::info!(changed = n, "re-evaluated under the new calendar"),
+        Err(e) => tracing::warn!(error = %e, "re-evaluation after the calendar reload failed"),
+    }
 }

@@ -463,3 +463,28 @@ pub async fn poll_once(
         tracing::warn!(source = name, error = %e, "cannot record the job run");
     }
 }
+
+/// Polls one source on its schedule, and once at start so a fresh daemon has data
+/// without waiting a tick (under the same guard: a slow first poll and the ticks
+/// never overlap).
+pub struct PollJob {
+    pub runtime: Arc<SourceRuntime>,
+    pub timeout: std::time::Duration,
+    pub max_backoff: u64,
+}
+
+#[async_trait::async_trait]
+impl super::Job for PollJob {
+    fn name(&self) -> String {
+        format!("poll:{}", self.runtime.config.name)
+    }
+    fn schedule(&self) -> String {
+        self.runtime.config.schedule.clone()
+    }
+    fn at_start(&self) -> bool {
+        true
+    }
+    async fn run(&self, env: &super::JobEnv) {
+        poll_once(&env.shared, &self.runtime, self.timeout, self.max_backoff).await
+    }
+}

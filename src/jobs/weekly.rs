@@ -97,3 +97,28 @@ pub async fn weekly_pass(
         .await?;
     Ok(true)
 }
+
+/// The weekly report, on `alerts.weekly_schedule`.
+pub struct WeeklyJob {
+    pub schedule: String,
+}
+
+#[async_trait::async_trait]
+impl super::Job for WeeklyJob {
+    fn name(&self) -> String {
+        "weekly".into()
+    }
+    fn schedule(&self) -> String {
+        self.schedule.clone()
+    }
+    async fn run(&self, env: &super::JobEnv) {
+        match weekly_pass(&env.shared, &env.alerts, env.shared.now()).await {
+            Ok(true) => {
+                tracing::info!("weekly report queued");
+                env.dispatch_wanted.notify_one();
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "weekly report failed"),
+        }
+    }
+}

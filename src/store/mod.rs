@@ -673,6 +673,28 @@ mod tests {
     }
 }
 
+/// A random salt for applicant hashes, kept in the store so hashes stay comparable.
+pub async fn applicant_salt(store: &Arc<dyn Store>) -> Result<String, StoreError> {
+    if let Ok(s) = std::env::var("SLAWATCH_APPLICANT_SALT") {
+        if !s.is_empty() {
+            return Ok(s);
+        }
+    }
+    if let Some(s) = store.meta_get("applicant_salt").await? {
+        return Ok(s);
+    }
+    let mut bytes = [0u8; 16];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| {
+            StoreError::Config(format!("reading /dev/urandom for the applicant salt: {e}"))
+        })?;
+    let salt: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    store.meta_put("applicant_salt", &salt).await?;
+    Ok(salt)
+}
+
 /// A URL with its password hidden, for logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
