@@ -598,7 +598,7 @@ async fn digest_and_send(shared: &Shared) {
     let t = Instant::now();
     let mut sent = 0;
     loop {
-        let d = slawatch::notify::dispatch_once(
+        let d = slawatch::jobs::dispatch_once(
             shared.store.as_ref(),
             &smtp,
             &templates,

@@ -1,7 +1,17 @@
-//! The outbox worker: claims queued messages and sends them through the configured
-//! transport, retrying with back-off; dead letters after the last attempt.
+//! The outbox worker: claims due messages (on PostgreSQL with `FOR UPDATE SKIP
+//! LOCKED`, so several daemons share the work), renders them, sends them through the
+//! configured transport ([`crate::notify`]) and marks them sent, or retries with
+//! back-off and dead-letters after `max_attempts`. The outbox is written in the same
+//! transaction as the alert state ([`crate::jobs::alerts`]).
 
+use crate::alert::Recipient;
+use crate::config::AlertsConfig;
+use crate::notify::templates::Templates;
+use crate::notify::{Email, NotifyError, Transport};
 use crate::state::Shared;
+use crate::store::{NotificationRow, OutboxRow, Store};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -15,11 +25,11 @@ pub async fn dispatch_loop(
     wanted: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
 ) {
-    let pace = crate::notify::Pace::default();
+    let pace = Pace::default();
     loop {
         let now = shared.now();
         let generated_at = crate::timefmt::human(now, &shared.context().calendar);
-        match crate::notify::dispatch_paced(
+        match dispatch_paced(
             shared.store.as_ref(),
             transport.as_ref(),
             &templates,
@@ -64,4 +74,349 @@ pub async fn dispatch_loop(
             _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
         }
     }
+}
+
+/// Back-off after `attempts` failed attempts: `base` seconds doubling, at most an hour.
+pub fn backoff(base: u32, attempts: i32) -> Duration {
+    Duration::seconds(((base.max(1) as i64) << (attempts - 1).clamp(0, 12)).min(3600))
+}
+
+/// What one dispatch round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dispatched {
+    pub sent: usize,
+    pub failed: usize,
+    pub dead: usize,
+    /// Held back by the bundling window or the hourly cap.
+    pub postponed: usize,
+    /// (rule, `sent` | `failed`) per attempt, for the metrics.
+    pub events: Vec<(String, &'static str)>,
+}
+
+/// What each recipient was sent lately, for the bundling window and the hourly cap.
+#[derive(Default)]
+pub struct Pace {
+    sent: std::sync::Mutex<
+        std::collections::HashMap<String, std::collections::VecDeque<DateTime<Utc>>>,
+    >,
+}
+
+impl Pace {
+    /// When a new alert e-mail to `to` may go out (`now` when it may).
+    fn allowed(&self, to: &str, now: DateTime<Utc>, cfg: &AlertsConfig) -> DateTime<Utc> {
+        let mut sent = self.sent.lock().expect("pace lock");
+        let hist = sent.entry(to.to_ascii_lowercase()).or_default();
+        while hist.front().is_some_and(|t| *t <= now - Duration::hours(1)) {
+            hist.pop_front();
+        }
+        let window = Duration::minutes(cfg.bundle_window_minutes as i64);
+        if let Some(last) = hist.back() {
+            if now < *last + window {
+                return *last + window;
+            }
+        }
+        if cfg.hourly_cap > 0 && hist.len() >= cfg.hourly_cap as usize {
+            if let Some(first) = hist.front() {
+                return *first + Duration::hours(1);
+            }
+        }
+        now
+    }
+
+    fn record(&self, to: &str, at: DateTime<Utc>) {
+        self.sent
+            .lock()
+            .expect("pace lock")
+            .entry(to.to_ascii_lowercase())
+            .or_default()
+            .push_back(at);
+    }
+}
+
+/// Messages claimed per round.
+const CLAIM: i64 = 500;
+
+/// Claims the due messages and sends them, one e-mail per recipient and language
+/// bundling everything due for them (a backlog released after Tết or an outage is one
+/// e-mail, not hundreds); marks them sent, with the cases' notification log, or
+/// failed (retried with back-off, dead-lettered after `max_attempts`).
+pub async fn dispatch_once(
+    store: &dyn Store,
+    transport: &dyn Transport,
+    templates: &Templates,
+    cfg: &AlertsConfig,
+    now: DateTime<Utc>,
+    generated_at: &str,
+) -> Result<Dispatched, crate::store::StoreError> {
+    dispatch_paced(
+        store,
+        transport,
+        templates,
+        cfg,
+        &Pace::default(),
+        now,
+        generated_at,
+    )
+    .await
+}
+
+/// [`dispatch_once`] remembering what each recipient was sent in `pace`: an alert
+/// e-mail within `bundle_window_minutes` of the last one to the same recipient, or
+/// past `hourly_cap` in the last hour, waits and goes out with the others.
+pub async fn dispatch_paced(
+    store: &dyn Store,
+    transport: &dyn Transport,
+    templates: &Templates,
+    cfg: &AlertsConfig,
+    pace: &Pace,
+    now: DateTime<Utc>,
+    generated_at: &str,
+) -> Result<Dispatched, crate::store::StoreError> {
+    let lease = Duration::seconds(cfg.claim_seconds.max(1) as i64);
+    // Our claim runs out at `now + lease`; past nine tenths of it, leave the rest to
+    // whoever claims it next rather than risk sending it twice.
+    let claimed = std::time::Instant::now();
+    let stop_at = claimed + std::time::Duration::from_millis(cfg.claim_seconds.max(1) as u64 * 900);
+    // The instants logged are `now` moved on by the time spent sending: the caller's
+    // clock, not the system's.
+    let at = || now + Duration::from_std(claimed.elapsed()).unwrap_or_default();
+    let rows = store.outbox_claim(now, lease, CLAIM).await?;
+    let mut groups: Vec<Vec<OutboxRow>> = Vec::new();
+    for row in rows {
+        // A digest or a report is a message of its own; alerts to one recipient are
+        // bundled.
+        if is_report(&row.rule) {
+            groups.push(vec![row]);
+            continue;
+        }
+        let key = (row.to_addr.to_ascii_lowercase(), row.lang.clone());
+        match groups.iter_mut().find(|g| {
+            !is_report(&g[0].rule) && (g[0].to_addr.to_ascii_lowercase(), g[0].lang.clone()) == key
+        }) {
+            Some(g) => g.push(row),
+            None => groups.push(vec![row]),
+        }
+    }
+    let mut done = Dispatched::default();
+    for group in groups {
+        if std::time::Instant::now() > stop_at {
+            tracing::warn!(
+                claim_seconds = cfg.claim_seconds,
+                "outbox claim ran out before the batch was sent; the rest goes next round"
+            );
+            break;
+        }
+        let ids: Vec<i64> = group.iter().map(|r| r.id).collect();
+        let paced = !is_report(&group[0].rule);
+        if paced {
+            let allowed = pace.allowed(&group[0].to_addr, now, cfg);
+            if allowed > now {
+                store.outbox_postpone(&ids, allowed).await?;
+                done.postponed += group.len();
+                continue;
+            }
+        }
+        match send_group(transport, templates, cfg, &group, generated_at).await {
+            Ok((message_id, recipients)) => {
+                let mut log = Vec::new();
+                for row in group.iter().filter(|r| r.rule == "digest") {
+                    // Every case a digest lists logs it.
+                    let item: Value = serde_json::from_str(&row.item).unwrap_or(Value::Null);
+                    for sec in ["sections", "tasks"] {
+                        for s in item[sec].as_array().into_iter().flatten() {
+                            for c in s["cases"].as_array().into_iter().flatten() {
+                                let (Some(src), Some(id)) =
+                                    (c["source"].as_str(), c["case_id"].as_str())
+                                else {
+                                    continue;
+                                };
+                                log.push((
+                                    src.to_string(),
+                                    id.to_string(),
+                                    NotificationRow {
+                                        at: at(),
+                                        rule: "digest".into(),
+                                        level: 0,
+                                        recipient: recipients[0].clone(),
+                                        channel: transport.name().to_string(),
+                                        status: "sent".into(),
+                                        message_id: Some(message_id.clone()),
+                                    },
+                                ));
+                            }
+                        }
+                    }
+                    done.events.push(("digest".into(), "sent"));
+                }
+                for _ in group.iter().filter(|r| r.rule == "weekly") {
+                    done.events.push(("weekly".into(), "sent"));
+                }
+                for row in group.iter().filter(|r| !is_report(&r.rule)) {
+                    let level = serde_json::from_str::<Value>(&row.item)
+                        .ok()
+                        .and_then(|v| v["level"].as_i64())
+                        .unwrap_or(0) as i32;
+                    let cc: Vec<String> = recipients_of(row, cfg);
+                    for r in std::iter::once(recipients[0].clone()).chain(cc) {
+                        log.push((
+                            row.source.clone(),
+                            row.case_id.clone(),
+                            NotificationRow {
+                                at: at(),
+                                rule: row.rule.clone(),
+                                level,
+                                recipient: r,
+                                channel: transport.name().to_string(),
+                                status: "sent".into(),
+                                message_id: Some(message_id.clone()),
+                            },
+                        ));
+                    }
+                    done.events.push((row.rule.clone(), "sent"));
+                }
+                store.outbox_sent(&ids, at(), &log).await?;
+                if paced {
+                    pace.record(&group[0].to_addr, now);
+                }
+                done.sent += group.len();
+            }
+            Err(e) => {
+                for row in &group {
+                    let dead = row.attempts as u32 >= cfg.max_attempts;
+                    if dead {
+                        tracing::error!(
+                            message_id = %row.message_id,
+                            rule = %row.rule,
+                            to = %row.to_addr,
+                            attempts = row.attempts,
+                            error = %e,
+                            "message dead-lettered after its last attempt; \
+                             `slawatch notify requeue` sends it again once the cause is fixed"
+                        );
+                    } else {
+                        tracing::warn!(
+                            message_id = %row.message_id,
+                            attempts = row.attempts,
+                            error = %e,
+                            "message not sent; will retry"
+                        );
+                    }
+                    store
+                        .outbox_failed(
+                            &[row.id],
+                            &e.to_string(),
+                            now + backoff(cfg.retry_base_seconds, row.attempts),
+                            dead,
+                        )
+                        .await?;
+                    done.events.push((row.rule.clone(), "failed"));
+                    if dead {
+                        done.dead += 1;
+                    } else {
+                        done.failed += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Digests and the weekly report: whole messages, never bundled with alerts.
+fn is_report(rule: &str) -> bool {
+    matches!(rule, "digest" | "weekly")
+}
+
+fn cc_of(row: &OutboxRow) -> Vec<Recipient> {
+    serde_json::from_str::<Vec<Value>>(&row.cc)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| {
+            Some(Recipient {
+                name: v["name"].as_str().unwrap_or("").to_string(),
+                email: v["email"].as_str()?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The copies a row's message went to (none when an override recipient is set).
+fn recipients_of(row: &OutboxRow, cfg: &AlertsConfig) -> Vec<String> {
+    if cfg
+        .override_recipient
+        .as_ref()
+        .is_some_and(|o| !o.is_empty())
+    {
+        return Vec::new();
+    }
+    cc_of(row).into_iter().map(|c| c.email).collect()
+}
+
+/// Renders and sends one e-mail for a recipient's messages; its Message-ID (the
+/// message's own for one, derived from all of them for a bundle) and the address it
+/// went to.
+async fn send_group(
+    transport: &dyn Transport,
+    templates: &Templates,
+    cfg: &AlertsConfig,
+    group: &[OutboxRow],
+    generated_at: &str,
+) -> Result<(String, Vec<String>), NotifyError> {
+    let first = &group[0];
+    let mut items = Vec::new();
+    let mut cc: Vec<Recipient> = Vec::new();
+    for row in group {
+        let item: Value = serde_json::from_str(&row.item)
+            .map_err(|e| NotifyError::Build(format!("item of {}: {e}", row.message_id)))?;
+        items.push(item);
+        for c in cc_of(row) {
+            if !cc.iter().any(|x| x.email.eq_ignore_ascii_case(&c.email))
+                && !c.email.eq_ignore_ascii_case(&first.to_addr)
+            {
+                cc.push(c);
+            }
+        }
+    }
+    let mut to = Recipient {
+        name: first.to_name.clone(),
+        email: first.to_addr.clone(),
+    };
+    let recipient = serde_json::json!({"name": to.name, "email": to.email});
+    let (name, ctx) = if is_report(&first.rule) {
+        let mut ctx = items.into_iter().next().unwrap_or(Value::Null);
+        ctx["recipient"] = recipient;
+        ctx["generated_at"] = Value::String(generated_at.to_string());
+        (first.rule.as_str(), ctx)
+    } else {
+        (
+            "alert",
+            serde_json::json!({"recipient": recipient, "generated_at": generated_at, "items": items}),
+        )
+    };
+    let rendered = templates
+        .render(name, &first.lang, &ctx)
+        .map_err(|e| NotifyError::Build(e.to_string()))?;
+    if let Some(o) = cfg.override_recipient.as_ref().filter(|o| !o.is_empty()) {
+        to.email = o.clone();
+        cc.clear();
+    }
+    let message_id = if group.len() == 1 {
+        first.message_id.clone()
+    } else {
+        use sha2::Digest;
+        let mut ids: Vec<&str> = group.iter().map(|r| r.message_id.as_str()).collect();
+        ids.sort_unstable();
+        let digest = sha2::Sha256::digest(ids.join(" ").as_bytes());
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        format!("<bundle-{hex}@slawatch>")
+    };
+    let email = Email {
+        message_id: message_id.clone(),
+        from: cfg.from.clone(),
+        to: to.clone(),
+        cc,
+        rendered,
+    };
+    transport.send(&email).await?;
+    Ok((message_id, vec![to.email]))
 }

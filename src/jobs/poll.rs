@@ -102,7 +102,7 @@ pub async fn read_source(
         calendar: &ctx.calendar,
         directory: &ctx.directory,
         catalogue: &ctx.catalogue,
-        store: &shared.store,
+        ledger: &shared.store,
     };
     // Pages are stored as they arrive; the cursor after them.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<source::Page>(2);
@@ -228,7 +228,7 @@ pub async fn refetch_quarantined(
             calendar: &ctx.calendar,
             directory: &ctx.directory,
             catalogue: &ctx.catalogue,
-            store: &shared.store,
+            ledger: &shared.store,
         };
         let fetched = rt.source.fetch_one(case_id, &pctx).await;
         shared

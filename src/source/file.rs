@@ -153,7 +153,7 @@ impl Source for FileSource {
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect();
-            if ctx.store.file_seen(ctx.source, &shown, &sha).await? {
+            if ctx.ledger.file_seen(ctx.source, &shown, &sha).await? {
                 continue;
             }
             let name = path

@@ -16,7 +16,6 @@ use crate::calendar::Calendar;
 use crate::catalogue::Catalogue;
 use crate::directory::Directory;
 use crate::sla::model::Kind;
-use crate::store::Store;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use normalize::Mapping;
@@ -77,8 +76,8 @@ pub enum SourceError {
     Timeout(u64),
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("{0}")]
-    Store(#[from] crate::store::StoreError),
+    #[error("store: {0}")]
+    Ledger(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -104,7 +103,15 @@ pub struct PollContext<'a> {
     pub calendar: &'a Calendar,
     pub directory: &'a Directory,
     pub catalogue: &'a Catalogue,
-    pub store: &'a Arc<dyn Store>,
+    /// What the source may ask of the store, read-only.
+    pub ledger: &'a dyn Ledger,
+}
+
+/// The one thing a source may ask of the store: whether a file (by its path and
+/// SHA-256) was already ingested. Sources never get the store itself.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    async fn file_seen(&self, source: &str, path: &str, sha256: &str) -> Result<bool, SourceError>;
 }
 
 #[async_trait]

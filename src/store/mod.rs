@@ -695,6 +695,21 @@ pub async fn applicant_salt(store: &Arc<dyn Store>) -> Result<String, StoreError
     Ok(salt)
 }
 
+/// The store as the sources see it: read-only, one question.
+#[async_trait]
+impl crate::source::Ledger for Arc<dyn Store> {
+    async fn file_seen(
+        &self,
+        source: &str,
+        path: &str,
+        sha256: &str,
+    ) -> Result<bool, crate::source::SourceError> {
+        Store::file_seen(self.as_ref(), source, path, sha256)
+            .await
+            .map_err(|e| crate::source::SourceError::Ledger(e.to_string()))
+    }
+}
+
 /// A URL with its password hidden, for logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -8,8 +8,9 @@ use crate::scratch;
 use chrono::{DateTime, Duration, Utc};
 use slawatch::config::AlertsConfig;
 use slawatch::daemon::{alert_pass, Context, Shared};
+use slawatch::jobs::dispatch_once;
 use slawatch::notify::templates::Templates;
-use slawatch::notify::{dispatch_once, FileTransport, SmtpTransport};
+use slawatch::notify::{FileTransport, SmtpTransport};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -45,7 +46,7 @@ async fn dispatch_files(
     out: &Path,
     at: DateTime<Utc>,
     generated_at: &str,
-) -> slawatch::notify::Dispatched {
+) -> slawatch::jobs::Dispatched {
     let t = FileTransport {
         dir: out.to_path_buf(),
     };
@@ -724,7 +725,7 @@ async fn reappointment_rearms_overdue_and_going_live_quietly() {
 /// the hourly cap, the rest waits for the hour to roll.
 #[tokio::test]
 async fn the_bundling_window_and_the_hourly_cap_hold_alerts_back() {
-    use slawatch::notify::{dispatch_paced, Pace};
+    use slawatch::jobs::{dispatch_paced, Pace};
     for (window, cap, release) in [(10, 20, 10), (0, 1, 60)] {
         let dir = scratch("alerts-pace");
         let sh = shared_with_cases(&dir, now()).await;

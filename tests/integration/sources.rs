@@ -681,7 +681,7 @@ async fn demo_province_is_deterministic_and_varied() {
                 calendar: &ctx.calendar,
                 directory: &ctx.directory,
                 catalogue: &ctx.catalogue,
-                store: &store,
+                ledger: &store,
             };
             src.poll(None, &pctx).await.unwrap()
         }
