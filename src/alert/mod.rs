@@ -8,6 +8,7 @@
 //! of overdue age, up to the top; only the level reached is wanted.
 
 pub mod digest;
+pub mod message;
 pub mod weekly;
 
 use crate::calendar::Calendar;

@@ -2,12 +2,10 @@
 //! [`crate::alert`]), recorded once, resolved when they stop holding, and their
 //! messages queued in the outbox; and what a message says of a case.
 
-use crate::sla::model::Case;
-use crate::state::{Context, Shared};
-use crate::store::{AlertKey, EvalSummary, NewAlert, OutboxNew, StoreError};
+use crate::state::Shared;
+use crate::store::{AlertKey, NewAlert, OutboxNew, StoreError};
 use anyhow::Result;
 use chrono::{DateTime, Duration as Span, Utc};
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 
 /// What one alert pass did.
@@ -21,20 +19,17 @@ pub struct AlertPass {
 }
 
 pub(crate) fn message_id(key: &AlertKey, to: &str) -> String {
-    let digest = Sha256::digest(
-        format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-            key.source,
-            key.case_id,
-            key.rule,
-            key.level,
-            key.due_key,
-            to.to_ascii_lowercase()
-        )
-        .as_bytes(),
-    );
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("<alert-{hex}@slawatch>")
+    crate::alert::message::message_id(
+        "alert",
+        &[
+            &key.source,
+            &key.case_id,
+            &key.rule,
+            &key.level.to_string(),
+            &key.due_key,
+            &to.to_ascii_lowercase(),
+        ],
+    )
 }
 
 /// Compares the alerts the open cases want with those fired: fires the new ones
@@ -131,7 +126,8 @@ pub async fn alert_pass(
                         && w.mode == crate::alert::Mode::Immediate
                         && start_after.is_none_or(|s| now > s);
                     if immediate {
-                        let item = alert_item(&e.case, ev, &w, &ctx, cfg, now);
+                        let item =
+                            crate::alert::message::alert_item(&e.case, ev, &w, &ctx, cfg, now);
                         for to in &w.to {
                             outbox.push(OutboxNew {
                                 message_id: message_id(&key, &to.email),
@@ -259,65 +255,4 @@ pub async fn alert_pass(
     next.extend(fire.into_iter().map(|a| a.key));
     *shared.alerts.lock().expect("alerts lock") = Some(next);
     Ok(pass)
-}
-
-/// The template context of one alert.
-pub(crate) fn alert_item(
-    case: &Case,
-    ev: &EvalSummary,
-    w: &crate::alert::Wanted,
-    ctx: &Context,
-    cfg: &crate::config::AlertsConfig,
-    now: DateTime<Utc>,
-) -> serde_json::Value {
-    let mut item = case_item(case, ev, ctx, cfg, now);
-    item["rule"] = serde_json::json!(w.rule);
-    item["rule_label"] =
-        serde_json::json!(crate::notify::templates::rule_label(w.rule, &cfg.language));
-    item["level"] = serde_json::json!(w.level);
-    item
-}
-
-/// What every message says of a case: ids, procedure, unit, due, state, trace, link.
-pub(crate) fn case_item(
-    case: &Case,
-    ev: &EvalSummary,
-    ctx: &Context,
-    cfg: &crate::config::AlertsConfig,
-    now: DateTime<Utc>,
-) -> serde_json::Value {
-    let lang = if cfg.language == "en" {
-        crate::sla::explain::Lang::En
-    } else {
-        crate::sla::explain::Lang::Vi
-    };
-    let proc = ctx.procedure(case);
-    let trace =
-        crate::sla::explain::explain_case(case, proc, &ctx.calendar, &ctx.policy, now, lang)
-            .map(|(_, t)| t)
-            .unwrap_or_default();
-    let unit_name = case
-        .unit_code
-        .as_deref()
-        .and_then(|c| ctx.directory.get(c))
-        .map(|u| u.name.clone())
-        .or_else(|| case.unit_name.as_deref().map(str::to_string))
-        .unwrap_or_default();
-    let link = cfg.link_template.as_ref().map(|t| {
-        t.replace("{case_id}", &case.case_id)
-            .replace("{source}", &case.source)
-    });
-    serde_json::json!({
-        "source": &*case.source,
-        "case_id": case.case_id,
-        "procedure": case.procedure_name.as_deref().or(case.procedure_code.as_deref()),
-        "unit": case.unit_code.as_deref(),
-        "unit_name": unit_name,
-        "due": ev.due.map(|d| crate::timefmt::human(d, &ctx.calendar)).unwrap_or_else(|| "—".into()),
-        "due_estimated": ev.calendar_estimated,
-        "state": ev.state,
-        "overdue_workdays": ev.overdue_workdays,
-        "trace": trace,
-        "link": link,
-    })
 }

@@ -1,11 +1,9 @@
 //! The morning digest per unit, and its catch-up when the daemon was down at the time.
 
-use super::*;
 use crate::state::{Context, Shared};
 use crate::store::{OutboxNew, StoreError};
 use anyhow::Result;
 use chrono::{DateTime, Duration as Span, Utc};
-use sha2::{Digest, Sha256};
 
 /// What one morning digest run did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,7 +71,8 @@ pub async fn digest_pass(
                             })
                         });
                     crate::alert::digest::listed(&e.case, ev, ack.is_some(), || {
-                        let mut item = case_item(&e.case, ev, &ctx, cfg, now);
+                        let mut item =
+                            crate::alert::message::case_item(&e.case, ev, &ctx, cfg, now);
                         item["ack"] = ack.unwrap_or(serde_json::Value::Null);
                         item
                     })
@@ -101,18 +100,12 @@ pub async fn digest_pass(
         pass.units += 1;
         pass.cases += d.cases;
         for to in &d.to {
-            let digest = Sha256::digest(
-                format!(
-                    "{}\u{1f}{}\u{1f}{}",
-                    d.unit,
-                    today,
-                    to.email.to_ascii_lowercase()
-                )
-                .as_bytes(),
+            let message_id = crate::alert::message::message_id(
+                "digest",
+                &[&d.unit, &today.to_string(), &to.email.to_ascii_lowercase()],
             );
-            let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
             outbox.push(OutboxNew {
-                message_id: format!("<digest-{hex}@slawatch>"),
+                message_id,
                 channel: "email".into(),
                 rule: "digest".into(),
                 source: "digest".into(),

@@ -403,12 +403,9 @@ async fn send_group(
     let message_id = if group.len() == 1 {
         first.message_id.clone()
     } else {
-        use sha2::Digest;
         let mut ids: Vec<&str> = group.iter().map(|r| r.message_id.as_str()).collect();
         ids.sort_unstable();
-        let digest = sha2::Sha256::digest(ids.join(" ").as_bytes());
-        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        format!("<bundle-{hex}@slawatch>")
+        crate::alert::message::message_id("bundle", &[&ids.join(" ")])
     };
     let email = Email {
         message_id: message_id.clone(),

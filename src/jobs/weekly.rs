@@ -5,7 +5,6 @@ use crate::state::Shared;
 use crate::store::{OutboxNew, StoreError};
 use anyhow::Result;
 use chrono::{DateTime, Duration as Span, Utc};
-use sha2::{Digest, Sha256};
 
 /// The store key holding the Monday of the last week a weekly report was queued.
 pub(crate) const WEEKLY_DONE: &str = "weekly_done";
@@ -72,11 +71,12 @@ pub async fn weekly_pass(
         &ctx.directory,
         &cfg.language,
     );
-    let digest =
-        Sha256::digest(format!("{monday}\u{1f}{}", to.email.to_ascii_lowercase()).as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let message_id = crate::alert::message::message_id(
+        "weekly",
+        &[&monday.to_string(), &to.email.to_ascii_lowercase()],
+    );
     let row = OutboxNew {
-        message_id: format!("<weekly-{hex}@slawatch>"),
+        message_id,
         channel: "email".into(),
         rule: "weekly".into(),
         source: "weekly".into(),
