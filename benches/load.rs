@@ -598,11 +598,12 @@ async fn digest_and_send(shared: &Shared) {
     let t = Instant::now();
     let mut sent = 0;
     loop {
-        let d = slawatch::jobs::dispatch_once(
+        let d = slawatch::jobs::dispatch_paced(
             shared.store.as_ref(),
             &smtp,
             &templates,
             &cfg,
+            &slawatch::jobs::Pace::default(),
             morning,
             "07:30",
         )

@@ -306,16 +306,6 @@ impl Shared {
         self.open.lock().expect("open lock").len()
     }
 
-    /// A copy of the open cases (for tests and reports).
-    pub fn open_cases(&self) -> Vec<Entry> {
-        self.open
-            .lock()
-            .expect("open lock")
-            .values()
-            .cloned()
-            .collect()
-    }
-
     /// Registers a source, so its health is tracked.
     pub fn register_source(&self, name: &str, kind: &str) {
         let mut h = self.health.lock().expect("health lock");

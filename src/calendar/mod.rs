@@ -938,16 +938,6 @@ impl Calendar {
         }
         Ok(k.max(0) as u32)
     }
-
-    /// The total session time of the day an instant falls on (0 on a day off).
-    pub fn day_work_seconds(&self, t: DateTime<Utc>) -> Result<u32, CalendarError> {
-        let (day, _) = self.split(self.local_secs(t))?;
-        Ok(if self.kinds[day].is_workday() {
-            self.profile(day).total
-        } else {
-            0
-        })
-    }
 }
 
 #[cfg(test)]

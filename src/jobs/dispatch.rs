@@ -140,27 +140,8 @@ const CLAIM: i64 = 500;
 /// bundling everything due for them (a backlog released after Tết or an outage is one
 /// e-mail, not hundreds); marks them sent, with the cases' notification log, or
 /// failed (retried with back-off, dead-lettered after `max_attempts`).
-pub async fn dispatch_once(
-    store: &dyn Store,
-    transport: &dyn Transport,
-    templates: &Templates,
-    cfg: &AlertsConfig,
-    now: DateTime<Utc>,
-    generated_at: &str,
-) -> Result<Dispatched, crate::store::StoreError> {
-    dispatch_paced(
-        store,
-        transport,
-        templates,
-        cfg,
-        &Pace::default(),
-        now,
-        generated_at,
-    )
-    .await
-}
-
-/// [`dispatch_once`] remembering what each recipient was sent in `pace`: an alert
+///
+/// It remembers what each recipient was sent in `pace`: an alert
 /// e-mail within `bundle_window_minutes` of the last one to the same recipient, or
 /// past `hourly_cap` in the last hour, waits and goes out with the others.
 pub async fn dispatch_paced(

@@ -382,12 +382,6 @@ pub trait Store: Send + Sync {
         visit: &mut (dyn FnMut(Case, Option<EvalSummary>) + Send),
     ) -> Result<usize, StoreError>;
 
-    /// Every open case.
-    async fn load_open(&self) -> Result<Vec<Case>, StoreError> {
-        let mut out = Vec::new();
-        self.load_open_each(&mut |c| out.push(c)).await?;
-        Ok(out)
-    }
     /// Cases of a source by id (finished ones are not kept in memory).
     async fn get_cases(&self, source: &str, ids: &[String]) -> Result<Vec<Case>, StoreError>;
     /// Cases by id across sources, with their stored evaluation summary.

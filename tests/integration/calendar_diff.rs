@@ -13,7 +13,7 @@
 //! - F2 SXD, 5 wd from Mon 04/01 08:00 → Mon 11/01; finished Fri 08/01 (early).
 
 use crate::scratch;
-use crate::store::PgDatabase;
+use crate::support::PgDatabase;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::Digest;

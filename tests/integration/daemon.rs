@@ -3,6 +3,7 @@
 //! and doubles nothing; files are read once; the DVCQG push endpoint.
 
 use crate::scratch;
+use crate::support::{serve_app, wait_until, Daemon};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -10,156 +11,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// A daemon process and the address it listens on (shared with the ingest tests).
-pub(crate) struct Daemon {
-    pub(crate) child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Daemon {
-    pub(crate) fn start(dir: &Path, env: &[(&str, &str)]) -> Daemon {
-        Daemon::start_at(dir, env, None)
-    }
-
-    /// Starts the daemon with its clock at `at` (RFC 3339) when given, else at the
-    /// run's instant ([`crate::test_instant`]).
-    fn start_at(dir: &Path, env: &[(&str, &str)], at: Option<&str>) -> Daemon {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let log = dir.join(format!("daemon-{}.log", N.fetch_add(1, Ordering::SeqCst)));
-        let mut cmd = match at {
-            Some(at) => crate::slawatch_at(at),
-            None => crate::slawatch(),
-        };
-        cmd.args(["--config", "slawatch.toml", "--log-format", "json", "run"])
-            .current_dir(dir)
-            .env("SLAWATCH_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("the daemon starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log_path = log.clone();
-        std::thread::spawn(move || {
-            let mut file = std::fs::File::create(&log_path).unwrap();
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                use std::io::Write;
-                let _ = writeln!(file, "{line}");
-                if !sent {
-                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                        if v["fields"]["message"] == "http listener" {
-                            let _ =
-                                tx.send(v["fields"]["listen"].as_str().unwrap_or("").to_string());
-                            sent = true;
-                        }
-                    }
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the daemon reports its listener");
-        Daemon { child, addr, log }
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        let url = format!("http://{}{path}", self.addr);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let r = reqwest::get(&url).await.unwrap();
-            let status = r.status().as_u16();
-            (status, r.json().await.unwrap_or(Value::Null))
-        })
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    fn wait(mut self, limit: Duration) -> Option<i32> {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!(
-            "the daemon did not stop; log: {}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
-    }
-
-    /// Pushes DVCQG records with the push token `tk`; the daemon must accept them.
-    fn push(&self, records: &Value) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let r = reqwest::Client::new()
-                .post(format!("http://{}/api/v1/ingest/dvcqg", self.addr))
-                .bearer_auth("tk")
-                .json(records)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 200);
-        });
-    }
-
-    pub(crate) fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// A page's text (`/metrics`, or JSON as text).
-    pub(crate) fn text(&self, path: &str) -> String {
-        let url = format!("http://{}{path}", self.addr);
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async { reqwest::get(&url).await.unwrap().text().await.unwrap() })
-    }
-
-    pub(crate) fn ready(&self) -> Value {
-        serde_json::from_str(&self.text("/readyz")).unwrap()
-    }
-
-    /// A sample of `/metrics` by its name and labels as written (`{source="p"}`).
-    pub(crate) fn metric(&self, series: &str) -> f64 {
-        self.text("/metrics")
-            .lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or(f64::NAN)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::time::Duration;
 
 /// A Sunday evening (06/12/2026 22:00, Hà Nội): no morning digest or weekly report is
 /// due, so the tests that count alert e-mails (sent with `send_window = "always"`)
@@ -173,17 +29,6 @@ fn alerts_in(subject: &str) -> usize {
         .and_then(|r| r.split(' ').next())
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(1)
-}
-
-pub(crate) fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// A portal of `n` dossiers, two per page, with an optional stall on page 2.
@@ -229,25 +74,6 @@ async fn hoso(
 
 fn serve_portal(p: Portal) -> String {
     serve_app(Router::new().route("/api/hoso", get(hoso)).with_state(p))
-}
-
-/// Serves `app` on 127.0.0.1 from a thread of its own (the tests are synchronous);
-/// returns its base URL.
-pub(crate) fn serve_app(app: Router) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(l.local_addr().unwrap().to_string()).unwrap();
-            axum::serve(l, app).await.unwrap();
-        });
-    });
-    format!("http://{}", rx.recv().unwrap())
 }
 
 fn write_config(dir: &Path, sources: &str) {
@@ -705,7 +531,7 @@ fn alerts_survive_an_smtp_outage_and_a_restart_exactly_once() {
     d.signal("-TERM");
     assert_eq!(d.wait(Duration::from_secs(30)), Some(0));
 
-    let Some(sink) = crate::alerts::SmtpSink::start(&dir, Some(port)) else {
+    let Some(sink) = crate::support::SmtpSink::start(&dir, Some(port)) else {
         assert!(
             std::env::var_os("CI_REQUIRE_PROMTOOL").is_none(),
             "aiosmtpd is required here"
@@ -762,7 +588,7 @@ fn kill_9_mid_dispatch_loses_nothing_and_repeats_only_the_message_in_flight() {
     let quiet = crate::Timeline::from(QUIET_SUNDAY);
     let dir = scratch("daemon-kill9");
     let marker = dir.join("holding");
-    let Some(sink) = crate::alerts::SmtpSink::start_with(
+    let Some(sink) = crate::support::SmtpSink::start_with(
         &dir,
         None,
         &["--hold", "3", "--marker", marker.to_str().unwrap()],
@@ -861,12 +687,12 @@ fn two_daemons_on_one_postgres_send_each_message_once() {
         .enable_all()
         .build()
         .unwrap();
-    let Some(db) = rt.block_on(crate::store::PgDatabase::create("twodaemons")) else {
+    let Some(db) = rt.block_on(crate::support::PgDatabase::create("twodaemons")) else {
         eprintln!("SLAWATCH_TEST_DATABASE_URL is not set: two-daemon test not run");
         return;
     };
     let dir = scratch("daemon-two");
-    let Some(sink) = crate::alerts::SmtpSink::start(&dir, None) else {
+    let Some(sink) = crate::support::SmtpSink::start(&dir, None) else {
         assert!(
             std::env::var_os("CI_REQUIRE_PROMTOOL").is_none(),
             "aiosmtpd is required here"

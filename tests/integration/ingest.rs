@@ -5,8 +5,8 @@
 //! and after `kill -9`; the start-up poll never overlaps a scheduled one; a source
 //! whose clock runs 10 minutes behind or ahead loses no update.
 
-use crate::daemon::{wait_until, Daemon};
 use crate::scratch;
+use crate::support::{wait_until, Daemon};
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -158,7 +158,7 @@ async fn hoso(
 }
 
 fn serve(api: Api) -> String {
-    crate::daemon::serve_app(
+    crate::support::serve_app(
         Router::new()
             .route("/api/hoso", get(hoso))
             .route("/api/hoso/{id}", get(one))

@@ -319,7 +319,7 @@ async fn reevaluation_racing_polls_never_reopens_a_returned_case() {
     }
     timer.await.unwrap();
     assert!(sh
-        .open_cases()
+        .select_open(|_| true)
         .iter()
         .all(|e| !e.case.case_id.starts_with("R-")));
     use sqlx::Connection;

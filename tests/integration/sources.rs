@@ -146,7 +146,7 @@ fn runtime(sh: &Shared, cfg_toml: &str) -> Arc<SourceRuntime> {
 }
 
 fn state_of(sh: &Shared, id: &str) -> Option<&'static str> {
-    sh.open_cases()
+    sh.select_open(|_| true)
         .into_iter()
         .find(|e| e.case.case_id == id)
         .and_then(|e| e.eval)
@@ -458,7 +458,7 @@ async fn sql_source_on_mariadb() {
 
 #[tokio::test]
 async fn sql_source_on_postgres() {
-    let Some(db) = crate::store::PgDatabase::create("source").await else {
+    let Some(db) = crate::support::PgDatabase::create("source").await else {
         eprintln!("SLAWATCH_TEST_DATABASE_URL is not set: PostgreSQL source not tested");
         return;
     };
@@ -734,7 +734,7 @@ async fn demo_province_is_deterministic_and_varied() {
     .await
     .unwrap();
     assert_eq!((stats.inserted, stats.quarantined), (n, 0));
-    let open = sh.open_cases();
+    let open = sh.select_open(|_| true);
     let state = |s: &str| {
         open.iter()
             .filter(|e| e.eval.as_ref().and_then(|e| e.state) == Some(s))
@@ -813,7 +813,7 @@ async fn pages_committed_concurrently_keep_order_on_sqlite() {
 #[tokio::test]
 async fn pages_committed_concurrently_keep_order_on_postgres() {
     std::env::set_var("SLAWATCH_TEST_PAGES_TOKEN", "t0ken");
-    let Some(db) = crate::store::PgDatabase::create("pages").await else {
+    let Some(db) = crate::support::PgDatabase::create("pages").await else {
         eprintln!("SLAWATCH_TEST_DATABASE_URL is not set: not run on PostgreSQL");
         return;
     };

@@ -3,13 +3,13 @@
 //! database of its own, dropped afterwards.
 
 use crate::scratch;
+use crate::support::PgDatabase;
 use chrono::{DateTime, Duration, Utc};
 use slawatch::sla::model::{Case, StatusChange, Step};
 use slawatch::store::{
     self, AlertKey, Batch, CaseRow, EvalSummary, EvalUpdate, FinishedGroup, JobRun, NewAlert,
     NotificationRow, OutboxNew, PeriodStarts, QuarantineNew, Store, VersionRow,
 };
-use sqlx::Connection;
 use std::sync::Arc;
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -118,7 +118,8 @@ async fn story(s: Arc<dyn Store>) {
     s.commit(&b).await.unwrap();
 
     // Open cases come back whole; the finished one only on request.
-    let mut open = s.load_open().await.unwrap();
+    let mut open = Vec::new();
+    s.load_open_each(&mut |c| open.push(c)).await.unwrap();
     open.sort_by(|x, y| x.case_id.cmp(&y.case_id));
     assert_eq!(open, vec![a.clone(), bb.clone()]);
     assert_eq!(
@@ -611,49 +612,6 @@ async fn sqlite_store_conformance() {
         .unwrap();
     assert_eq!(s.backend(), "sqlite");
     story(s).await;
-}
-
-/// A fresh PostgreSQL database for one test, dropped when done.
-pub struct PgDatabase {
-    admin: String,
-    pub name: String,
-    pub url: String,
-}
-
-impl PgDatabase {
-    pub async fn create(tag: &str) -> Option<PgDatabase> {
-        let admin = std::env::var("SLAWATCH_TEST_DATABASE_URL").ok()?;
-        let name = format!(
-            "slawatch_{tag}_{}_{}",
-            std::process::id(),
-            Utc::now().timestamp_nanos_opt().unwrap_or(0) % 1_000_000_000
-        );
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("PostgreSQL reachable");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.ok();
-        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-        Some(PgDatabase {
-            url: format!("{base}/{name}"),
-            admin,
-            name,
-        })
-    }
-
-    pub async fn drop_it(self) {
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn)
-            .await;
-        }
-    }
 }
 
 #[tokio::test]
