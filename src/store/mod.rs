@@ -8,6 +8,29 @@
 //! from the cursor that matches what is stored. Upserts are idempotent and never let
 //! an older `updated_at` overwrite a newer one.
 
+/// The stored evaluation of a `cases` row that selected its evaluation columns, on
+/// either backend.
+macro_rules! stored_eval_of {
+    ($r:expr) => {
+        super::sqlite::stored_eval(
+            $r.try_get("state")?,
+            $r.try_get("outcome")?,
+            $r.try_get("flags")?,
+            $r.try_get("stuck")?,
+            $r.try_get("effective_due")?,
+            $r.try_get("overdue_workdays")?,
+            $r.try_get("evaluated_at")?,
+            $r.try_get("calendar_version")?,
+        )
+        .map(|e| EvalSummary {
+            ended_at: $r.try_get("ended_at").ok().flatten(),
+            on_time: $r.try_get("on_time").ok().flatten(),
+            calendar_estimated: $r.try_get("calendar_estimated").unwrap_or(false),
+            ..e
+        })
+    };
+}
+
 pub mod postgres;
 pub mod sqlite;
 

@@ -468,22 +468,7 @@ impl Store for PgStore {
         let mut n = 0;
         while let Some(r) = rows.try_next().await? {
             let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-            let eval = super::sqlite::stored_eval(
-                r.try_get("state")?,
-                r.try_get("outcome")?,
-                r.try_get("flags")?,
-                r.try_get("stuck")?,
-                r.try_get("effective_due")?,
-                r.try_get("overdue_workdays")?,
-                r.try_get("evaluated_at")?,
-                r.try_get("calendar_version")?,
-            )
-            .map(|e| EvalSummary {
-                ended_at: r.try_get("ended_at").ok().flatten(),
-                on_time: r.try_get("on_time").ok().flatten(),
-                calendar_estimated: r.try_get("calendar_estimated").unwrap_or(false),
-                ..e
-            });
+            let eval = stored_eval_of!(r);
             visit(parse_doc(&s, &c, &d)?, eval);
             n += 1;
         }
@@ -540,22 +525,7 @@ impl Store for PgStore {
         for r in rows {
             let source: String = r.try_get("source")?;
             let case = parse_doc(&source, case_id, &r.try_get::<String, _>("doc")?)?;
-            let eval = super::sqlite::stored_eval(
-                r.try_get("state")?,
-                r.try_get("outcome")?,
-                r.try_get("flags")?,
-                r.try_get("stuck")?,
-                r.try_get("effective_due")?,
-                r.try_get("overdue_workdays")?,
-                r.try_get("evaluated_at")?,
-                r.try_get("calendar_version")?,
-            )
-            .map(|e| EvalSummary {
-                ended_at: r.try_get("ended_at").ok().flatten(),
-                on_time: r.try_get("on_time").ok().flatten(),
-                calendar_estimated: r.try_get("calendar_estimated").unwrap_or(false),
-                ..e
-            });
+            let eval = stored_eval_of!(r);
             out.push((case, eval));
         }
         Ok(out)
