@@ -94,7 +94,7 @@ pub async fn reload_summary(
                     &case,
                     &Stored {
                         due: e.due,
-                        state: e.state,
+                        state: e.state.map(|s| s.as_str()),
                         evaluated_at: e.evaluated_at,
                         calendar_version: &e.calendar_version,
                     },

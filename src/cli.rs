@@ -992,7 +992,7 @@ async fn explain(
                 "calendar_estimated": e.calendar_estimated,
                 "trace": trace,
                 "stored_evaluation": stored.map(|s| serde_json::json!({
-                    "state": s.state, "flags": s.flags, "evaluated_at": at(s.evaluated_at), "calendar_version": s.calendar_version,
+                    "state": s.state, "flags": s.flags.joined(), "evaluated_at": at(s.evaluated_at), "calendar_version": s.calendar_version,
                 })),
                 "history": {
                     "statuses": case.status_history.iter().map(|h| serde_json::json!({"at": at(h.at), "status": h.status, "approximate": h.approximate})).collect::<Vec<_>>(),

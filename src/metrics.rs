@@ -721,12 +721,9 @@ pub fn unit_summaries(s: &Snapshot<'_>) -> Vec<UnitSummary> {
     out
 }
 
-/// The contract names in a stored comma-separated flag list.
-pub fn flag_names(flags: &str) -> Vec<&'static str> {
-    flags
-        .split(',')
-        .filter_map(|f| OPEN_FLAGS.iter().find(|k| **k == f).copied())
-        .collect()
+/// The open-case flags among `flags`, by contract name.
+pub fn open_flags(flags: crate::sla::Flags) -> Vec<&'static str> {
+    flags.names().filter(|n| OPEN_FLAGS.contains(n)).collect()
 }
 
 /// The content type of the text exposition format.
@@ -948,10 +945,8 @@ mod tests {
 
     #[test]
     fn stored_flags_map_to_contract_names() {
-        assert_eq!(
-            flag_names("apology_due,step_overdue,nonsense,returned_late"),
-            ["apology_due", "step_overdue"]
-        );
-        assert!(flag_names("").is_empty());
+        let flags = crate::sla::Flags::parse("apology_due,step_overdue,nonsense,returned_late");
+        assert_eq!(open_flags(flags), ["apology_due", "step_overdue"]);
+        assert!(open_flags(crate::sla::Flags::parse("")).is_empty());
     }
 }

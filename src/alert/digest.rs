@@ -6,6 +6,7 @@
 use super::{unit_recipients, Recipient};
 use crate::metrics::UNKNOWN_UNIT;
 use crate::sla::model::{Case, Kind};
+use crate::sla::State;
 use crate::store::EvalSummary;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -15,12 +16,12 @@ pub const SECTIONS: [&str; 4] = ["overdue", "apology_due", "due_soon", "stuck"];
 
 /// The section a case is listed in (each case once, in its most urgent section).
 pub fn section_of(e: &EvalSummary) -> Option<&'static str> {
-    let flags: Vec<&str> = e.flags.split(',').collect();
-    if e.state == Some("overdue") {
+    let flags: Vec<&str> = e.flags.names().collect();
+    if e.state == Some(State::Overdue) {
         Some("overdue")
     } else if flags.contains(&"apology_due") {
         Some("apology_due")
-    } else if e.state == Some("due_soon") {
+    } else if e.state == Some(State::DueSoon) {
         Some("due_soon")
     } else if e.stuck {
         Some("stuck")
@@ -167,9 +168,9 @@ mod tests {
 
     fn eval(state: &'static str, flags: &str, stuck: bool, age: i32, due: &str) -> EvalSummary {
         EvalSummary {
-            state: Some(state),
+            state: crate::sla::State::parse(state),
             outcome: None,
-            flags: flags.into(),
+            flags: crate::sla::Flags::parse(flags),
             stuck,
             due: Some(t(due)),
             overdue_workdays: age,

@@ -232,7 +232,7 @@ pub fn wanted(case: &Case, e: &EvalSummary, l: &Ladder<'_>, now: DateTime<Utc>) 
     let due_key = crate::store::due_key(e.due);
     let unit = case.unit_code.as_deref();
     let field = case.field_code.as_deref();
-    let flags: Vec<&str> = e.flags.split(',').collect();
+    let flags: Vec<&str> = e.flags.names().collect();
     let mut out = Vec::new();
     let mut push = |rule: &'static str,
                     level: u8,
@@ -262,7 +262,7 @@ pub fn wanted(case: &Case, e: &EvalSummary, l: &Ladder<'_>, now: DateTime<Utc>) 
     };
     let centre: Vec<Recipient> = service_centre(l.directory).into_iter().collect();
     let (to, cc) = unit_recipients(l.directory, unit, field);
-    match e.state {
+    match e.state.map(crate::sla::State::as_str) {
         Some("due_soon") => push("due_soon", 0, unit, to.clone(), cc.clone()),
         Some("overdue") => {
             let mut copy = cc.clone();

@@ -27,9 +27,9 @@ fn case(unit: Option<&str>, field: Option<&str>) -> Case {
 
 fn eval(state: &'static str, flags: &str, stuck: bool, age: i32) -> EvalSummary {
     EvalSummary {
-        state: Some(state),
+        state: crate::sla::State::parse(state),
         outcome: None,
-        flags: flags.into(),
+        flags: crate::sla::Flags::parse(flags),
         stuck,
         due: Some(t("2024-03-08T10:00:00Z")),
         overdue_workdays: age,

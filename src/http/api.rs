@@ -243,7 +243,7 @@ const SORTS: [&str; 4] = ["urgency", "due", "received", "id"];
 /// due; paused and no-deadline cases last.
 fn urgency(e: &Entry) -> (u8, i64, i64) {
     let eval = e.eval.as_ref();
-    let rank = match eval.and_then(|e| e.state) {
+    let rank = match eval.and_then(|e| e.state).map(State::as_str) {
         Some("overdue") => 0,
         Some("due_soon") => 1,
         Some("on_track") => 2,
@@ -265,8 +265,7 @@ fn at(t: Option<DateTime<Utc>>, cal: &crate::calendar::Calendar) -> Value {
 }
 
 fn flags_of(e: Option<&EvalSummary>) -> Vec<&str> {
-    e.map(|e| e.flags.split(',').filter(|f| !f.is_empty()).collect())
-        .unwrap_or_default()
+    e.map(|e| e.flags.names().collect()).unwrap_or_default()
 }
 
 fn summary_json(
@@ -338,7 +337,7 @@ async fn list_cases(
             unit.is_none_or(|u| match c.unit_code.as_deref() {
                 Some(code) => code == u,
                 None => u == crate::metrics::UNKNOWN_UNIT,
-            }) && state.is_none_or(|s| ev.and_then(|e| e.state) == Some(s))
+            }) && state.is_none_or(|s| ev.and_then(|e| e.state).map(State::as_str) == Some(s))
                 && kind.is_none_or(|k| c.kind.as_str() == k)
                 && flag.is_none_or(|f| flags_of(ev).contains(&f))
                 && procedure.is_none_or(|pc| c.procedure_code.as_deref() == Some(pc))

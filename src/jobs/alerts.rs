@@ -96,7 +96,7 @@ pub async fn alert_pass(
                     continue;
                 }
                 let Some(ev) = e.eval.as_ref() else { continue };
-                if ev.state == Some("overdue") {
+                if ev.state == Some(crate::sla::State::Overdue) {
                     let unit = e
                         .case
                         .unit_code

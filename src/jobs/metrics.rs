@@ -60,7 +60,7 @@ impl Shared {
                 let c = &entry.case;
                 let proc = ctx.procedure(c);
                 let e = entry.eval.as_ref();
-                let state = e.and_then(|e| e.state);
+                let state = e.and_then(|e| e.state).map(|s| s.as_str());
                 tally.add(&OpenFact {
                     kind: c.kind,
                     unit: c.unit_code.clone(),
@@ -73,7 +73,7 @@ impl Shared {
                     stuck: e.is_some_and(|e| e.stuck),
                     estimated: e.is_some_and(|e| e.calendar_estimated),
                     flags: e
-                        .map(|e| crate::metrics::flag_names(&e.flags))
+                        .map(|e| crate::metrics::open_flags(e.flags))
                         .unwrap_or_default(),
                     overdue_workdays: (state == Some("overdue"))
                         .then(|| e.map(|e| e.overdue_workdays.max(0) as u32))

@@ -44,6 +44,11 @@ impl State {
             State::NoDeadline => "no_deadline",
         }
     }
+
+    /// The state of a contract name.
+    pub fn parse(name: &str) -> Option<State> {
+        State::ALL.into_iter().find(|s| s.as_str() == name)
+    }
 }
 
 impl fmt::Display for State {
@@ -70,6 +75,11 @@ impl Outcome {
             Outcome::OnTime => "on_time",
             Outcome::Late => "late",
         }
+    }
+
+    /// The outcome of a contract name.
+    pub fn parse(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == name)
     }
 }
 
@@ -143,6 +153,28 @@ impl Flags {
             .into_iter()
             .filter(move |(f, _)| self.contains(*f))
             .map(|(_, n)| n)
+    }
+
+    /// The flags of a comma-separated list of contract names (unknown names ignored):
+    /// how the store keeps them.
+    pub fn parse(list: &str) -> Flags {
+        let mut out = Flags::default();
+        for name in list.split(',') {
+            if let Some((f, _)) = Flags::ALL.iter().find(|(_, n)| *n == name) {
+                out.set(*f, true);
+            }
+        }
+        out
+    }
+
+    /// The contract names, comma-separated (the store's form).
+    pub fn joined(self) -> String {
+        self.names().collect::<Vec<_>>().join(",")
+    }
+
+    /// Whether the flag of this contract name is set.
+    pub fn has(self, name: &str) -> bool {
+        self.names().any(|n| n == name)
     }
 }
 

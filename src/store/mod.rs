@@ -35,7 +35,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::sla::model::{Case, Step};
-use crate::sla::{Evaluation, Lifecycle};
+use crate::sla::{Evaluation, Flags, Lifecycle, Outcome, State};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::borrow::Cow;
@@ -61,10 +61,9 @@ pub enum StoreError {
 /// The latest evaluation of a case, as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EvalSummary {
-    pub state: Option<&'static str>,
-    pub outcome: Option<&'static str>,
-    /// Contract flag names, comma-separated.
-    pub flags: String,
+    pub state: Option<State>,
+    pub outcome: Option<Outcome>,
+    pub flags: Flags,
     pub stuck: bool,
     pub due: Option<DateTime<Utc>>,
     pub overdue_workdays: i32,
@@ -81,9 +80,9 @@ pub struct EvalSummary {
 impl EvalSummary {
     pub fn of(e: &Evaluation, at: DateTime<Utc>) -> EvalSummary {
         EvalSummary {
-            state: e.state.map(|s| s.as_str()),
-            outcome: e.outcome.map(|o| o.as_str()),
-            flags: e.flags.names().collect::<Vec<_>>().join(","),
+            state: e.state,
+            outcome: e.outcome,
+            flags: e.flags,
             stuck: e.stuck,
             due: e.due,
             overdue_workdays: e.overdue_workdays as i32,

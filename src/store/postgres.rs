@@ -184,9 +184,9 @@ impl Store for PgStore {
                 dues.push(c.due_at);
                 updated.push(c.updated_at);
                 docs.push(case_doc(c));
-                states.push(e.and_then(|e| e.state).map(str::to_string));
-                outcomes.push(e.and_then(|e| e.outcome).map(str::to_string));
-                flags.push(e.map(|e| e.flags.clone()).unwrap_or_default());
+                states.push(e.and_then(|e| e.state).map(|s| s.as_str().to_string()));
+                outcomes.push(e.and_then(|e| e.outcome).map(|o| o.as_str().to_string()));
+                flags.push(e.map(|e| e.flags.joined()).unwrap_or_default());
                 stucks.push(e.is_some_and(|e| e.stuck));
                 eff_dues.push(e.and_then(|e| e.due));
                 ages.push(e.map(|e| e.overdue_workdays).unwrap_or(0));
@@ -391,9 +391,15 @@ impl Store for PgStore {
         let sources: Vec<&str> = updates.iter().map(|u| u.source.as_str()).collect();
         let ids: Vec<&str> = updates.iter().map(|u| u.case_id.as_str()).collect();
         let opens: Vec<bool> = updates.iter().map(|u| u.open).collect();
-        let states: Vec<Option<&str>> = updates.iter().map(|u| u.eval.state).collect();
-        let outcomes: Vec<Option<&str>> = updates.iter().map(|u| u.eval.outcome).collect();
-        let flags: Vec<&str> = updates.iter().map(|u| u.eval.flags.as_str()).collect();
+        let states: Vec<Option<&str>> = updates
+            .iter()
+            .map(|u| u.eval.state.map(|s| s.as_str()))
+            .collect();
+        let outcomes: Vec<Option<&str>> = updates
+            .iter()
+            .map(|u| u.eval.outcome.map(|o| o.as_str()))
+            .collect();
+        let flags: Vec<String> = updates.iter().map(|u| u.eval.flags.joined()).collect();
         let stucks: Vec<bool> = updates.iter().map(|u| u.eval.stuck).collect();
         let dues: Vec<Option<DateTime<Utc>>> = updates.iter().map(|u| u.eval.due).collect();
         let ages: Vec<i32> = updates.iter().map(|u| u.eval.overdue_workdays).collect();

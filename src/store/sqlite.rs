@@ -211,9 +211,9 @@ impl Store for SqliteStore {
                     .push_bind(c.due_at)
                     .push_bind(c.updated_at)
                     .push_bind(case_doc(c))
-                    .push_bind(e.and_then(|e| e.state))
-                    .push_bind(e.and_then(|e| e.outcome))
-                    .push_bind(e.map(|e| e.flags.clone()).unwrap_or_default())
+                    .push_bind(e.and_then(|e| e.state).map(|s| s.as_str()))
+                    .push_bind(e.and_then(|e| e.outcome).map(|o| o.as_str()))
+                    .push_bind(e.map(|e| e.flags.joined()).unwrap_or_default())
                     .push_bind(e.is_some_and(|e| e.stuck))
                     .push_bind(e.and_then(|e| e.due))
                     .push_bind(e.map(|e| e.overdue_workdays).unwrap_or(0))
@@ -349,9 +349,9 @@ impl Store for SqliteStore {
                 b.push_bind(&u.source)
                     .push_bind(&u.case_id)
                     .push_bind(u.open)
-                    .push_bind(e.state)
-                    .push_bind(e.outcome)
-                    .push_bind(&e.flags)
+                    .push_bind(e.state.map(|s| s.as_str()))
+                    .push_bind(e.outcome.map(|o| o.as_str()))
+                    .push_bind(e.flags.joined())
                     .push_bind(e.stuck)
                     .push_bind(e.due)
                     .push_bind(e.overdue_workdays)
@@ -1079,13 +1079,10 @@ pub(crate) fn stored_eval(
     evaluated_at: Option<DateTime<Utc>>,
     calendar_version: Option<String>,
 ) -> Option<EvalSummary> {
-    let intern = |s: Option<String>, all: &[&'static str]| -> Option<&'static str> {
-        s.and_then(|s| all.iter().find(|x| **x == s).copied())
-    };
     Some(EvalSummary {
-        state: intern(state, &crate::sla::State::ALL.map(|s| s.as_str())),
-        outcome: intern(outcome, &crate::sla::Outcome::ALL.map(|o| o.as_str())),
-        flags,
+        state: state.as_deref().and_then(crate::sla::State::parse),
+        outcome: outcome.as_deref().and_then(crate::sla::Outcome::parse),
+        flags: crate::sla::Flags::parse(&flags),
         stuck,
         due,
         overdue_workdays,

@@ -42,9 +42,9 @@ fn case(id: &str, status: u8, updated: &str, unit: Option<&str>) -> Case {
 
 fn eval(state: &'static str) -> EvalSummary {
     EvalSummary {
-        state: Some(state),
+        state: slawatch::sla::State::parse(state),
         outcome: None,
-        flags: "apology_due".into(),
+        flags: slawatch::sla::Flags::parse("apology_due"),
         stuck: false,
         due: Some(t("2024-03-22T01:00:00Z")),
         overdue_workdays: 0,
@@ -199,7 +199,10 @@ async fn story(s: Arc<dyn Store>) {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].0, bb);
     let e = found[0].1.clone().unwrap();
-    assert_eq!((e.state, e.flags.as_str()), (Some("paused"), "apology_due"));
+    assert_eq!(
+        (e.state.map(|s| s.as_str()), e.flags.joined().as_str()),
+        (Some("paused"), "apology_due")
+    );
     assert_eq!(e.calendar_version, "vn-official@abcdef");
     assert!(e.calendar_estimated, "the estimated mark is stored");
 
@@ -336,8 +339,8 @@ async fn story(s: Arc<dyn Store>) {
     ] {
         let mut e = eval("on_track");
         e.state = None;
-        e.outcome = Some(outcome);
-        e.flags = flags.into();
+        e.outcome = slawatch::sla::Outcome::parse(outcome);
+        e.flags = slawatch::sla::Flags::parse(flags);
         e.ended_at = Some(t(ended));
         e.on_time = on_time;
         b.cases.push(CaseRow {
