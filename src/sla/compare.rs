@@ -42,13 +42,24 @@ pub struct CaseChange {
 impl CaseChange {
     /// `earlier`, `later`, or `None` when the due stays.
     pub fn due_move(&self) -> Option<&'static str> {
-        match (self.before.due, self.after.due) {
-            (Some(a), Some(b)) if b < a => Some("earlier"),
-            (Some(a), Some(b)) if b > a => Some("later"),
-            (a, b) if a != b => Some("changed"),
-            _ => None,
-        }
+        due_move(self.before.due, self.after.due)
     }
+}
+
+/// How a due moves from `a` to `b`: `earlier`, `later`, `changed` (one side none), or
+/// `None` when it stays.
+fn due_move(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<&'static str> {
+    match (a, b) {
+        (Some(a), Some(b)) if b < a => Some("earlier"),
+        (Some(a), Some(b)) if b > a => Some("later"),
+        (a, b) if a != b => Some("changed"),
+        _ => None,
+    }
+}
+
+/// The key of a change of name, `on_track → overdue` (`-` for none).
+fn transition(a: Option<&str>, b: Option<&str>) -> String {
+    format!("{} → {}", a.unwrap_or("-"), b.unwrap_or("-"))
 }
 
 /// The indicator for one running period, before and after.
@@ -323,36 +334,20 @@ fn compare_part(cases: &[Case], s: &Sides<'_>, periods: &[Period]) -> Part {
             before,
             after,
         };
-        match change.due_move().filter(|_| open) {
-            Some("earlier") => {
-                u.dues_moved += 1;
-                u.earlier += 1;
-            }
-            Some("later") => {
-                u.dues_moved += 1;
-                u.later += 1;
-            }
-            Some(_) => u.dues_moved += 1,
-            None => {}
-        }
+        let moved = change.due_move().filter(|_| open);
+        u.dues_moved += moved.is_some() as u64;
+        u.earlier += (moved == Some("earlier")) as u64;
+        u.later += (moved == Some("later")) as u64;
         if before.state != after.state {
             u.states_changed += 1;
             *u.state_changes
-                .entry(format!(
-                    "{} → {}",
-                    before.state.unwrap_or("-"),
-                    after.state.unwrap_or("-")
-                ))
+                .entry(transition(before.state, after.state))
                 .or_default() += 1;
         }
         if before.outcome != after.outcome {
             u.outcomes_changed += 1;
             *u.outcome_changes
-                .entry(format!(
-                    "{} → {}",
-                    before.outcome.unwrap_or("-"),
-                    after.outcome.unwrap_or("-")
-                ))
+                .entry(transition(before.outcome, after.outcome))
                 .or_default() += 1;
         }
         out.cases.push(change);
@@ -399,7 +394,8 @@ impl ReloadSummary {
             .stored_versions
             .entry(stored.calendar_version.to_string())
             .or_default() += 1;
-        if stored.calendar_version == cal.version().to_string() {
+        let v = cal.version();
+        if stored.calendar_version.split_once('@') == Some((v.name.as_str(), v.hash.as_str())) {
             return;
         }
         let proc = case
@@ -410,24 +406,11 @@ impl ReloadSummary {
             return;
         };
         self.compared += 1;
-        let mut changed = false;
-        match (stored.due, e.due) {
-            (Some(a), Some(b)) if b < a => {
-                self.earlier += 1;
-                self.dues_moved += 1;
-                changed = true;
-            }
-            (Some(a), Some(b)) if b > a => {
-                self.later += 1;
-                self.dues_moved += 1;
-                changed = true;
-            }
-            (a, b) if a != b => {
-                self.dues_moved += 1;
-                changed = true;
-            }
-            _ => {}
-        }
+        let moved = due_move(stored.due, e.due);
+        let mut changed = moved.is_some();
+        self.dues_moved += changed as u64;
+        self.earlier += (moved == Some("earlier")) as u64;
+        self.later += (moved == Some("later")) as u64;
         if stored.state != e.state.map(|s| s.as_str()) {
             self.states_changed += 1;
             changed = true;

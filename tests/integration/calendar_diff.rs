@@ -147,38 +147,32 @@ async fn fingerprint(url: &str) -> String {
                  COALESCE(outcome, '') || '|' || flags || '|' || COALESCE(CAST(effective_due AS TEXT), '') || '|' || \
                  COALESCE(CAST(evaluated_at AS TEXT), '') || '|' || COALESCE(calendar_version, '') || '|' || \
                  CAST(calendar_estimated AS TEXT) FROM cases ORDER BY source, case_id";
+    // Row counts and evaluations, through whichever connection the backend has.
+    macro_rules! read_rows {
+        ($c:expr) => {
+            for table in tables {
+                let n: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+                    .fetch_one(&mut $c)
+                    .await
+                    .unwrap()
+                    .get(0);
+                out += &format!("{table}={n};");
+            }
+            for r in sqlx::query(evals).fetch_all(&mut $c).await.unwrap() {
+                out += &r.get::<String, _>(0);
+                out.push('\n');
+            }
+        };
+    }
+    use sqlx::Connection;
     if url.starts_with("postgres") {
-        use sqlx::Connection;
         let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        for table in tables {
-            let n: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
-                .fetch_one(&mut c)
-                .await
-                .unwrap()
-                .get(0);
-            out += &format!("{table}={n};");
-        }
-        for r in sqlx::query(evals).fetch_all(&mut c).await.unwrap() {
-            out += &r.get::<String, _>(0);
-            out.push('\n');
-        }
+        read_rows!(c);
     } else {
-        use sqlx::Connection;
         let mut c = sqlx::SqliteConnection::connect(&format!("{url}?mode=ro"))
             .await
             .unwrap();
-        for table in tables {
-            let n: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
-                .fetch_one(&mut c)
-                .await
-                .unwrap()
-                .get(0);
-            out += &format!("{table}={n};");
-        }
-        for r in sqlx::query(evals).fetch_all(&mut c).await.unwrap() {
-            out += &r.get::<String, _>(0);
-            out.push('\n');
-        }
+        read_rows!(c);
         c.close().await.unwrap();
         // The file itself, byte for byte, and any write-ahead log beside it.
         let path = url.trim_start_matches("sqlite://");
