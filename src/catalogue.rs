@@ -128,6 +128,12 @@ impl Catalogue {
         self.by_code.get(code)
     }
 
+    /// The procedure a case names by its code, if the catalogue has it: the one lookup
+    /// every evaluation goes through.
+    pub fn for_case(&self, case: &crate::sla::model::Case) -> Option<&Procedure> {
+        case.procedure_code.as_deref().and_then(|c| self.get(c))
+    }
+
     pub fn len(&self) -> usize {
         self.by_code.len()
     }

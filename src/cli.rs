@@ -938,12 +938,8 @@ async fn shared_for_cli(
     store: std::sync::Arc<dyn crate::store::Store>,
 ) -> Result<crate::state::Shared> {
     let salt = crate::daemon::applicant_salt(&store).await?;
-    let context = crate::state::Context {
-        calendar: std::sync::Arc::new(loaded.calendar()),
-        policy: loaded.policy.clone(),
-        catalogue: loaded.catalogue.clone(),
-        directory: loaded.directory.clone(),
-    };
+    let context =
+        crate::state::Context::from_loaded(loaded, std::sync::Arc::new(loaded.calendar()));
     Ok(crate::state::Shared::new(store, context, salt).with_clock(clock()))
 }
 
@@ -965,10 +961,7 @@ async fn explain(
     let mut out = std::io::stdout().lock();
     let mut all = Vec::new();
     for (case, stored) in found {
-        let proc = case
-            .procedure_code
-            .as_deref()
-            .and_then(|c| loaded.catalogue.get(c));
+        let proc = loaded.catalogue.for_case(&case);
         let (e, trace) =
             crate::sla::explain::explain_case(&case, proc, &cal, &loaded.policy, now, lang)?;
         let versions = store.versions(&case.source, &case.case_id).await?;

@@ -73,12 +73,7 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
         .with_context(|| format!("opening the store {}", redact_url(&cfg.store.url)))?;
     store.migrate().await.context("applying migrations")?;
     let salt = applicant_salt(&store).await?;
-    let context = Context {
-        calendar: calendar.clone(),
-        policy: loaded.policy.clone(),
-        catalogue: loaded.catalogue.clone(),
-        directory: loaded.directory.clone(),
-    };
+    let context = Context::from_loaded(&loaded, calendar.clone());
     let shared = Arc::new(
         Shared::new(store.clone(), context, salt)
             .with_procedure_metrics(cfg.metrics.procedure_labels)

@@ -30,11 +30,19 @@ pub struct Context {
 }
 
 impl Context {
+    /// The context a loaded configuration describes, with its calendar.
+    pub fn from_loaded(loaded: &crate::config::Loaded, calendar: Arc<Calendar>) -> Context {
+        Context {
+            calendar,
+            policy: loaded.policy.clone(),
+            catalogue: loaded.catalogue.clone(),
+            directory: loaded.directory.clone(),
+        }
+    }
+
     /// The case's procedure in the catalogue, by its code.
     pub fn procedure(&self, case: &Case) -> Option<&Procedure> {
-        case.procedure_code
-            .as_deref()
-            .and_then(|c| self.catalogue.get(c))
+        self.catalogue.for_case(case)
     }
 
     /// The one place that looks up a case's procedure and evaluates it at `now`.

@@ -167,10 +167,7 @@ fn standing(
     cal: &Calendar,
     year_start: DateTime<Utc>,
 ) -> Standing {
-    let proc = case
-        .procedure_code
-        .as_deref()
-        .and_then(|c| s.catalogue.get(c));
+    let proc = s.catalogue.for_case(case);
     Standing {
         due: e.due,
         state: e.state.map(|x| x.as_str()),
@@ -265,10 +262,7 @@ fn compare_part(cases: &[Case], s: &Sides<'_>, periods: &[Period]) -> Part {
         .min()
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
     for case in cases {
-        let proc = case
-            .procedure_code
-            .as_deref()
-            .and_then(|c| s.catalogue.get(c));
+        let proc = s.catalogue.for_case(case);
         let (b, a) = match (
             evaluate(case, proc, s.before, s.policy, s.now),
             evaluate(case, proc, s.after, s.policy, s.now),
@@ -398,10 +392,7 @@ impl ReloadSummary {
         if stored.calendar_version.split_once('@') == Some((v.name.as_str(), v.hash.as_str())) {
             return;
         }
-        let proc = case
-            .procedure_code
-            .as_deref()
-            .and_then(|c| catalogue.get(c));
+        let proc = catalogue.for_case(case);
         let Ok(e) = evaluate(case, proc, cal, policy, stored.evaluated_at) else {
             return;
         };

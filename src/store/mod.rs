@@ -31,6 +31,8 @@ macro_rules! stored_eval_of {
     };
 }
 
+#[macro_use]
+mod shared;
 pub mod postgres;
 pub mod sqlite;
 

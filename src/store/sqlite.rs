@@ -63,6 +63,14 @@ const MIGRATIONS: Embedded = Embedded(&[
 /// Rows per multi-row statement (22 columns: well under SQLite's 32,766 parameters).
 const CHUNK: usize = 1000;
 
+/// The statements this backend shares with the other ([`shared_sql!`]).
+mod q {
+    use super::*;
+    type Pool = SqlitePool;
+    type DbRow = sqlx::sqlite::SqliteRow;
+    shared_sql!();
+}
+
 pub struct SqliteStore {
     pool: SqlitePool,
 }
@@ -131,20 +139,6 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(",")
 }
 
-fn quarantine_row(r: &sqlx::sqlite::SqliteRow) -> Result<QuarantineRow, sqlx::Error> {
-    Ok(QuarantineRow {
-        id: r.try_get("id")?,
-        source: r.try_get("source")?,
-        case_id: r.try_get("case_id")?,
-        received_at: r.try_get("received_at")?,
-        reason: r.try_get("reason")?,
-        body: r.try_get("body")?,
-        retried_at: r.try_get("retried_at")?,
-        resolved: r.try_get("resolved")?,
-        resolution: r.try_get("resolution")?,
-    })
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -152,39 +146,23 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate::Migrator::new(MIGRATIONS)
-            .await?
-            .run(&self.pool)
-            .await?;
-        Ok(())
+        q::migrate(&self.pool).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        let latest: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await?;
-        MIGRATIONS.check(latest)
+        q::ready(&self.pool).await
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        q::close(&self.pool).await
     }
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
+        q::meta_get(&self.pool, key).await
     }
 
     async fn meta_put(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        q::meta_put(&self.pool, key, value).await
     }
 
     async fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
@@ -514,24 +492,11 @@ impl Store for SqliteStore {
     }
 
     async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT cursor FROM cursors WHERE source = ?")
-                .bind(source)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        q::cursor(&self.pool, source).await
     }
 
     async fn file_seen(&self, source: &str, path: &str, sha256: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM seen_files WHERE source = ? AND path = ? AND sha256 = ?",
-        )
-        .bind(source)
-        .bind(path)
-        .bind(sha256)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n > 0)
+        q::file_seen(&self.pool, source, path, sha256).await
     }
 
     async fn quarantine_list(
@@ -550,15 +515,14 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(quarantine_row).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(q::quarantine_row)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn quarantine_get(&self, id: i64) -> Result<Option<QuarantineRow>, StoreError> {
-        let row = sqlx::query("SELECT id, source, case_id, received_at, reason, body, retried_at, resolved, resolution FROM quarantine WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(quarantine_row).transpose()?)
+        q::quarantine_get(&self.pool, id).await
     }
 
     async fn quarantine_mark_retried(
@@ -577,69 +541,27 @@ impl Store for SqliteStore {
     }
 
     async fn quarantine_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM quarantine WHERE received_at < ?")
-            .bind(before)
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+        q::quarantine_purge(&self.pool, before).await
     }
 
     async fn quarantine_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT source, COUNT(*) FROM quarantine WHERE resolved = 0 GROUP BY source ORDER BY source")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        q::quarantine_counts(&self.pool).await
     }
 
     async fn record_job(&self, run: &JobRun) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO job_runs (job, started_at, finished_at, ok, message) VALUES (?, ?, ?, ?, ?)")
-            .bind(&run.job)
-            .bind(run.started_at)
-            .bind(run.finished_at)
-            .bind(run.ok)
-            .bind(&run.message)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        q::record_job(&self.pool, run).await
     }
 
     async fn unmatched_units(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT unit_name, COUNT(*) FROM cases WHERE unit_code IS NULL AND unit_name IS NOT NULL \
-             GROUP BY unit_name ORDER BY 2 DESC, 1",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        q::unmatched_units(&self.pool).await
     }
 
     async fn unit_weeks_mark(&self, marks: &[(String, String, i64)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for (unit, week, n) in marks {
-            sqlx::query(
-                "INSERT INTO unit_weeks (unit, week, max_overdue) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (unit, week) DO UPDATE SET max_overdue = excluded.max_overdue \
-                 WHERE excluded.max_overdue > unit_weeks.max_overdue",
-            )
-            .bind(unit)
-            .bind(week)
-            .bind(n)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        q::unit_weeks_mark(&self.pool, marks).await
     }
 
     async fn unit_weeks_since(&self, week: &str) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(
-            sqlx::query_as(
-                "SELECT unit, week FROM unit_weeks WHERE week >= ?1 ORDER BY unit, week",
-            )
-            .bind(week)
-            .fetch_all(&self.pool)
-            .await?,
-        )
+        q::unit_weeks_since(&self.pool, week).await
     }
 
     async fn lease(
@@ -649,38 +571,11 @@ impl Store for SqliteStore {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let got: Option<String> = sqlx::query_scalar(
-            "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
-             WHERE leases.until < ?4 OR leases.holder = excluded.holder RETURNING holder",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(until)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(got.is_some())
+        q::lease(&self.pool, name, holder, until, now).await
     }
 
     async fn alerts_open(&self) -> Result<Vec<AlertKey>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT source, case_id, rule, level, due_key FROM alerts WHERE resolved_at IS NULL",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AlertKey {
-                    source: r.try_get("source")?,
-                    case_id: r.try_get("case_id")?,
-                    rule: r.try_get("rule")?,
-                    level: r.try_get::<i32, _>("level")?,
-                    due_key: r.try_get("due_key")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        q::alerts_open(&self.pool).await
     }
 
     async fn alerts_apply(
@@ -840,17 +735,7 @@ impl Store for SqliteStore {
     }
 
     async fn outbox_postpone(&self, ids: &[i64], until: DateTime<Utc>) -> Result<(), StoreError> {
-        for id in ids {
-            sqlx::query(
-                "UPDATE outbox SET status = 'pending', next_attempt_at = ?1, claimed_until = NULL, \
-                 attempts = attempts - 1 WHERE id = ?2",
-            )
-            .bind(until)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(())
+        q::outbox_postpone(&self.pool, ids, until).await
     }
 
     async fn outbox_failed(
@@ -860,133 +745,35 @@ impl Store for SqliteStore {
         next: DateTime<Utc>,
         dead: bool,
     ) -> Result<(), StoreError> {
-        let status = if dead { "dead" } else { "pending" };
-        for id in ids {
-            sqlx::query(
-                "UPDATE outbox SET status = ?1, last_error = ?2, next_attempt_at = ?3, claimed_until = NULL WHERE id = ?4",
-            )
-            .bind(status)
-            .bind(error)
-            .bind(next)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(())
+        q::outbox_failed(&self.pool, ids, error, next, dead).await
     }
 
     async fn outbox_dead(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'dead'")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        q::outbox_dead(&self.pool).await
     }
 
     async fn outbox_requeue_dead(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?1, \
-             claimed_until = NULL WHERE status = 'dead'",
-        )
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        q::outbox_requeue_dead(&self.pool, now).await
     }
 
     async fn outbox_pending(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')",
-            )
-            .fetch_one(&self.pool)
-            .await?,
-        )
+        q::outbox_pending(&self.pool).await
     }
 
     async fn ack_add(&self, ack: &Ack) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO acknowledgements (source, case_id, rule, due_at, note, by_whom, at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
-        )
-        .bind(&ack.source)
-        .bind(&ack.case_id)
-        .bind(&ack.rule)
-        .bind(ack.due_at)
-        .bind(&ack.note)
-        .bind(&ack.by)
-        .bind(ack.at)
-        .fetch_one(&mut *tx)
-        .await?;
-        // Messages of that case, rule and due still waiting are not sent.
-        sqlx::query(
-            "UPDATE outbox SET status = 'cancelled', last_error = 'acknowledged before sending' \
-             WHERE status = 'pending' AND source = ?1 AND case_id = ?2 AND rule = ?3 AND due_key = ?4",
-        )
-        .bind(&ack.source)
-        .bind(&ack.case_id)
-        .bind(&ack.rule)
-        .bind(crate::store::due_key(ack.due_at))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(id)
+        q::ack_add(&self.pool, ack).await
     }
 
     async fn acks(&self, source: &str, case_id: &str) -> Result<Vec<Ack>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, source, case_id, rule, due_at, note, by_whom, at FROM acknowledgements \
-             WHERE source = ?1 AND case_id = ?2 ORDER BY id",
-        )
-        .bind(source)
-        .bind(case_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| ack_of(r).map(|(_, a)| a))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        q::acks(&self.pool, source, case_id).await
     }
 
     async fn acks_after(&self, after: i64) -> Result<Vec<(i64, Ack)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, source, case_id, rule, due_at, note, by_whom, at FROM acknowledgements \
-             WHERE id > ?1 ORDER BY id",
-        )
-        .bind(after)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(ack_of)
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        q::acks_after(&self.pool, after).await
     }
 
     async fn unsent(&self, source: &str, case_id: &str) -> Result<Vec<Unsent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT rule, level, to_addr, status, attempts, next_attempt_at, last_error, message_id \
-             FROM outbox WHERE source = ?1 AND case_id = ?2 AND status <> 'sent' ORDER BY id",
-        )
-        .bind(source)
-        .bind(case_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Unsent {
-                    rule: r.try_get("rule")?,
-                    level: r.try_get("level")?,
-                    recipient: r.try_get("to_addr")?,
-                    status: r.try_get("status")?,
-                    attempts: r.try_get("attempts")?,
-                    next_attempt_at: r.try_get("next_attempt_at")?,
-                    last_error: r.try_get("last_error")?,
-                    message_id: r.try_get("message_id")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        q::unsent(&self.pool, source, case_id).await
     }
 
     async fn notifications(
@@ -994,28 +781,7 @@ impl Store for SqliteStore {
         source: &str,
         case_id: &str,
     ) -> Result<Vec<NotificationRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, rule, level, recipient, channel, status, message_id FROM notification_log \
-             WHERE source = ?1 AND case_id = ?2 ORDER BY id",
-        )
-        .bind(source)
-        .bind(case_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(NotificationRow {
-                    at: r.try_get("at")?,
-                    rule: r.try_get("rule")?,
-                    level: r.try_get("level")?,
-                    recipient: r.try_get("recipient")?,
-                    channel: r.try_get("channel")?,
-                    status: r.try_get("status")?,
-                    message_id: r.try_get("message_id")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        q::notifications(&self.pool, source, case_id).await
     }
 
     async fn finished_groups(
@@ -1051,20 +817,7 @@ impl Store for SqliteStore {
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {
-        let (cases, open): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN is_open THEN 1 ELSE 0 END), 0) FROM cases",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        let quarantined: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM quarantine WHERE resolved = 0")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(Counts {
-            cases,
-            open,
-            quarantined,
-        })
+        q::counts(&self.pool).await
     }
 }
 
@@ -1092,20 +845,4 @@ pub(crate) fn stored_eval(
         ended_at: None,
         on_time: None,
     })
-}
-
-/// An acknowledgement row with its id.
-fn ack_of(r: &sqlx::sqlite::SqliteRow) -> Result<(i64, Ack), sqlx::Error> {
-    Ok((
-        r.try_get("id")?,
-        Ack {
-            source: r.try_get("source")?,
-            case_id: r.try_get("case_id")?,
-            rule: r.try_get("rule")?,
-            due_at: r.try_get("due_at")?,
-            note: r.try_get("note")?,
-            by: r.try_get("by_whom")?,
-            at: r.try_get("at")?,
-        },
-    ))
 }
