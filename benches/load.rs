@@ -605,7 +605,7 @@ async fn digest_and_send(shared: &Shared) {
             &cfg,
             &slawatch::jobs::Pace::default(),
             morning,
-            "07:30",
+            chrono::FixedOffset::east_opt(7 * 3600).unwrap(),
         )
         .await
         .unwrap();

@@ -641,9 +641,15 @@ async fn notify_test(config: &Option<PathBuf>, to: &str) -> Result<()> {
     ctx["recipient"] = serde_json::json!({"name": "", "email": to});
     let mut rendered = templates.render("alert", &cfg.language, &ctx)?;
     rendered.subject = format!("[slawatch thử] {}", rendered.subject);
-    let stamp = now().timestamp_nanos_opt().unwrap_or(0);
+    let at = now();
+    let stamp = at.timestamp_nanos_opt().unwrap_or(0);
     let email = crate::notify::Email {
-        message_id: format!("<test-{stamp}@slawatch>"),
+        message_id: format!(
+            "<test-{stamp}@{}>",
+            crate::alert::message::domain_of(&cfg.from)
+        ),
+        date: loaded.calendar().with_zone(at),
+        items: 1,
         from: cfg.from.clone(),
         to: crate::alert::Recipient {
             name: String::new(),

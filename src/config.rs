@@ -353,9 +353,12 @@ pub struct AlertsConfig {
     pub max_attempts: u32,
     /// First retry delay in seconds, doubling per attempt up to an hour.
     pub retry_base_seconds: u32,
-    /// In a morning digest, the most urgent cases of each section shown with their
-    /// trace; the rest are one line each.
-    pub digest_trace_limit: u32,
+    /// At most this many cases are listed in one alert e-mail and in each section of
+    /// a digest, most urgent first; the rest are counted (the counts at the top cover
+    /// them all).
+    pub list_limit: u32,
+    /// No longer used (every case is one line now); accepted so older files load.
+    pub digest_trace_limit: Option<u32>,
     /// How long claimed messages stay reserved for the daemon sending them. A daemon
     /// stops sending a claimed batch once this has run out (another may take it);
     /// after a crash, the messages it held go out again once it has.
@@ -404,7 +407,8 @@ impl Default for AlertsConfig {
             hourly_cap: 20,
             retry_base_seconds: 30,
             claim_seconds: 300,
-            digest_trace_limit: 20,
+            list_limit: 30,
+            digest_trace_limit: None,
             send_window: "office_hours".into(),
             digest_schedule: "0 30 7 * * *".into(),
             webhook_url: None,

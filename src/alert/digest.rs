@@ -77,15 +77,17 @@ pub struct Digest {
 
 /// Groups listed cases into one digest per unit. `labels` names the sections in the
 /// message's language; `stale` lists sources whose data is old, with since when. Every
-/// case is listed; the `trace_limit` most urgent of each section carry their trace,
-/// the rest one line each, so a unit with hundreds of cases gets a readable e-mail.
+/// case is counted; the `limit` most urgent of each section are listed, one line each,
+/// and the rest counted as `more`, so a unit with hundreds of cases gets an e-mail a
+/// head reads on a phone.
 pub fn build(
     listed: Vec<Listed>,
     dir: &crate::directory::Directory,
     date: &str,
     labels: &dyn Fn(&str) -> String,
+    actions: &dyn Fn(&str) -> String,
     stale: &[(String, String)],
-    trace_limit: usize,
+    limit: usize,
 ) -> Vec<Digest> {
     let mut by_unit: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
     for l in listed {
@@ -116,19 +118,10 @@ pub fn build(
                         .filter(|l| l.task == task && l.section == *s)
                         .collect();
                     let acked = listed.iter().filter(|l| l.acked).count();
-                    let items: Vec<Value> = listed
-                        .iter()
-                        .enumerate()
-                        .map(|(i, l)| {
-                            let mut item = l.item.clone();
-                            if i >= trace_limit {
-                                item["trace"] = json!([]);
-                            }
-                            item
-                        })
-                        .collect();
-                    (!items.is_empty()).then(|| {
-                        json!({"section": s, "title": labels(s), "count": items.len(), "acknowledged": acked, "cases": items})
+                    let items: Vec<Value> =
+                        listed.iter().take(limit).map(|l| l.item.clone()).collect();
+                    (!listed.is_empty()).then(|| {
+                        json!({"section": s, "title": labels(s), "count": listed.len(), "acknowledged": acked, "more": listed.len() - items.len(), "cases": items})
                     })
                 })
                 .collect()
@@ -143,6 +136,10 @@ pub fn build(
                 "unit_name": unit_name,
                 "date": date,
                 "total": cases.len(),
+                "counts": SECTIONS.iter().filter_map(|s| {
+                    let n = cases.iter().filter(|l| l.section == *s).count();
+                    (n > 0).then(|| json!({"section": s, "title": labels(s), "count": n, "action": actions(s)}))
+                }).collect::<Vec<_>>(),
                 "sections": section(false),
                 "tasks": section(true),
                 "stale": stale.iter().map(|(s, since)| json!({"source": s, "since": since})).collect::<Vec<_>>(),
@@ -230,19 +227,28 @@ mod tests {
                 eval("stuck_free", "", true, 0, "2024-04-01T10:00:00Z"),
             ),
         ];
-        let listed: Vec<Listed> = rows
-            .iter()
-            .filter_map(|(c, e)| {
-                // A-late-5 was acknowledged by the unit: still listed, after the others.
-                listed(
-                    c,
-                    e,
-                    c.case_id == "A-late-5",
-                    || json!({"case_id": c.case_id, "trace": ["hạn"]}),
-                )
-            })
-            .collect();
-        let digests = build(listed, &dir, "15/03/2024", &|s| s.to_string(), &[], 1);
+        // A-late-5 was acknowledged by the unit: still listed, after the others.
+        let all_listed = || -> Vec<Listed> {
+            rows.iter()
+                .filter_map(|(c, e)| {
+                    listed(
+                        c,
+                        e,
+                        c.case_id == "A-late-5",
+                        || json!({"case_id": c.case_id}),
+                    )
+                })
+                .collect()
+        };
+        let digests = build(
+            all_listed(),
+            &dir,
+            "15/03/2024",
+            &|s| s.to_string(),
+            &|s| format!("do {s}"),
+            &[],
+            1,
+        );
         // SXD has nothing to report: no digest. STP and the unknown unit do.
         let units: Vec<&str> = digests.iter().map(|d| d.unit.as_str()).collect();
         assert_eq!(units, ["STP", "unknown"]);
@@ -264,14 +270,36 @@ mod tests {
         assert_eq!(names, ["overdue", "apology_due", "due_soon"]);
         // Overdue: oldest first, but the acknowledged A-late-5 after A-late-2; the
         // stuck overdue case is listed once.
-        assert_eq!(ids(&sections[0]), ["A-late-2", "A-late-5"]);
+        // A limit of 1 lists the most urgent of each section; the rest are counted.
+        assert_eq!(ids(&sections[0]), ["A-late-2"]);
+        assert_eq!(sections[0]["count"], 2);
+        assert_eq!(sections[0]["more"], 1);
         assert_eq!(sections[0]["acknowledged"], 1);
-        // A trace limit of 1: the most urgent of each section keeps its trace.
-        assert_eq!(sections[0]["cases"][0]["trace"], json!(["hạn"]));
-        assert_eq!(sections[0]["cases"][1]["trace"], json!([]));
-        assert_eq!(sections[1]["cases"][0]["trace"], json!(["hạn"]));
         assert_eq!(sections[1]["acknowledged"], 0);
         assert_eq!(ids(&sections[1]), ["A-sorry"]);
+        // The counts at the top: every case of the unit, tasks included, by section.
+        assert_eq!(
+            stp.context["counts"],
+            json!([
+                {"section": "overdue", "title": "overdue", "count": 3, "action": "do overdue"},
+                {"section": "apology_due", "title": "apology_due", "count": 1, "action": "do apology_due"},
+                {"section": "due_soon", "title": "due_soon", "count": 1, "action": "do due_soon"},
+            ])
+        );
+        assert_eq!(sections[1]["more"], 0);
+        let all = build(
+            all_listed(),
+            &dir,
+            "15/03/2024",
+            &|s| s.to_string(),
+            &|s| format!("do {s}"),
+            &[],
+            20,
+        );
+        assert_eq!(
+            ids(&all[0].context["sections"][0]),
+            ["A-late-2", "A-late-5"]
+        );
         assert_eq!(stp.context["tasks"][0]["section"], "overdue");
         assert_eq!(ids(&stp.context["tasks"][0]), ["A-task"]);
         assert_eq!(stp.cases, 5);

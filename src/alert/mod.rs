@@ -8,6 +8,7 @@
 //! of overdue age, up to the top; only the level reached is wanted.
 
 pub mod digest;
+pub mod mail;
 pub mod message;
 pub mod weekly;
 
@@ -132,9 +133,26 @@ pub struct Wanted {
     pub due_key: String,
     /// The unit the alert is about (its code), when known.
     pub unit: Option<String>,
+    /// Who handles the case: the unit's head (or the field's deputy), listed in full.
     pub to: Vec<Recipient>,
+    /// Who else answers for the unit (the head beside a deputy, the unit's configured
+    /// copies): listed in full too, each in an e-mail of their own.
     pub cc: Vec<Recipient>,
+    /// Who oversees it (the parent's head on escalation, the service centre, the
+    /// rule's copies): a summary by unit.
+    pub summary: Vec<Recipient>,
     pub mode: Mode,
+}
+
+impl Wanted {
+    /// Every person this alert goes to, with how they receive it; each once.
+    pub fn recipients(&self) -> impl Iterator<Item = (&Recipient, mail::Role)> {
+        self.to
+            .iter()
+            .chain(&self.cc)
+            .map(|r| (r, mail::Role::Case))
+            .chain(self.summary.iter().map(|r| (r, mail::Role::Summary)))
+    }
 }
 
 fn person(u: &Unit) -> Option<Recipient> {
@@ -216,14 +234,17 @@ pub struct Ladder<'a> {
     pub escalate_every: u32,
 }
 
+/// Each address once (its named entry kept over a bare copy), none of `not_in`, in
+/// name order.
 fn dedup(mut v: Vec<Recipient>, not_in: &[Recipient]) -> Vec<Recipient> {
-    v.sort();
+    v.sort_by_key(|r| (r.email.to_ascii_lowercase(), r.name.is_empty()));
     v.dedup_by(|a, b| a.email.eq_ignore_ascii_case(&b.email));
     v.retain(|r| {
         !not_in
             .iter()
             .any(|o| o.email.eq_ignore_ascii_case(&r.email))
     });
+    v.sort();
     v
 }
 
@@ -238,18 +259,21 @@ pub fn wanted(case: &Case, e: &EvalSummary, l: &Ladder<'_>, now: DateTime<Utc>) 
                     level: u8,
                     unit: Option<&str>,
                     to: Vec<Recipient>,
-                    cc: Vec<Recipient>| {
+                    cc: Vec<Recipient>,
+                    summary: Vec<Recipient>| {
         let mode = l.modes.of(rule);
-        if mode == Mode::Off || to.is_empty() {
+        if mode == Mode::Off || (to.is_empty() && cc.is_empty() && summary.is_empty()) {
             return;
         }
         let to = dedup(to, &[]);
-        let mut cc = cc;
-        cc.extend(l.copies.of(rule).iter().map(|e| Recipient {
+        let cc = dedup(cc, &to);
+        let mut summary = summary;
+        summary.extend(l.copies.of(rule).iter().map(|e| Recipient {
             name: String::new(),
             email: e.clone(),
         }));
-        let cc = dedup(cc, &to);
+        let handled: Vec<Recipient> = to.iter().chain(&cc).cloned().collect();
+        let summary = dedup(summary, &handled);
         out.push(Wanted {
             rule,
             level,
@@ -257,17 +281,16 @@ pub fn wanted(case: &Case, e: &EvalSummary, l: &Ladder<'_>, now: DateTime<Utc>) 
             unit: unit.map(str::to_string),
             to,
             cc,
+            summary,
             mode,
         });
     };
     let centre: Vec<Recipient> = service_centre(l.directory).into_iter().collect();
     let (to, cc) = unit_recipients(l.directory, unit, field);
     match e.state.map(crate::sla::State::as_str) {
-        Some("due_soon") => push("due_soon", 0, unit, to.clone(), cc.clone()),
+        Some("due_soon") => push("due_soon", 0, unit, to.clone(), cc.clone(), Vec::new()),
         Some("overdue") => {
-            let mut copy = cc.clone();
-            copy.extend(centre.iter().cloned());
-            push("overdue", 0, unit, to.clone(), copy);
+            push("overdue", 0, unit, to.clone(), cc.clone(), centre.clone());
             let level = (e.overdue_workdays.max(0) as u32)
                 .checked_div(l.escalate_every)
                 .unwrap_or(0);
@@ -279,8 +302,9 @@ pub fn wanted(case: &Case, e: &EvalSummary, l: &Ladder<'_>, now: DateTime<Utc>) 
                                 "escalated",
                                 level.min(u8::MAX as u32) as u8,
                                 unit,
-                                vec![head],
+                                Vec::new(),
                                 to.clone(),
+                                vec![head],
                             );
                         }
                     }
@@ -290,12 +314,17 @@ pub fn wanted(case: &Case, e: &EvalSummary, l: &Ladder<'_>, now: DateTime<Utc>) 
         _ => {}
     }
     if flags.contains(&"apology_due") {
-        let mut copy = cc.clone();
-        copy.extend(centre.iter().cloned());
-        push("apology_due", 0, unit, to.clone(), copy);
+        push(
+            "apology_due",
+            0,
+            unit,
+            to.clone(),
+            cc.clone(),
+            centre.clone(),
+        );
     }
     if e.stuck {
-        push("stuck", 0, unit, to.clone(), cc.clone());
+        push("stuck", 0, unit, to.clone(), cc.clone(), Vec::new());
     }
     if flags.contains(&"step_overdue") {
         // The late step: the last one not acted on whose own due has passed.
@@ -306,7 +335,7 @@ pub fn wanted(case: &Case, e: &EvalSummary, l: &Ladder<'_>, now: DateTime<Utc>) 
             .find(|s| s.acted_at.is_none() && s.step_due_at.is_some_and(|d| d < now));
         let step_unit = late.and_then(|s| s.unit_code.as_deref()).or(unit);
         let (sto, scc) = unit_recipients(l.directory, step_unit, field);
-        push("step_overdue", 0, step_unit, sto, scc);
+        push("step_overdue", 0, step_unit, sto, scc, Vec::new());
     }
     out
 }

@@ -58,7 +58,7 @@ fn ladder<'a>(dir: &'a Directory, modes: &'a RuleModes) -> Ladder<'a> {
 const NOW: &str = "2024-03-15T03:00:00Z";
 
 #[test]
-fn overdue_goes_to_the_head_with_the_service_centre_in_copy() {
+fn overdue_goes_to_the_head_and_a_summary_to_the_service_centre() {
     let dir = directory();
     let modes = RuleModes::default();
     let w = wanted(
@@ -71,8 +71,23 @@ fn overdue_goes_to_the_head_with_the_service_centre_in_copy() {
     assert_eq!(w[0].rule, "overdue");
     assert_eq!(w[0].due_key, "2024-03-08T10:00:00Z");
     assert_eq!(emails(&w[0].to), ["giamdoc@sxd.example.gov.vn"]);
-    assert_eq!(emails(&w[0].cc), ["giamdoc@pvhcc.example.gov.vn"]);
+    assert!(w[0].cc.is_empty());
+    assert_eq!(emails(&w[0].summary), ["giamdoc@pvhcc.example.gov.vn"]);
     assert_eq!(w[0].mode, Mode::Immediate);
+    let roles: Vec<(&str, crate::alert::mail::Role)> = w[0]
+        .recipients()
+        .map(|(r, role)| (r.email.as_str(), role))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("giamdoc@sxd.example.gov.vn", crate::alert::mail::Role::Case),
+            (
+                "giamdoc@pvhcc.example.gov.vn",
+                crate::alert::mail::Role::Summary
+            ),
+        ]
+    );
 }
 
 #[test]
@@ -92,15 +107,17 @@ fn escalation_climbs_one_level_per_three_workdays() {
     };
     // 2 workdays: not yet.
     assert!(esc(2).is_none());
-    // 3: level 1, SXD's parent UBND-TINH (the chairman), the department head in copy.
+    // 3: level 1, SXD's parent UBND-TINH (the chairman) as a summary; the department
+    // head, who handles the case, is told it was reported.
     let w = esc(3).unwrap();
     assert_eq!(w.level, 1);
-    assert_eq!(emails(&w.to), ["chutich@ubnd.example.gov.vn"]);
+    assert!(w.to.is_empty());
+    assert_eq!(emails(&w.summary), ["chutich@ubnd.example.gov.vn"]);
     assert_eq!(emails(&w.cc), ["giamdoc@sxd.example.gov.vn"]);
     // Past the top: it stays at the province (level counts on, the recipient is the top).
     let w = esc(9).unwrap();
     assert_eq!(
-        (w.level, emails(&w.to)),
+        (w.level, emails(&w.summary)),
         (3, vec!["chutich@ubnd.example.gov.vn"])
     );
 }
@@ -219,15 +236,19 @@ fn extra_copies_per_rule_join_the_directory_recipients() {
         t(NOW),
     );
     let esc = w.iter().find(|w| w.rule == "escalated").unwrap();
-    assert_eq!(emails(&esc.to), ["chutich@ubnd.example.gov.vn"]);
-    // (Recipients sort by name; a configured copy has none.)
+    // The rule's copies oversee: a summary, beside the chairman, who is listed once
+    // (recipients sort by name; a configured copy has none).
     assert_eq!(
-        emails(&esc.cc),
-        ["thanhtra@ubnd.example.gov.vn", "giamdoc@sxd.example.gov.vn"]
+        emails(&esc.summary),
+        [
+            "thanhtra@ubnd.example.gov.vn",
+            "chutich@ubnd.example.gov.vn"
+        ]
     );
+    assert_eq!(emails(&esc.cc), ["giamdoc@sxd.example.gov.vn"]);
     // Other rules are untouched.
     let overdue = w.iter().find(|w| w.rule == "overdue").unwrap();
-    assert_eq!(emails(&overdue.cc), ["giamdoc@pvhcc.example.gov.vn"]);
+    assert_eq!(emails(&overdue.summary), ["giamdoc@pvhcc.example.gov.vn"]);
     assert_eq!(
         RuleCopies {
             stuck: vec!["not an address".into()],

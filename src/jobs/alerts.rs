@@ -18,7 +18,7 @@ pub struct AlertPass {
     pub acknowledged: usize,
 }
 
-pub(crate) fn message_id(key: &AlertKey, to: &str) -> String {
+pub(crate) fn message_id(key: &AlertKey, to: &str, domain: &str) -> String {
     crate::alert::message::message_id(
         "alert",
         &[
@@ -29,6 +29,7 @@ pub(crate) fn message_id(key: &AlertKey, to: &str) -> String {
             &key.due_key,
             &to.to_ascii_lowercase(),
         ],
+        domain,
     )
 }
 
@@ -77,6 +78,7 @@ pub async fn alert_pass(
         copies: &cfg.copies,
     };
     let lang = cfg.language.as_str();
+    let domain = crate::alert::message::domain_of(&cfg.from);
     let window = if cfg.send_window == "always" {
         now
     } else {
@@ -126,20 +128,22 @@ pub async fn alert_pass(
                         && w.mode == crate::alert::Mode::Immediate
                         && start_after.is_none_or(|s| now > s);
                     if immediate {
-                        let item =
-                            crate::alert::message::alert_item(&e.case, ev, &w, &ctx, cfg, now);
-                        for to in &w.to {
+                        // One message per person (never a Cc): each e-mail lists only
+                        // the cases its reader answers for.
+                        for (to, role) in w.recipients() {
+                            let item =
+                                crate::alert::message::alert_item(&e.case, ev, &w, role, &ctx, cfg);
                             outbox.push(OutboxNew {
-                                message_id: message_id(&key, &to.email),
+                                message_id: message_id(&key, &to.email, &domain),
                                 channel: "email".into(),
                                 rule: w.rule.to_string(),
                                 source: key.source.clone(),
                                 case_id: key.case_id.clone(),
                                 to_addr: to.email.clone(),
                                 to_name: to.name.clone(),
-                                cc: serde_json::to_string(&w.cc).unwrap_or_else(|_| "[]".into()),
+                                cc: "[]".into(),
                                 lang: lang.to_string(),
-                                item: item.to_string(),
+                                item: serde_json::to_string(&item).unwrap_or_default(),
                                 not_before: window,
                                 level: key.level,
                                 due_key: key.due_key.clone(),
@@ -179,24 +183,22 @@ pub async fn alert_pass(
             if open.contains(&key) {
                 continue;
             }
-            let item = serde_json::json!({
-                "source": "ops",
-                "case_id": h.name,
-                "rule": "source_stale",
-                "rule_label": crate::notify::templates::rule_label("source_stale", &cfg.language),
-                "level": 0,
-                "procedure": null,
-                "unit": null,
-                "unit_name": "—",
-                "due": h.last_success.map(|t| crate::timefmt::human(t, &ctx.calendar)).unwrap_or_else(|| "—".into()),
-                "state": null,
-                "overdue_workdays": 0,
-                "trace": h.last_error.iter().collect::<Vec<_>>(),
-                "link": null,
-            });
+            let item = crate::alert::mail::Item {
+                rule: "source_stale".into(),
+                source: "ops".into(),
+                case_id: h.name.clone(),
+                unit_name: "—".into(),
+                due: h
+                    .last_success
+                    .map(|t| crate::timefmt::human(t, &ctx.calendar))
+                    .unwrap_or_else(|| "—".into()),
+                note: h.last_error.clone(),
+                ..Default::default()
+            };
+            let item = serde_json::to_string(&item).unwrap_or_default();
             for to in &cfg.it_recipients {
                 outbox.push(OutboxNew {
-                    message_id: message_id(&key, to),
+                    message_id: message_id(&key, to, &domain),
                     channel: "email".into(),
                     rule: "source_stale".into(),
                     source: "ops".into(),
@@ -205,7 +207,7 @@ pub async fn alert_pass(
                     to_name: String::new(),
                     cc: "[]".into(),
                     lang: lang.to_string(),
-                    item: item.to_string(),
+                    item: item.clone(),
                     not_before: now,
                     level: 0,
                     due_key: key.due_key.clone(),

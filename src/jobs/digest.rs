@@ -71,8 +71,7 @@ pub async fn digest_pass(
                             })
                         });
                     crate::alert::digest::listed(&e.case, ev, ack.is_some(), || {
-                        let mut item =
-                            crate::alert::message::case_item(&e.case, ev, &ctx, cfg, now);
+                        let mut item = crate::alert::message::case_item(&e.case, ev, &ctx, cfg);
                         item["ack"] = ack.unwrap_or(serde_json::Value::Null);
                         item
                     })
@@ -88,10 +87,12 @@ pub async fn digest_pass(
         &ctx.directory,
         &date,
         &labels,
+        &|s| crate::alert::mail::action(s, &lang),
         &stale,
-        cfg.digest_trace_limit as usize,
+        cfg.list_limit as usize,
     );
     let mut outbox = Vec::new();
+    let domain = crate::alert::message::domain_of(&cfg.from);
     let mut pass = DigestPass {
         ran: true,
         ..DigestPass::default()
@@ -99,10 +100,14 @@ pub async fn digest_pass(
     for d in &digests {
         pass.units += 1;
         pass.cases += d.cases;
-        for to in &d.to {
+        // One e-mail per person who answers for the unit (never a Cc).
+        let mut people: Vec<&crate::alert::Recipient> = d.to.iter().chain(&d.cc).collect();
+        people.dedup_by(|a, b| a.email.eq_ignore_ascii_case(&b.email));
+        for to in people {
             let message_id = crate::alert::message::message_id(
                 "digest",
                 &[&d.unit, &today.to_string(), &to.email.to_ascii_lowercase()],
+                &domain,
             );
             outbox.push(OutboxNew {
                 message_id,
@@ -112,7 +117,7 @@ pub async fn digest_pass(
                 case_id: d.unit.clone(),
                 to_addr: to.email.clone(),
                 to_name: to.name.clone(),
-                cc: serde_json::to_string(&d.cc).unwrap_or_else(|_| "[]".into()),
+                cc: "[]".into(),
                 lang: lang.clone(),
                 item: d.context.to_string(),
                 not_before: now,

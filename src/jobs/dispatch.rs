@@ -28,7 +28,7 @@ pub async fn dispatch_loop(
     let pace = Pace::default();
     loop {
         let now = shared.now();
-        let generated_at = crate::timefmt::human(now, &shared.context().calendar);
+        let offset = *shared.context().calendar.with_zone(now).offset();
         match dispatch_paced(
             shared.store.as_ref(),
             transport.as_ref(),
@@ -36,7 +36,7 @@ pub async fn dispatch_loop(
             &cfg,
             &pace,
             now,
-            &generated_at,
+            offset,
         )
         .await
         {
@@ -133,13 +133,15 @@ impl Pace {
     }
 }
 
-/// Messages claimed per round.
-const CLAIM: i64 = 500;
+/// Recipients claimed per round, each with every message due for them.
+const CLAIM_RECIPIENTS: i64 = 200;
 
-/// Claims the due messages and sends them, one e-mail per recipient and language
-/// bundling everything due for them (a backlog released after Tết or an outage is one
-/// e-mail, not hundreds); marks them sent, with the cases' notification log, or
-/// failed (retried with back-off, dead-lettered after `max_attempts`).
+/// Claims the due messages of the next recipients, each recipient's whole group, and
+/// sends them: one e-mail per recipient and language bundling everything due for them
+/// (a backlog released after Tết or an outage is one e-mail, however large); marks them
+/// sent, with the cases' notification log, or failed (retried with back-off,
+/// dead-lettered after `max_attempts`). `offset` is the local zone's offset at `now`
+/// (the `Date:` header, the time in the text, the greeting).
 ///
 /// It remembers what each recipient was sent in `pace`: an alert
 /// e-mail within `bundle_window_minutes` of the last one to the same recipient, or
@@ -151,8 +153,9 @@ pub async fn dispatch_paced(
     cfg: &AlertsConfig,
     pace: &Pace,
     now: DateTime<Utc>,
-    generated_at: &str,
+    offset: chrono::FixedOffset,
 ) -> Result<Dispatched, crate::store::StoreError> {
+    let local = now.with_timezone(&offset);
     let lease = Duration::seconds(cfg.claim_seconds.max(1) as i64);
     // Our claim runs out at `now + lease`; past nine tenths of it, leave the rest to
     // whoever claims it next rather than risk sending it twice.
@@ -161,7 +164,7 @@ pub async fn dispatch_paced(
     // The instants logged are `now` moved on by the time spent sending: the caller's
     // clock, not the system's.
     let at = || now + Duration::from_std(claimed.elapsed()).unwrap_or_default();
-    let rows = store.outbox_claim(now, lease, CLAIM).await?;
+    let rows = store.outbox_claim(now, lease, CLAIM_RECIPIENTS).await?;
     let mut groups: Vec<Vec<OutboxRow>> = Vec::new();
     for row in rows {
         // A digest or a report is a message of its own; alerts to one recipient are
@@ -197,7 +200,7 @@ pub async fn dispatch_paced(
                 continue;
             }
         }
-        match send_group(transport, templates, cfg, &group, generated_at).await {
+        match send_group(transport, templates, cfg, &group, local).await {
             Ok((message_id, recipients)) => {
                 let mut log = Vec::new();
                 for row in group.iter().filter(|r| r.rule == "digest") {
@@ -308,6 +311,7 @@ fn is_report(rule: &str) -> bool {
     matches!(rule, "digest" | "weekly")
 }
 
+/// The copies a row names (only rows queued before messages were per person).
 fn cc_of(row: &OutboxRow) -> Vec<Recipient> {
     serde_json::from_str::<Vec<Value>>(&row.cc)
         .unwrap_or_default()
@@ -333,6 +337,19 @@ fn recipients_of(row: &OutboxRow, cfg: &AlertsConfig) -> Vec<String> {
     cc_of(row).into_iter().map(|c| c.email).collect()
 }
 
+/// The greeting's part of the day at the local time of sending.
+pub fn part_of_day(hour: u32, lang: &str) -> &'static str {
+    match (lang == "en", hour) {
+        (false, 0..=10) => "sáng",
+        (false, 11..=12) => "trưa",
+        (false, 13..=17) => "chiều",
+        (false, _) => "tối",
+        (true, 0..=11) => "morning",
+        (true, 12..=17) => "afternoon",
+        (true, _) => "evening",
+    }
+}
+
 /// Renders and sends one e-mail for a recipient's messages; its Message-ID (the
 /// message's own for one, derived from all of them for a bundle) and the address it
 /// went to.
@@ -341,42 +358,55 @@ async fn send_group(
     templates: &Templates,
     cfg: &AlertsConfig,
     group: &[OutboxRow],
-    generated_at: &str,
+    local: DateTime<chrono::FixedOffset>,
 ) -> Result<(String, Vec<String>), NotifyError> {
+    use chrono::Timelike;
     let first = &group[0];
-    let mut items = Vec::new();
-    let mut cc: Vec<Recipient> = Vec::new();
-    for row in group {
-        let item: Value = serde_json::from_str(&row.item)
-            .map_err(|e| NotifyError::Build(format!("item of {}: {e}", row.message_id)))?;
-        items.push(item);
-        for c in cc_of(row) {
-            if !cc.iter().any(|x| x.email.eq_ignore_ascii_case(&c.email))
-                && !c.email.eq_ignore_ascii_case(&first.to_addr)
-            {
-                cc.push(c);
-            }
-        }
-    }
     let mut to = Recipient {
         name: first.to_name.clone(),
         email: first.to_addr.clone(),
     };
     let recipient = serde_json::json!({"name": to.name, "email": to.email});
-    let (name, ctx) = if is_report(&first.rule) {
-        let mut ctx = items.into_iter().next().unwrap_or(Value::Null);
-        ctx["recipient"] = recipient;
-        ctx["generated_at"] = Value::String(generated_at.to_string());
-        (first.rule.as_str(), ctx)
+    let generated_at = local.format("%d/%m/%Y %H:%M").to_string();
+    let mut ctx = if is_report(&first.rule) {
+        serde_json::from_str(&first.item)
+            .map_err(|e| NotifyError::Build(format!("item of {}: {e}", first.message_id)))?
     } else {
-        (
-            "alert",
-            serde_json::json!({"recipient": recipient, "generated_at": generated_at, "items": items}),
-        )
+        let items = group
+            .iter()
+            .map(|row| {
+                serde_json::from_str::<crate::alert::mail::Item>(&row.item)
+                    .map_err(|e| NotifyError::Build(format!("item of {}: {e}", row.message_id)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::alert::mail::compose(&items, &first.lang, cfg.list_limit as usize)
+    };
+    ctx["recipient"] = recipient;
+    ctx["generated_at"] = Value::String(generated_at);
+    ctx["sent_time"] = Value::String(local.format("%H:%M").to_string());
+    ctx["sent_date"] = Value::String(local.format("%d/%m/%Y").to_string());
+    ctx["date"] = match ctx.get("date") {
+        Some(d) if d.is_string() => d.clone(),
+        _ => Value::String(local.format("%d/%m/%Y").to_string()),
+    };
+    ctx["part_of_day"] = Value::String(part_of_day(local.hour(), &first.lang).to_string());
+    let name = if is_report(&first.rule) {
+        first.rule.as_str()
+    } else {
+        "alert"
     };
     let rendered = templates
         .render(name, &first.lang, &ctx)
         .map_err(|e| NotifyError::Build(e.to_string()))?;
+    // Rows queued before per-person messages may still name copies.
+    let mut cc: Vec<Recipient> = Vec::new();
+    for c in group.iter().flat_map(cc_of) {
+        if !cc.iter().any(|x| x.email.eq_ignore_ascii_case(&c.email))
+            && !c.email.eq_ignore_ascii_case(&first.to_addr)
+        {
+            cc.push(c);
+        }
+    }
     if let Some(o) = cfg.override_recipient.as_ref().filter(|o| !o.is_empty()) {
         to.email = o.clone();
         cc.clear();
@@ -386,13 +416,19 @@ async fn send_group(
     } else {
         let mut ids: Vec<&str> = group.iter().map(|r| r.message_id.as_str()).collect();
         ids.sort_unstable();
-        crate::alert::message::message_id("bundle", &[&ids.join(" ")])
+        crate::alert::message::message_id(
+            "bundle",
+            &[&ids.join(" ")],
+            &crate::alert::message::domain_of(&cfg.from),
+        )
     };
     let email = Email {
         message_id: message_id.clone(),
         from: cfg.from.clone(),
         to: to.clone(),
         cc,
+        date: local,
+        items: group.len(),
         rendered,
     };
     transport.send(&email).await?;

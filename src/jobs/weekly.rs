@@ -74,6 +74,7 @@ pub async fn weekly_pass(
     let message_id = crate::alert::message::message_id(
         "weekly",
         &[&monday.to_string(), &to.email.to_ascii_lowercase()],
+        &crate::alert::message::domain_of(&cfg.from),
     );
     let row = OutboxNew {
         message_id,

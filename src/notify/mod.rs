@@ -23,6 +23,10 @@ pub struct Email {
     pub from: String,
     pub to: Recipient,
     pub cc: Vec<Recipient>,
+    /// When it is sent, in the local zone (the `Date:` header).
+    pub date: chrono::DateTime<chrono::FixedOffset>,
+    /// How many queued messages it carries (`X-Slawatch-Items`).
+    pub items: usize,
     pub rendered: Rendered,
 }
 
@@ -56,8 +60,14 @@ fn mailbox(r: &Recipient) -> Result<Mailbox, NotifyError> {
     ))
 }
 
-/// The MIME message: UTF-8 subject (encoded), a plain-text and an HTML part.
+/// The MIME message: UTF-8 subject (encoded), a plain-text and an HTML part, `Date:`
+/// in the local zone, `Auto-Submitted: auto-generated` (RFC 3834: no auto-replies),
+/// and `X-Slawatch-Items` (how many queued messages it carries).
 pub fn build(email: &Email) -> Result<Message, NotifyError> {
+    use lettre::message::header::{HeaderName, HeaderValue};
+    let raw = |name: &'static str, value: String| {
+        HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+    };
     let from: Mailbox = email
         .from
         .parse()
@@ -72,12 +82,21 @@ pub fn build(email: &Email) -> Result<Message, NotifyError> {
     for c in &email.cc {
         b = b.cc(mailbox(c)?);
     }
-    b.multipart(
-        MultiPart::alternative()
-            .singlepart(SinglePart::plain(email.rendered.text.clone()))
-            .singlepart(SinglePart::html(email.rendered.html.clone())),
-    )
-    .map_err(|e| NotifyError::Build(e.to_string()))
+    b = b
+        .raw_header(raw("Auto-Submitted", "auto-generated".into()))
+        .raw_header(raw("X-Slawatch-Items", email.items.to_string()));
+    let mut m = b
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(SinglePart::plain(email.rendered.text.clone()))
+                .singlepart(SinglePart::html(email.rendered.html.clone())),
+        )
+        .map_err(|e| NotifyError::Build(e.to_string()))?;
+    // lettre writes `Date:` in UTC; a reader's client shows the zone it was sent in.
+    m.headers_mut().remove_raw("Date");
+    m.headers_mut()
+        .insert_raw(raw("Date", email.date.to_rfc2822()));
+    Ok(m)
 }
 
 /// Writes each message as `<folder>/<message-id>.eml` (the shipped config's default:

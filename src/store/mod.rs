@@ -477,8 +477,9 @@ pub trait Store: Send + Sync {
         outbox: &[OutboxNew],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Claims up to `limit` messages due at `now` for `lease` (pending ones, and ones
-    /// whose previous claim expired); each claim counts as an attempt.
+    /// Claims every message due at `now` (pending ones, and ones whose previous claim
+    /// expired) of up to `limit` recipients, each recipient's whole group, for
+    /// `lease`; each claim counts as an attempt.
     async fn outbox_claim(
         &self,
         now: DateTime<Utc>,

@@ -666,7 +666,9 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "UPDATE outbox SET status = 'sending', claimed_until = ?1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' OR (status = 'sending' AND claimed_until < ?2)) \
-             AND next_attempt_at <= ?2 ORDER BY id LIMIT ?3) \
+             AND next_attempt_at <= ?2 AND lower(to_addr) IN (SELECT lower(to_addr) FROM outbox \
+             WHERE (status = 'pending' OR (status = 'sending' AND claimed_until < ?2)) AND next_attempt_at <= ?2 \
+             GROUP BY lower(to_addr) ORDER BY MIN(id) LIMIT ?3)) \
              RETURNING id, message_id, channel, rule, source, case_id, to_addr, to_name, cc, lang, item, attempts",
         )
         .bind(now + lease)

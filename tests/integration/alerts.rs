@@ -46,7 +46,6 @@ async fn dispatch_files(
     cfg: &AlertsConfig,
     out: &Path,
     at: DateTime<Utc>,
-    generated_at: &str,
 ) -> slawatch::jobs::Dispatched {
     let t = FileTransport {
         dir: out.to_path_buf(),
@@ -57,7 +56,6 @@ async fn dispatch_files(
         &Templates::load(None).unwrap(),
         cfg,
         at,
-        generated_at,
     )
     .await
     .unwrap()
@@ -86,10 +84,12 @@ async fn alerts_fire_once_and_go_out_as_files_in_the_window() {
     assert_eq!((p.fired, p.queued), (0, 0));
     sh.touch_source("portal", now(), 6);
     // Fri 15/03/2024 10:00: inside the window. M-OVERDUE (STP, due 08/03, 4 workdays
-    // late) wants `overdue` (STP's head, the service centre in copy), `escalated`
-    // level 1 (STP's parent, the province's chairman) and `stuck` (digest only).
+    // late) wants `overdue` (STP's head and its copy address in full, the service
+    // centre a summary), `escalated` level 1 (the province's chairman a summary, STP's
+    // head told) and `stuck` (digest only): one message per person, never a Cc:
+    // overdue 3 + escalated 2.
     let p = alert_pass(&sh, &cfg, now()).await.unwrap();
-    assert_eq!((p.fired, p.queued), (3, 2), "{p:?}");
+    assert_eq!((p.fired, p.queued), (3, 5), "{p:?}");
     // Again, and after a restart: nothing new.
     let p = alert_pass(&sh, &cfg, now()).await.unwrap();
     assert_eq!((p.fired, p.queued, p.resolved), (0, 0, 0));
@@ -107,60 +107,74 @@ async fn alerts_fire_once_and_go_out_as_files_in_the_window() {
     let out = dir.join("outbox");
     let t = FileTransport { dir: out.clone() };
     let templates = Templates::load(None).unwrap();
-    let d = dispatch_once(
-        sh.store.as_ref(),
-        &t,
-        &templates,
-        &cfg,
-        now(),
-        "10:00 15/03/2024",
-    )
-    .await
-    .unwrap();
-    assert_eq!((d.sent, d.failed), (2, 0));
-    let d = dispatch_once(sh.store.as_ref(), &t, &templates, &cfg, now(), "x")
+    let d = dispatch_once(sh.store.as_ref(), &t, &templates, &cfg, now())
+        .await
+        .unwrap();
+    assert_eq!((d.sent, d.failed), (5, 0));
+    let d = dispatch_once(sh.store.as_ref(), &t, &templates, &cfg, now())
         .await
         .unwrap();
     assert_eq!(d.sent, 0, "sent once");
+    // Four people, one e-mail each: the head (overdue and escalated, one entry), the
+    // unit's copy address, the service centre, the chairman.
     let files = eml_files(&out);
-    assert_eq!(files.len(), 2);
+    assert_eq!(files.len(), 4);
     let msgs: Vec<_> = files.iter().map(|f| parse(f)).collect();
-    let overdue = msgs
-        .iter()
-        .find(|m| m.subject().is_some_and(|s| s.starts_with("[Quá hạn]")))
-        .expect("the overdue message");
+    let to = |addr: &str| {
+        msgs.iter()
+            .find(|m| addresses(m.to()) == [addr])
+            .unwrap_or_else(|| panic!("no e-mail to {addr}"))
+    };
+    assert!(msgs.iter().all(|m| m.cc().is_none()), "no Cc");
+    let head = to("giamdoc@stp.example.gov.vn");
     assert_eq!(
-        overdue.subject(),
-        Some("[Quá hạn] Hồ sơ M-OVERDUE — Thủ tục thử")
+        head.subject(),
+        Some("Sở Tư pháp: 1 hồ sơ quá hạn mới, lâu nhất 4 ngày")
     );
-    assert_eq!(addresses(overdue.to()), ["giamdoc@stp.example.gov.vn"]);
-    let cc = addresses(overdue.cc());
-    assert!(
-        cc.contains(&"giamdoc@pvhcc.example.gov.vn".to_string()),
-        "{cc:?}"
-    );
-    let text = overdue.body_text(0).unwrap();
+    let text = head.body_text(0).unwrap().replace("\r\n", "\n");
     assert!(text.starts_with("Kính gửi Giám đốc Sở Tư pháp,"), "{text}");
-    assert!(text.contains("Đã quá hạn 4 ngày làm việc."), "{text}");
+    assert!(
+        text.contains("\n1. Hồ sơ M-OVERDUE — Thủ tục thử\n   [quá hạn 4 ngày làm việc] [đã báo cáo UBND tỉnh Hà Tĩnh]\n   Sở Tư pháp · Hạn 08/03/2024 17:00\n"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("M-OVERDUE").count(),
+        2,
+        "one entry and its link: {text}"
+    );
     assert!(text.contains("Xem hồ sơ: https://motcua.example.gov.vn/hoso/M-OVERDUE"));
-    let html = overdue.body_html(0).unwrap();
-    assert!(html.contains("<strong>[Quá hạn]</strong>"), "{html}");
-    assert!(overdue
+    assert!(text.contains("\nViệc cần làm:\n- Hồ sơ quá hạn:"), "{text}");
+    let html = head.body_html(0).unwrap();
+    assert!(html.contains(">quá hạn 4 ngày làm việc</span>"), "{html}");
+    assert!(head
         .message_id()
-        .is_some_and(|id| id.starts_with("alert-")));
-    let escalated = msgs
-        .iter()
-        .find(|m| addresses(m.to()) == ["chutich@ubnd.example.gov.vn"])
-        .expect("the escalation to the province");
-    assert!(escalated
-        .subject()
-        .unwrap()
-        .starts_with("[Quá hạn kéo dài, báo cáo cấp trên]"));
+        .is_some_and(|id| id.starts_with("bundle-")));
+    let copy = to("vanphong@stp.example.gov.vn");
+    assert_eq!(copy.subject(), head.subject());
+    // The service centre and the chairman oversee: a summary by unit, no case list.
+    for addr in [
+        "giamdoc@pvhcc.example.gov.vn",
+        "chutich@ubnd.example.gov.vn",
+    ] {
+        let m = to(addr);
+        assert_eq!(
+            m.subject(),
+            Some("Tổng hợp quá hạn: 1 đơn vị, 1 hồ sơ, lâu nhất 4 ngày"),
+            "{addr}"
+        );
+        let text = m.body_text(0).unwrap().replace("\r\n", "\n");
+        assert!(
+            text.contains(
+                "\nTổng hợp theo đơn vị:\n- Sở Tư pháp: 1 hồ sơ quá hạn 4 ngày làm việc\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("M-OVERDUE"), "{text}");
+        assert!(m.message_id().is_some_and(|id| id.starts_with("alert-")));
+    }
 
-    // The case's notification log, through the store.
+    // The case's notification log, through the store: each message to its person.
     let log = sh.store.notifications("portal", "M-OVERDUE").await.unwrap();
-    // overdue: the head, STP's copy address, the service centre; escalated: the
-    // chairman, the head in copy.
     assert_eq!(log.len(), 5, "{log:?}");
     assert!(log
         .iter()
@@ -178,15 +192,17 @@ async fn messages_wait_for_the_next_window() {
     let sh = shared_with_cases(&dir, evening).await;
     sh.touch_source("portal", evening, 6);
     let cfg = AlertsConfig::default();
+    // Overdue to the head, its copy and the service centre; escalated to the
+    // chairman and the head.
     let p = alert_pass(&sh, &cfg, evening).await.unwrap();
-    assert_eq!(p.queued, 2);
+    assert_eq!(p.queued, 5);
     let t = FileTransport {
         dir: dir.join("outbox"),
     };
     let templates = Templates::load(None).unwrap();
     for at in [evening, evening + Duration::days(2)] {
         // Still held on Sunday.
-        let d = dispatch_once(sh.store.as_ref(), &t, &templates, &cfg, at, "x")
+        let d = dispatch_once(sh.store.as_ref(), &t, &templates, &cfg, at)
             .await
             .unwrap();
         assert_eq!(d.sent, 0);
@@ -195,10 +211,10 @@ async fn messages_wait_for_the_next_window() {
     let monday = DateTime::parse_from_rfc3339("2024-03-18T07:30:00+07:00")
         .unwrap()
         .with_timezone(&Utc);
-    let d = dispatch_once(sh.store.as_ref(), &t, &templates, &cfg, monday, "x")
+    let d = dispatch_once(sh.store.as_ref(), &t, &templates, &cfg, monday)
         .await
         .unwrap();
-    assert_eq!(d.sent, 2);
+    assert_eq!(d.sent, 5);
 }
 
 /// An alert held for the window is not sent once its case has left the state: M-OVERDUE
@@ -211,7 +227,10 @@ async fn a_held_alert_whose_case_was_resolved_meanwhile_is_not_sent() {
     sh.touch_source("portal", evening, 6);
     let cfg = AlertsConfig::default();
     let p = alert_pass(&sh, &cfg, evening).await.unwrap();
-    assert_eq!(p.queued, 2, "overdue and escalated, held for Monday");
+    assert_eq!(
+        p.queued, 5,
+        "overdue (3 people) and escalated (2), held for Monday"
+    );
     let saturday = local("2024-03-16T09:00:00+07:00");
     let v = serde_json::json!({
         "MaHoSo": "M-OVERDUE", "MaTTHC": "9.999999", "TenTTHC": "Thủ tục thử", "DonViXuLy": "Sở Tư pháp",
@@ -237,7 +256,6 @@ async fn a_held_alert_whose_case_was_resolved_meanwhile_is_not_sent() {
         &cfg,
         &dir.join("outbox"),
         local("2024-03-18T07:30:00+07:00"),
-        "x",
     )
     .await;
     assert_eq!(d.sent, 0);
@@ -264,13 +282,15 @@ async fn smtp_outage_then_every_message_arrives_once() {
     let smtp = SmtpTransport::new(&cfg).unwrap();
     sh.touch_source("portal", now(), 6);
     let templates = Templates::load(None).unwrap();
-    assert_eq!(alert_pass(&sh, &cfg, now()).await.unwrap().queued, 2);
-    // The server is down: both attempts fail and are scheduled again.
-    let d = dispatch_once(sh.store.as_ref(), &smtp, &templates, &cfg, now(), "x")
+    // Overdue to the head, its copy and the service centre; escalated to the
+    // chairman and the head: five messages, four people.
+    assert_eq!(alert_pass(&sh, &cfg, now()).await.unwrap().queued, 5);
+    // The server is down: every attempt fails and is scheduled again.
+    let d = dispatch_once(sh.store.as_ref(), &smtp, &templates, &cfg, now())
         .await
         .unwrap();
-    assert_eq!((d.sent, d.failed), (0, 2));
-    assert_eq!(sh.store.outbox_pending().await.unwrap(), 2);
+    assert_eq!((d.sent, d.failed), (0, 5));
+    assert_eq!(sh.store.outbox_pending().await.unwrap(), 5);
     let Some(sink) = SmtpSink::start(&dir, Some(port)) else {
         assert!(
             std::env::var_os("CI_REQUIRE_PROMTOOL").is_none(),
@@ -279,42 +299,64 @@ async fn smtp_outage_then_every_message_arrives_once() {
         eprintln!("aiosmtpd is not installed: SMTP delivery not tested");
         return;
     };
-    // Before the back-off ends nothing is retried; after it, both go, once.
+    // Before the back-off ends nothing is retried; after it, all go, once.
     let d = dispatch_once(
         sh.store.as_ref(),
         &smtp,
         &templates,
         &cfg,
         now() + Duration::seconds(10),
-        "x",
     )
     .await
     .unwrap();
     assert_eq!(d.sent, 0);
     let later = now() + Duration::minutes(2);
-    let d = dispatch_once(sh.store.as_ref(), &smtp, &templates, &cfg, later, "x")
+    let d = dispatch_once(sh.store.as_ref(), &smtp, &templates, &cfg, later)
         .await
         .unwrap();
-    assert_eq!((d.sent, d.failed), (2, 0));
-    let d = dispatch_once(sh.store.as_ref(), &smtp, &templates, &cfg, later, "x")
+    assert_eq!((d.sent, d.failed), (5, 0));
+    let d = dispatch_once(sh.store.as_ref(), &smtp, &templates, &cfg, later)
         .await
         .unwrap();
     assert_eq!(d.sent, 0);
     let got = sink.messages();
-    assert_eq!(got.len(), 2);
+    assert_eq!(got.len(), 4, "one e-mail per person");
     let m = got
         .iter()
         .map(|b| parse(b))
         .find(|m| addresses(m.to()) == ["giamdoc@stp.example.gov.vn"])
         .expect("the unit head's message");
-    assert_eq!(m.subject(), Some("[Quá hạn] Hồ sơ M-OVERDUE — Thủ tục thử"));
+    assert_eq!(
+        m.subject(),
+        Some("Sở Tư pháp: 1 hồ sơ quá hạn mới, lâu nhất 4 ngày")
+    );
     assert_eq!(addresses(m.from()), ["slawatch@pvhcc.example.gov.vn"]);
-    assert!(m.body_text(0).unwrap().contains("Đơn vị: Sở Tư pháp."));
+    assert!(m
+        .body_text(0)
+        .unwrap()
+        .replace("\r\n", "\n")
+        .contains("   Sở Tư pháp · Hạn 08/03/2024 17:00\n"));
     assert!(m.body_html(0).unwrap().contains("Hồ sơ"));
+    // Headers a mail system and a reader expect: the local zone, no auto-replies, a
+    // Message-ID in the sender's domain.
+    let raw = String::from_utf8_lossy(&got[0]).to_string();
+    assert!(
+        raw.contains("\r\nAuto-Submitted: auto-generated\r\n"),
+        "{raw}"
+    );
+    let m = parse(&got[0]);
+    let date = m.date().unwrap();
+    assert_eq!(
+        (date.tz_before_gmt, date.tz_hour, date.tz_minute),
+        (false, 7, 0),
+        "{date:?}"
+    );
+    assert!(m.message_id().unwrap().ends_with("@pvhcc.example.gov.vn"));
 }
 
 /// A backlog is one e-mail per recipient: two overdue dossiers of one unit give the
-/// head one message listing both, and the chairman one for both escalations.
+/// head one message listing both, most overdue first, and the chairman and the service
+/// centre one summary each.
 #[tokio::test]
 async fn a_backlog_is_bundled_per_recipient() {
     let dir = scratch("alerts-bundle");
@@ -336,21 +378,47 @@ async fn a_backlog_is_bundled_per_recipient() {
     sh.touch_source("portal", now(), 7);
     let cfg = AlertsConfig::default();
     let p = alert_pass(&sh, &cfg, now()).await.unwrap();
-    assert_eq!(p.queued, 4);
+    // Per case: overdue to the head, its copy, the centre; escalated to the chairman
+    // and the head.
+    assert_eq!(p.queued, 10);
     let out = dir.join("outbox");
-    let d = dispatch_files(&sh, &cfg, &out, now(), "x").await;
-    assert_eq!(d.sent, 4);
+    let d = dispatch_files(&sh, &cfg, &out, now()).await;
+    assert_eq!(d.sent, 10);
     let files = eml_files(&out);
-    assert_eq!(files.len(), 2, "one e-mail per recipient");
-    for f in &files {
-        let m = parse(f);
-        assert_eq!(m.subject(), Some("[slawatch] 2 cảnh báo cần xử lý"));
+    assert_eq!(files.len(), 4, "one e-mail per recipient");
+    let msgs: Vec<_> = files.iter().map(|f| parse(f)).collect();
+    let to = |addr: &str| {
+        msgs.iter()
+            .find(|m| addresses(m.to()) == [addr])
+            .unwrap_or_else(|| panic!("no e-mail to {addr}"))
+    };
+    for addr in ["giamdoc@stp.example.gov.vn", "vanphong@stp.example.gov.vn"] {
+        let m = to(addr);
+        // M-OVERDUE-2 (due Thu 07/03) is a workday later than M-OVERDUE (Fri 08/03).
+        assert_eq!(
+            m.subject(),
+            Some("Sở Tư pháp: 2 hồ sơ quá hạn mới, lâu nhất 5 ngày")
+        );
         let text = m.body_text(0).unwrap();
+        let first = text.find("1. Hồ sơ M-OVERDUE-2 —").expect(&text);
+        let second = text.find("2. Hồ sơ M-OVERDUE —").expect(&text);
+        assert!(first < second, "{text}");
+        assert!(m.message_id().unwrap().starts_with("bundle-"));
+    }
+    for addr in [
+        "chutich@ubnd.example.gov.vn",
+        "giamdoc@pvhcc.example.gov.vn",
+    ] {
+        let m = to(addr);
+        assert_eq!(
+            m.subject(),
+            Some("Tổng hợp quá hạn: 1 đơn vị, 2 hồ sơ, lâu nhất 5 ngày")
+        );
+        let text = m.body_text(0).unwrap().replace("\r\n", "\n");
         assert!(
-            text.contains("M-OVERDUE —") && text.contains("M-OVERDUE-2 —"),
+            text.contains("- Sở Tư pháp: 2 hồ sơ quá hạn ≥ 4 ngày làm việc, lâu nhất 5 ngày\n"),
             "{text}"
         );
-        assert!(m.message_id().unwrap().starts_with("bundle-"));
     }
     // Each case logs the bundle it went out in.
     let log = sh
@@ -392,42 +460,37 @@ async fn morning_digest_on_workdays_once_per_unit_and_day() {
     let p = slawatch::daemon::digest_pass(&sh, &cfg, morning)
         .await
         .unwrap();
-    assert_eq!((p.units, p.cases, p.queued), (1, 1, 1));
+    // One message each for the head and the unit's copy address (never a Cc).
+    assert_eq!((p.units, p.cases, p.queued), (1, 1, 2));
     let again = slawatch::daemon::digest_pass(&sh, &cfg, morning + Duration::minutes(5))
         .await
         .unwrap();
-    assert_eq!(again.queued, 1);
+    assert_eq!(again.queued, 2);
     let out = dir.join("outbox");
-    let d = dispatch_files(
-        &sh,
-        &cfg,
-        &out,
-        morning + Duration::minutes(6),
-        "07:36 15/03/2024",
-    )
-    .await;
-    // Today's, once (the repeat was the same message); the one built for 04/05 waits
-    // for its own morning.
-    assert_eq!(d.sent, 1);
+    let d = dispatch_files(&sh, &cfg, &out, morning + Duration::minutes(6)).await;
+    // Today's, once per person (the repeat was the same message); the one built for
+    // 04/05 waits for its own morning.
+    assert_eq!(d.sent, 2);
     let files = eml_files(&out);
     let today = files
         .iter()
         .map(|f| parse(f))
-        .find(|m| m.subject().is_some_and(|s| s.ends_with("15/03/2024")))
+        .find(|m| addresses(m.to()) == ["giamdoc@stp.example.gov.vn"])
         .expect("today's digest");
-    assert_eq!(
-        today.subject(),
-        Some("[slawatch] Sở Tư pháp: 1 hồ sơ cần chú ý ngày 15/03/2024")
-    );
-    assert_eq!(addresses(today.to()), ["giamdoc@stp.example.gov.vn"]);
+    assert_eq!(today.subject(), Some("Sở Tư pháp: 1 quá hạn (15/03/2024)"));
     let text = today.body_text(0).unwrap().replace("\r\n", "\n");
     // The source has not been polled successfully: the digest says so.
     assert!(
         text.contains("(Lưu ý: dữ liệu từ nguồn portal chỉ cập nhật đến —.)"),
         "{text}"
     );
+    // Counts first, said at the time of sending (07:36, the morning).
     assert!(
-        text.contains("\nQuá hạn (1):\n- Hồ sơ M-OVERDUE — Thủ tục thử."),
+        text.contains("\nTình hình hồ sơ của Sở Tư pháp sáng 15/03/2024 (lúc 07:36): 1 hồ sơ cần chú ý — 1 quá hạn.\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nQuá hạn (1):\n- M-OVERDUE — Thủ tục thử: Hạn 08/03/2024 17:00 · quá hạn 4 ngày làm việc · không có cập nhật từ 01/03/2024\n"),
         "{text}"
     );
     let log = sh.store.notifications("portal", "M-OVERDUE").await.unwrap();
@@ -468,14 +531,7 @@ async fn weekly_report_ranks_units_and_names_the_regularly_late() {
         .await
         .unwrap());
     let out = dir.join("outbox");
-    let d = dispatch_files(
-        &sh,
-        &cfg,
-        &out,
-        monday + Duration::minutes(1),
-        "08:01 18/03/2024",
-    )
-    .await;
+    let d = dispatch_files(&sh, &cfg, &out, monday + Duration::minutes(1)).await;
     assert!(d.sent >= 1);
     let report = eml_files(&out)
         .iter()
@@ -552,33 +608,24 @@ async fn a_stale_source_reaches_it_staff_at_night_through_the_webhook() {
     };
     let p = alert_pass(&sh, &cfg, night).await.unwrap();
     // The source_stale fault, and the cases' alerts (held for the morning).
-    assert!(p.fired >= 1 && p.queued == 3, "{p:?}");
+    // (M-OVERDUE's overdue to three people and escalated to two.)
+    assert!(p.fired >= 1 && p.queued == 6, "{p:?}");
     let hook = slawatch::notify::WebhookTransport::new(&cfg).unwrap();
     let templates = Templates::load(None).unwrap();
-    let d = dispatch_once(
-        sh.store.as_ref(),
-        &hook,
-        &templates,
-        &cfg,
-        night,
-        "22:00 15/03/2024",
-    )
-    .await
-    .unwrap();
+    let d = dispatch_once(sh.store.as_ref(), &hook, &templates, &cfg, night)
+        .await
+        .unwrap();
     assert_eq!(d.sent, 1, "only the operational fault goes out at night");
     let got = received.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0.as_deref(), Some("Bearer hook-secret"));
     let v = &got[0].1;
     assert_eq!(v["to"]["email"], "it@pvhcc.example.gov.vn");
-    assert_eq!(
-        v["subject"],
-        "[Nguồn dữ liệu không cập nhật] Nguồn dữ liệu portal"
-    );
+    assert_eq!(v["subject"], "Nguồn dữ liệu portal không cập nhật");
     assert!(v["text"]
         .as_str()
         .unwrap()
-        .contains("Lần lấy dữ liệu thành công gần nhất: 15/03/2024 20:00."));
+        .contains("Nguồn dữ liệu portal: lần lấy dữ liệu thành công gần nhất 15/03/2024 20:00."));
     // Again: nothing new while it stays stale; fresh data resolves it.
     assert_eq!(alert_pass(&sh, &cfg, night).await.unwrap().queued, 0);
     sh.touch_source("portal", night, 6);
@@ -629,18 +676,25 @@ async fn reappointment_rearms_overdue_and_going_live_quietly() {
     // overdue and stuck of the new due fire (escalation: 2 workdays late, not yet);
     // the old due's alerts resolve.
     assert_eq!((p.fired, p.resolved), (2, 3), "{p:?}");
-    assert_eq!(p.queued, 1, "overdue again (stuck is a digest rule)");
+    assert_eq!(
+        p.queued, 3,
+        "overdue again, to the head, its copy and the centre (stuck is a digest rule)"
+    );
     let out = dir.join("outbox");
-    let d = dispatch_files(&sh, &pilot, &out, later, "x").await;
-    assert_eq!(d.sent, 1);
+    let d = dispatch_files(&sh, &pilot, &out, later).await;
+    assert_eq!(d.sent, 3);
+    // The pilot receives what each of the three would have, one e-mail each.
     let files = eml_files(&out);
-    let m = parse(&files[0]);
-    assert_eq!(addresses(m.to()), ["pilot@pvhcc.example.gov.vn"]);
-    assert!(m.cc().is_none());
-    assert!(m
-        .body_text(0)
-        .unwrap()
-        .contains("Hạn xử lý: 12/03/2024 17:00."));
+    assert_eq!(files.len(), 3);
+    let msgs: Vec<_> = files.iter().map(|f| parse(f)).collect();
+    assert!(msgs
+        .iter()
+        .all(|m| addresses(m.to()) == ["pilot@pvhcc.example.gov.vn"] && m.cc().is_none()));
+    let listed = msgs
+        .iter()
+        .filter(|m| m.body_text(0).unwrap().contains("Hạn 12/03/2024 17:00"))
+        .count();
+    assert_eq!(listed, 2, "the head's and the copy's list the case");
 }
 
 /// Pacing: an alert to a recipient who was written to minutes ago waits until ten
@@ -666,13 +720,23 @@ async fn the_bundling_window_and_the_hourly_cap_hold_alerts_back() {
         let send = |at: DateTime<Utc>| {
             let (sh, cfg, pace, t, templates) = (&sh, &cfg, &pace, &t, &templates);
             async move {
-                dispatch_paced(sh.store.as_ref(), t, templates, cfg, pace, at, "x")
-                    .await
-                    .unwrap()
+                dispatch_paced(
+                    sh.store.as_ref(),
+                    t,
+                    templates,
+                    cfg,
+                    pace,
+                    at,
+                    crate::support::vietnam(),
+                )
+                .await
+                .unwrap()
             }
         };
-        assert_eq!(alert_pass(&sh, &cfg, now()).await.unwrap().queued, 2);
-        assert_eq!(send(now()).await.sent, 2);
+        // M-OVERDUE: overdue to the head, its copy and the centre; escalated to the
+        // chairman and the head (four people).
+        assert_eq!(alert_pass(&sh, &cfg, now()).await.unwrap().queued, 5);
+        assert_eq!(send(now()).await.sent, 5);
         // Two minutes later a second STP dossier is overdue (5 workdays: escalated).
         let second = serde_json::json!({
             "MaHoSo": "M-OVERDUE-2", "MaTTHC": "9.999999", "DonViXuLy": "Sở Tư pháp",
@@ -690,14 +754,15 @@ async fn the_bundling_window_and_the_hourly_cap_hold_alerts_back() {
         )
         .await
         .unwrap();
-        assert_eq!(alert_pass(&sh, &cfg, t2).await.unwrap().queued, 2);
+        // The same four people: every one was written to two minutes ago.
+        assert_eq!(alert_pass(&sh, &cfg, t2).await.unwrap().queued, 5);
         let d = send(t2).await;
-        assert_eq!((d.sent, d.postponed), (0, 2), "window {window}, cap {cap}");
-        // Not before the release; then both go.
+        assert_eq!((d.sent, d.postponed), (0, 5), "window {window}, cap {cap}");
+        // Not before the release; then all go.
         let d = send(now() + Duration::minutes(release) - Duration::seconds(1)).await;
         assert_eq!(d.sent, 0);
         let d = send(now() + Duration::minutes(release)).await;
-        assert_eq!(d.sent, 2, "window {window}, cap {cap}");
+        assert_eq!(d.sent, 5, "window {window}, cap {cap}");
         // Postponing is not a failed attempt.
         assert_eq!(sh.store.outbox_pending().await.unwrap(), 0);
     }
@@ -739,9 +804,9 @@ async fn an_acknowledgement_stops_repeats_and_marks_the_digest() {
         .await
         .unwrap();
     // Fri 15/03 10:00: overdue (acknowledged: recorded, no message), escalated level 1
-    // to the chairman (mailed), stuck (digest rule).
+    // (mailed: the chairman's summary, the head told), stuck (digest rule).
     let p = alert_pass(&sh, &cfg, now()).await.unwrap();
-    assert_eq!((p.fired, p.queued, p.acknowledged), (3, 1, 1), "{p:?}");
+    assert_eq!((p.fired, p.queued, p.acknowledged), (3, 2, 1), "{p:?}");
     // The unit acknowledges the escalation too. Fri 22/03 10:00, 9 workdays late:
     // level 3 fires (the top again) and level 1 resolves, without a message. M-ONTRACK
     // and M-UNKNOWN (received 14/03, untouched for 3 workdays since) are stuck now:
@@ -765,25 +830,27 @@ async fn an_acknowledgement_stops_repeats_and_marks_the_digest() {
     let d = slawatch::daemon::digest_pass(&sh, &cfg, morning)
         .await
         .unwrap();
-    // STP's, and the unknown unit's to the service centre.
-    assert_eq!(d.queued, 2);
+    // STP's to its head and its copy address, and the unknown unit's to the service
+    // centre.
+    assert_eq!(d.queued, 3);
     let out = dir.join("outbox");
-    let sent = dispatch_files(&sh, &cfg, &out, later, "22/03/2024 10:00").await;
-    // The two digests; the escalation queued on 15/03 was acknowledged before it went
-    // out, so it is cancelled, not sent.
-    assert_eq!(sent.sent, 2);
+    let sent = dispatch_files(&sh, &cfg, &out, later).await;
+    // The three digests; the escalation queued on 15/03 was acknowledged before it
+    // went out, so it is cancelled, not sent.
+    assert_eq!(sent.sent, 3);
     let digest = eml_files(&out)
         .iter()
         .map(|f| parse(f).into_owned())
-        .find(|m| {
-            m.subject()
-                .is_some_and(|s| s.starts_with("[slawatch] Sở Tư pháp"))
-        })
+        .find(|m| addresses(m.to()) == ["giamdoc@stp.example.gov.vn"])
         .expect("the digest");
+    assert!(digest
+        .subject()
+        .unwrap()
+        .starts_with("Sở Tư pháp: 1 quá hạn"));
     let text = digest.body_text(0).unwrap().replace("\r\n", "\n");
     assert!(
         text.contains(
-            "\nQuá hạn (1, 1 đã xác nhận):\n- Hồ sơ M-OVERDUE — Thủ tục thử. Hạn: 08/03/2024 17:00. Quá hạn 9 ngày làm việc.\n  Đã xác nhận: Trần Thị B, 15/03/2024 09:05: Đã gửi phiếu xin lỗi và hẹn lại\n"
+            "\nQuá hạn (1, 1 đã xác nhận):\n- M-OVERDUE — Thủ tục thử: Hạn 08/03/2024 17:00 · quá hạn 9 ngày làm việc · không có cập nhật từ 01/03/2024\n  Đã xác nhận: Trần Thị B, 15/03/2024 09:05: Đã gửi phiếu xin lỗi và hẹn lại\n"
         ),
         "{text}"
     );
@@ -932,6 +999,8 @@ async fn smtp_over_tls_with_a_private_authority_and_credentials() {
                 email: "giamdoc@stp.example.gov.vn".into(),
             },
             cc: Vec::new(),
+            date: chrono::DateTime::parse_from_rfc3339("2024-03-15T08:00:00+07:00").unwrap(),
+            items: 1,
             rendered: rendered.clone(),
         };
         // The public roots alone do not know the private authority.
@@ -989,11 +1058,11 @@ async fn missed_reports_are_caught_up_within_the_day() {
             "{at}"
         );
     }
-    // 09:05, nothing queued today: caught up, once.
+    // 09:05, nothing queued today: caught up, once (STP's head and its copy address).
     let p = digest_catch_up(&sh, &cfg, local("2024-03-15T09:05:00+07:00"))
         .await
         .unwrap();
-    assert_eq!((p.ran, p.queued), (true, 1));
+    assert_eq!((p.ran, p.queued), (true, 2));
     let again = digest_catch_up(&sh, &cfg, local("2024-03-15T09:06:00+07:00"))
         .await
         .unwrap();

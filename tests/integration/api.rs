@@ -15,7 +15,9 @@ async fn serve(token: Option<&str>) -> String {
         slawatch::daemon::alert_pass(&sh, &slawatch::config::AlertsConfig::default(), now())
             .await
             .unwrap();
-    assert_eq!(fired.queued, 2);
+    // One message per person: overdue to the head, its copy, the service centre;
+    // escalated to the chairman and the head.
+    assert_eq!(fired.queued, 5);
     let app = slawatch::http::router(sh, vec![], 1 << 20, token.map(str::to_string));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -119,8 +121,8 @@ async fn the_api_answers_with_the_token_only() {
     let (_, v) = get(format!("{base}/api/v1/cases/M-OVERDUE/notifications")).await;
     assert_eq!(v["acknowledgements"][0]["note"], "Đã gửi phiếu xin lỗi");
     assert_eq!(v["notifications"], json!([]));
-    // Nothing was sent yet: the acknowledged `overdue` message is cancelled, the
-    // escalation still waits.
+    // Nothing was sent yet: the acknowledged `overdue` messages are cancelled, the
+    // escalation's still wait.
     let unsent: Vec<(String, String)> = v["unsent"]
         .as_array()
         .unwrap()
@@ -135,9 +137,13 @@ async fn the_api_answers_with_the_token_only() {
     assert_eq!(
         unsent,
         [
-            ("overdue".to_string(), "cancelled".to_string()),
-            ("escalated".to_string(), "pending".to_string())
+            ("overdue", "cancelled"),
+            ("overdue", "cancelled"),
+            ("overdue", "cancelled"),
+            ("escalated", "pending"),
+            ("escalated", "pending"),
         ]
+        .map(|(r, s)| (r.to_string(), s.to_string()))
     );
 
     // Unit summaries agree with the metrics: month 2/3, quarter 2/4.

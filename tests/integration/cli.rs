@@ -442,7 +442,7 @@ fn check_config_accepts_the_shipped_config_and_names_faults() {
     std::fs::create_dir_all(dir.join("config/tpl")).unwrap();
     std::fs::write(
         dir.join("config/tpl/alert.en.subject"),
-        "{{ items[0].no_such_field }}",
+        "{{ cases[0].no_such_field }}",
     )
     .unwrap();
     let o = slawatch(&dir, &["check-config"]);
@@ -451,7 +451,7 @@ fn check_config_accepts_the_shipped_config_and_names_faults() {
     assert!(e.contains("error: template alert.en.subject:"), "{e}");
     std::fs::write(
         dir.join("config/tpl/alert.en.subject"),
-        "[{{ items|length }}] alerts",
+        "[{{ cases|length }}] {{ headline }}",
     )
     .unwrap();
     let o = slawatch(&dir, &["check-config"]);
@@ -492,7 +492,7 @@ fn notify_test_sends_through_the_configured_transport() {
     assert!(m
         .subject()
         .unwrap()
-        .starts_with("[slawatch thử] [Quá hạn] Hồ sơ"));
+        .starts_with("[slawatch thử] Sở Tư pháp: 1 hồ sơ quá hạn mới"));
     // A bad transport is a clear error.
     std::fs::write(
         dir.join("config/slawatch.toml"),

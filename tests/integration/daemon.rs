@@ -22,13 +22,11 @@ use std::time::Duration;
 /// see alerts only, whatever the machine's hour.
 const QUIET_SUNDAY: &str = "2026-12-06T22:00:00+07:00";
 
-/// How many alerts an e-mail carries: a bundle's subject starts `[slawatch] N `.
-fn alerts_in(subject: &str) -> usize {
-    subject
-        .strip_prefix("[slawatch] ")
-        .and_then(|r| r.split(' ').next())
-        .and_then(|n| n.parse::<usize>().ok())
-        .unwrap_or(1)
+/// How many queued messages an e-mail carries (its `X-Slawatch-Items` header).
+fn alerts_in(msg: &mail_parser::Message<'_>) -> usize {
+    msg.header_raw("X-Slawatch-Items")
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .expect("an X-Slawatch-Items header")
 }
 
 /// A portal of `n` dossiers, two per page, with an optional stall on page 2.
@@ -619,15 +617,17 @@ fn kill_9_mid_dispatch_loses_nothing_and_repeats_only_the_message_in_flight() {
         {"MaHoSo": "K9-3", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
          "NgayHenTra": "20240104170000", "DonViXuLy": "Sở Tài chính"}
     ]));
-    // Three overdue dossiers: `overdue` to each department head (3 e-mails) and
-    // `escalated` to the chairman (3 messages, one e-mail): 6 messages.
+    // Three overdue dossiers, one message per person: `overdue` to each department
+    // head, STP's copy address and the service centre (3 + 1 + 3), `escalated` to
+    // the chairman and each head (3 + 3): 13 messages in 6 e-mails (the three heads,
+    // STP's copy, the centre, the chairman).
     wait_until(Duration::from_secs(30), "an e-mail in flight", || {
         marker.exists()
     });
     let in_flight = std::fs::read_to_string(&marker).unwrap();
     d.signal("-KILL");
     assert_eq!(d.wait(Duration::from_secs(10)), None, "killed by a signal");
-    assert_eq!(sqlite_count(&dir, "SELECT COUNT(*) FROM outbox"), 6);
+    assert_eq!(sqlite_count(&dir, "SELECT COUNT(*) FROM outbox"), 13);
     assert_eq!(
         sqlite_count(&dir, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'"),
         0,
@@ -636,11 +636,11 @@ fn kill_9_mid_dispatch_loses_nothing_and_repeats_only_the_message_in_flight() {
 
     let d = Daemon::start_at(&dir, &[("PUSH_TOKEN", "tk")], Some(&quiet.now()));
     wait_until(Duration::from_secs(90), "every message sent", || {
-        sqlite_count(&dir, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'") == 6
+        sqlite_count(&dir, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'") == 13
     });
     // A few more evaluation rounds: nothing fires again.
     std::thread::sleep(Duration::from_secs(6));
-    assert_eq!(sqlite_count(&dir, "SELECT COUNT(*) FROM outbox"), 6);
+    assert_eq!(sqlite_count(&dir, "SELECT COUNT(*) FROM outbox"), 13);
     drop(d);
 
     let mails = sink.messages();
@@ -657,16 +657,16 @@ fn kill_9_mid_dispatch_loses_nothing_and_repeats_only_the_message_in_flight() {
     let mut by_id: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
     for m in &mails {
         let msg = mail_parser::MessageParser::default().parse(m).unwrap();
-        let items = alerts_in(msg.subject().unwrap());
+        let items = alerts_in(&msg);
         let e = by_id
             .entry(msg.message_id().unwrap().to_string())
             .or_default();
         e.0 += 1;
         e.1 = items;
     }
-    // Every message arrived: 4 distinct e-mails carrying the 6 messages.
-    assert_eq!(by_id.len(), 4, "{by_id:?}");
-    assert_eq!(by_id.values().map(|(_, items)| items).sum::<usize>(), 6);
+    // Every message arrived: 6 distinct e-mails carrying the 13 messages.
+    assert_eq!(by_id.len(), 6, "{by_id:?}");
+    assert_eq!(by_id.values().map(|(_, items)| items).sum::<usize>(), 13);
     // Only the e-mail in flight at the kill came twice, with its Message-ID.
     let twice: Vec<&String> = by_id
         .iter()
@@ -729,13 +729,14 @@ fn two_daemons_on_one_postgres_send_each_message_once() {
                 .unwrap_or(-1)
         })
     };
-    // 6 overdue dossiers of STP: `overdue` to its head and `escalated` to the chairman
-    // (stuck is a digest rule): 12 messages.
-    wait_until(Duration::from_secs(60), "12 messages sent", || {
-        count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'") == 12
+    // 6 overdue dossiers of STP, one message per person: `overdue` to its head, its
+    // copy address and the service centre, `escalated` to the chairman and the head
+    // (stuck is a digest rule): 30 messages.
+    wait_until(Duration::from_secs(60), "30 messages sent", || {
+        count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'") == 30
     });
     std::thread::sleep(Duration::from_secs(6));
-    assert_eq!(count("SELECT COUNT(*) FROM outbox"), 12);
+    assert_eq!(count("SELECT COUNT(*) FROM outbox"), 30);
     assert_eq!(
         count("SELECT COUNT(*) FROM alerts WHERE resolved_at IS NULL"),
         18
@@ -747,9 +748,9 @@ fn two_daemons_on_one_postgres_send_each_message_once() {
     for m in &mails {
         let msg = mail_parser::MessageParser::default().parse(m).unwrap();
         ids.push(msg.message_id().unwrap().to_string());
-        items += alerts_in(msg.subject().unwrap());
+        items += alerts_in(&msg);
     }
-    assert_eq!(items, 12, "{} e-mails", mails.len());
+    assert_eq!(items, 30, "{} e-mails", mails.len());
     let n = ids.len();
     ids.sort();
     ids.dedup();

@@ -23,7 +23,6 @@ pub async fn dispatch_once(
     templates: &Templates,
     cfg: &AlertsConfig,
     now: DateTime<Utc>,
-    generated_at: &str,
 ) -> Result<Dispatched, StoreError> {
     dispatch_paced(
         store,
@@ -32,9 +31,14 @@ pub async fn dispatch_once(
         cfg,
         &Pace::default(),
         now,
-        generated_at,
+        vietnam(),
     )
     .await
+}
+
+/// Vietnam's offset from UTC (+07:00, no summer time), the zone of every test's calendar.
+pub fn vietnam() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(7 * 3600).expect("valid offset")
 }
 
 use std::path::PathBuf;
