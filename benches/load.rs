@@ -656,4 +656,65 @@ async fn alert_backlog(shared: &Shared) {
         p.fired,
         t.elapsed().as_secs_f64()
     );
+    alert_backlog_mail(shared, &cfg).await;
+}
+
+/// The first pass's backlog, sent: each recipient should get exactly one e-mail,
+/// however many messages are queued for them (issue 13). Written as `.eml` files so
+/// the recipients and sizes can be counted.
+async fn alert_backlog_mail(shared: &Shared, cfg: &slawatch::config::AlertsConfig) {
+    let cal = shared.context().calendar.clone();
+    let at = slawatch::alert::next_window(&cal, Utc::now());
+    let pending = shared.store.outbox_pending().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("slawatch-load-alerts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let transport = slawatch::notify::FileTransport { dir: dir.clone() };
+    let templates = slawatch::notify::templates::Templates::load(None).unwrap();
+    let pace = slawatch::jobs::Pace::default();
+    let offset = *cal.with_zone(at).offset();
+    let t = Instant::now();
+    let (mut sent, mut rounds) = (0usize, 0usize);
+    loop {
+        let d = slawatch::jobs::dispatch_paced(
+            shared.store.as_ref(),
+            &transport,
+            &templates,
+            cfg,
+            &pace,
+            at,
+            offset,
+        )
+        .await
+        .unwrap();
+        rounds += 1;
+        if d.sent + d.failed + d.dead == 0 {
+            break;
+        }
+        sent += d.sent;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let mut per_recipient: std::collections::HashMap<String, usize> = Default::default();
+    let (mut files, mut largest) = (0usize, 0u64);
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let bytes = std::fs::read(e.path()).unwrap_or_default();
+        largest = largest.max(bytes.len() as u64);
+        files += 1;
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some(to) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("To: "))
+            .map(str::to_string)
+        {
+            *per_recipient.entry(to).or_default() += 1;
+        }
+    }
+    let once = per_recipient.values().all(|n| *n == 1);
+    println!(
+        "alert backlog sent: {sent} of {pending} queued messages as {files} e-mails to {} recipients          in {secs:.2} s ({} dispatch rounds); every recipient exactly once: {}; largest e-mail {:.0} kB",
+        per_recipient.len(),
+        rounds - 1,
+        if once { "yes" } else { "NO" },
+        largest as f64 / 1024.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
