@@ -710,7 +710,7 @@ async fn alert_backlog_mail(shared: &Shared, cfg: &slawatch::config::AlertsConfi
     }
     let once = per_recipient.values().all(|n| *n == 1);
     println!(
-        "alert backlog sent: {sent} of {pending} queued messages as {files} e-mails to {} recipients          in {secs:.2} s ({} dispatch rounds); every recipient exactly once: {}; largest e-mail {:.0} kB",
+        "alert backlog sent: {sent} of {pending} queued messages as {files} e-mails to {} recipients in {secs:.2} s ({} dispatch rounds); every recipient exactly once: {}; largest e-mail {:.0} kB",
         per_recipient.len(),
         rounds - 1,
         if once { "yes" } else { "NO" },

@@ -729,6 +729,48 @@ fn check_config(config: &Option<PathBuf>) -> Result<()> {
         dir.map(|d| d.display().to_string())
             .unwrap_or_else(|| "built in".into())
     )?;
+    // What the daemon would refuse at start-up or that would break a mail.
+    let config_text = loaded
+        .path
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok());
+    let config_name = loaded.path.as_ref().map(|p| p.display().to_string());
+    let directory_path = loaded
+        .config
+        .directory
+        .file
+        .as_ref()
+        .map(|f| loaded.dir.join(f));
+    let directory_text = directory_path
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok());
+    let directory_name = directory_path.as_ref().map(|p| p.display().to_string());
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let places = crate::config::check::Places {
+        file: config_name.as_deref().zip(config_text.as_deref()),
+        env: &env,
+    };
+    let findings = crate::config::check::check(
+        &loaded,
+        &places,
+        directory_name.as_deref().zip(directory_text.as_deref()),
+    );
+    for f in findings.iter().filter(|f| !f.error) {
+        eprintln!("warning: {f}");
+    }
+    let errors: Vec<_> = findings.iter().filter(|f| f.error).collect();
+    if !errors.is_empty() {
+        for f in &errors {
+            eprintln!("error: {f}");
+        }
+        anyhow::bail!(
+            "{} problem(s) the daemon would refuse or that would break a mail",
+            errors.len()
+        );
+    }
+    for line in crate::config::check::summary(&loaded) {
+        writeln!(out, "{line}")?;
+    }
     // What a reload would move, from the daemon's stored evaluations (read-only).
     let summary = runtime()?.block_on(async {
         tokio::time::timeout(

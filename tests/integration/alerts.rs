@@ -1108,3 +1108,111 @@ async fn missed_reports_are_caught_up_within_the_day() {
             .unwrap()
     );
 }
+
+/// A backlog of more than 2,000 messages (500 overdue dossiers of four departments,
+/// long past due, released at once) reaches each person as exactly one e-mail, and no
+/// e-mail lists a case of a unit its reader does not answer for: each department's
+/// head (and STP's copy address) sees only that department's cases; the chairman and
+/// the service centre see a summary by unit and no case at all.
+#[tokio::test]
+async fn a_large_backlog_is_one_e_mail_per_person_and_each_sees_only_their_units() {
+    let dir = scratch("alerts-large-backlog");
+    let sh = shared_with_cases(&dir, now()).await;
+    let units = [
+        ("STP", "Sở Tư pháp"),
+        ("SXD", "Sở Xây dựng"),
+        ("STC", "Sở Tài chính"),
+        ("SNNMT", "Sở Nông nghiệp và Môi trường"),
+    ];
+    let records: Vec<_> = (0..500)
+        .map(|i| {
+            let (code, name) = units[i % units.len()];
+            slawatch::source::RawRecord::json(
+                serde_json::json!({
+                    "MaHoSo": format!("BL-{code}-{i:03}"), "MaTTHC": "9.999999", "TenTTHC": "Thủ tục thử",
+                    "DonViXuLy": name, "TrangThaiHoSo": "4", "NgayTiepNhan": "20240102080000",
+                    "NgayHenTra": "20240104170000",
+                }),
+                "t",
+            )
+        })
+        .collect();
+    slawatch::daemon::ingest(
+        &sh,
+        "portal",
+        &slawatch::source::normalize::Mapping::dvcqg(),
+        slawatch::daemon::Delivery::records(records),
+        now(),
+    )
+    .await
+    .unwrap();
+    sh.touch_source("portal", now(), 506);
+    let cfg = AlertsConfig::default();
+    let p = alert_pass(&sh, &cfg, now()).await.unwrap();
+    // Per dossier: overdue to its head and the service centre (STP's also to its copy
+    // address), escalated to the chairman and the head; plus M-OVERDUE's five.
+    assert_eq!(p.queued, 500 * 4 + 125 + 5, "{p:?}");
+    let out = dir.join("outbox");
+    let mut sent = 0;
+    loop {
+        let d = dispatch_files(&sh, &cfg, &out, now()).await;
+        if d.sent + d.failed + d.dead + d.postponed == 0 {
+            break;
+        }
+        assert_eq!((d.failed, d.postponed), (0, 0));
+        sent += d.sent;
+    }
+    assert_eq!(sent, p.queued);
+    let files = eml_files(&out);
+    let msgs: Vec<_> = files.iter().map(|f| parse(f)).collect();
+    let mut per_person: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut items = 0;
+    for m in &msgs {
+        *per_person.entry(addresses(m.to()).join(",")).or_default() += 1;
+        items += m
+            .header_raw("X-Slawatch-Items")
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap();
+        assert!(m.cc().is_none());
+    }
+    // Four heads, STP's copy address, the chairman, the service centre.
+    assert_eq!(per_person.len(), 7, "{per_person:?}");
+    assert!(per_person.values().all(|n| *n == 1), "{per_person:?}");
+    assert_eq!(items, sent, "every message in exactly one e-mail");
+    let of = |addr: &str| {
+        msgs.iter()
+            .find(|m| addresses(m.to()) == [addr])
+            .unwrap()
+            .body_text(0)
+            .unwrap()
+            .replace("\r\n", "\n")
+    };
+    for (addr, code) in [
+        ("giamdoc@stp.example.gov.vn", "STP"),
+        ("vanphong@stp.example.gov.vn", "STP"),
+        ("giamdoc@sxd.example.gov.vn", "SXD"),
+        ("giamdoc@stc.example.gov.vn", "STC"),
+    ] {
+        let text = of(addr);
+        let listed: Vec<&str> = text
+            .split(|c: char| c.is_whitespace())
+            .filter(|w| w.starts_with("BL-"))
+            .collect();
+        assert_eq!(listed.len(), 30, "the list limit: {text}");
+        assert!(
+            listed.iter().all(|w| w.starts_with(&format!("BL-{code}-"))),
+            "{addr}: {listed:?}"
+        );
+        // The rest is counted, never dropped silently.
+        let more = if code == "STP" { 96 } else { 95 };
+        assert!(text.contains(&format!("… và {more} hồ sơ khác")), "{text}");
+    }
+    for addr in [
+        "chutich@ubnd.example.gov.vn",
+        "giamdoc@pvhcc.example.gov.vn",
+    ] {
+        let text = of(addr);
+        assert!(!text.contains("BL-"), "{addr}: {text}");
+        assert!(text.contains("- Sở Tư pháp: 126 hồ sơ quá hạn"), "{text}");
+    }
+}

@@ -635,3 +635,184 @@ fn imports_refuse_bad_rows_with_their_line_and_column() {
         "{e}"
     );
 }
+
+/// `check-config` in a folder holding `config/slawatch.toml` = `toml` (and
+/// `config/units.toml` = `units` when given), with `env` set: it must fail, and its
+/// errors must contain `want`.
+fn refused(name: &str, toml: &str, units: Option<&str>, env: &[(&str, &str)], want: &str) {
+    let dir = scratch(&format!("check-config-{name}"));
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(dir.join("config/slawatch.toml"), toml).unwrap();
+    if let Some(u) = units {
+        std::fs::write(dir.join("config/units.toml"), u).unwrap();
+    }
+    let mut cmd = crate::slawatch();
+    cmd.arg("check-config")
+        .current_dir(&dir)
+        .env_remove("SLAWATCH_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("the binary runs");
+    assert!(!o.status.success(), "{name}: accepted\n{}", stdout(&o));
+    let e = stderr(&o);
+    assert!(e.contains(want), "{name}: want {want:?} in\n{e}");
+}
+
+const UNITS_BAD_HEAD: &str = "[[unit]]\ncode = \"TTPVHCC\"\nname = \"Trung tâm Phục vụ hành chính công\"\n\
+head = { name = \"Giám đốc Trung tâm\", email = \"giamdoc@pvhcc.example.gov.vn\" }\ntags = [\"service_centre\"]\n\n\
+[[unit]]\ncode = \"STP\"\nname = \"Sở Tư pháp\"\nhead = { name = \"Giám đốc Sở Tư pháp\", email = \"giamdoc.stp.example.gov.vn\" }\n";
+
+#[test]
+fn check_config_refuses_a_five_field_cron() {
+    refused(
+        "cron5",
+        "[alerts]\ndigest_schedule = \"30 7 * * *\"\n",
+        None,
+        &[],
+        "error: config/slawatch.toml:2: alerts.digest_schedule: `30 7 * * *`: ",
+    );
+}
+
+#[test]
+fn check_config_refuses_hour_25() {
+    refused(
+        "hour25",
+        "[daemon]\nevaluate_schedule = \"0 0 25 * * *\"\n",
+        None,
+        &[],
+        "error: config/slawatch.toml:2: daemon.evaluate_schedule: `0 0 25 * * *`: ",
+    );
+}
+
+#[test]
+fn check_config_refuses_an_unknown_transport() {
+    refused(
+        "smpt",
+        "[alerts]\nfrom = \"slawatch <canhbao@tinh.example.gov.vn>\"\ntransport = \"smpt\"\n",
+        None,
+        &[],
+        "error: config/slawatch.toml:3: alerts.transport: `smpt` is not one of file, smtp, webhook, none",
+    );
+}
+
+#[test]
+fn check_config_refuses_port_99999() {
+    refused(
+        "port",
+        "[alerts]\ntransport = \"smtp\"\nsmtp_port = 99999\n",
+        None,
+        &[],
+        "error: config/slawatch.toml:3: alerts.smtp_port: invalid value: integer `99999`, expected u16",
+    );
+}
+
+#[test]
+fn check_config_names_the_variable_of_a_bad_override() {
+    refused(
+        "env-port",
+        "[alerts]\ntransport = \"smtp\"\n",
+        None,
+        &[("SLAWATCH__ALERTS__SMTP_PORT", "99999")],
+        "error: environment SLAWATCH__ALERTS__SMTP_PORT: alerts.smtp_port: invalid value",
+    );
+}
+
+#[test]
+fn check_config_refuses_a_head_e_mail_without_at() {
+    refused(
+        "head-email",
+        "[directory]\nfile = \"units.toml\"\n",
+        Some(UNITS_BAD_HEAD),
+        &[],
+        "error: config/units.toml:10: unit `STP`.head.email: `giamdoc.stp.example.gov.vn` is not an e-mail address",
+    );
+}
+
+#[test]
+fn check_config_refuses_an_unknown_link_placeholder() {
+    refused(
+        "link",
+        "[alerts]\nlink_template = \"https://motcua.example.gov.vn/hoso/{caseid}\"\n",
+        None,
+        &[],
+        "error: config/slawatch.toml:2: alerts.link_template: unknown placeholder {caseid} (known: {case_id}, {source})",
+    );
+}
+
+#[test]
+fn check_config_refuses_a_listen_address_without_a_port() {
+    refused(
+        "listen",
+        "[http]\nlisten = \"localhost\"\n",
+        None,
+        &[],
+        "error: config/slawatch.toml:2: http.listen: `localhost` is not an address and port",
+    );
+}
+
+#[test]
+fn check_config_refuses_a_source_secret_unset_in_the_environment() {
+    refused(
+        "secret",
+        "[[source]]\nname = \"vendor\"\ntype = \"push\"\ntoken_env = \"SLAWATCH_TEST_PUSH_TOKEN_UNSET\"\n",
+        None,
+        &[],
+        "error: config/slawatch.toml:4: source `vendor`.token_env: the environment variable `SLAWATCH_TEST_PUSH_TOKEN_UNSET` is not set",
+    );
+}
+
+#[test]
+fn check_config_refuses_an_smtp_user_without_a_password() {
+    refused(
+        "smtp-credentials",
+        "[alerts]\ntransport = \"smtp\"\nsmtp_username_env = \"SLAWATCH_TEST_SMTP_U\"\nsmtp_password_env = \"SLAWATCH_TEST_SMTP_P_UNSET\"\n",
+        None,
+        &[("SLAWATCH_TEST_SMTP_U", "canhbao")],
+        "error: config/slawatch.toml:4: alerts.smtp_password_env: the environment variable `SLAWATCH_TEST_SMTP_P_UNSET` is not set",
+    );
+}
+
+#[test]
+fn check_config_refuses_a_sender_that_is_not_an_address() {
+    refused(
+        "from",
+        "[alerts]\nfrom = \"slawatch\"\n",
+        None,
+        &[],
+        "error: config/slawatch.toml:2: alerts.from: `slawatch` is not an address",
+    );
+}
+
+/// Units without a head are a warning naming them (their mail goes to the service
+/// centre), and the summary names sources, store, transport, units and recipients.
+#[test]
+fn check_config_warns_of_headless_units_and_sums_up() {
+    let o = slawatch(repo(), &["check-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("warning: config/units.toml: head.email: 2 unit(s) without a head e-mail: SKHCN, XNX; their mail goes to the service centre (giamdoc@pvhcc.example.gov.vn)"),
+        "{e}"
+    );
+    let out = stdout(&o);
+    for line in [
+        "sources: 1 — demo (demo)\n",
+        "store: sqlite://data/slawatch.db (a relative SQLite path is from the working directory)\n",
+        "transport: file → data/outbox (relative to the working directory), from slawatch <slawatch@localhost>\n",
+        "units: 21, recipients: 21\n",
+    ] {
+        assert!(out.contains(line), "{line:?} in\n{out}");
+    }
+}
+
+#[test]
+fn check_config_refuses_a_source_the_daemon_cannot_build() {
+    refused(
+        "source-url",
+        "[[source]]\nname = \"portal\"\ntype = \"http\"\nurl = \"ftp://motcua.example.gov.vn/hoso\"\n",
+        None,
+        &[],
+        "error: config/slawatch.toml:3: source `portal`: url `ftp://motcua.example.gov.vn/hoso` is not http(s)",
+    );
+}

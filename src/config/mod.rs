@@ -37,6 +37,8 @@
 //! file = "procedures.toml"
 //! ```
 
+pub mod check;
+
 use crate::calendar::data::{self, DayRow};
 use crate::calendar::hours::{DaySessions, OfficeHours, Season, SeasonRange};
 use crate::calendar::{Calendar, CalendarSpec, SHIPPED_OFFICIAL_DAYS};
@@ -63,6 +65,13 @@ pub enum ConfigError {
     },
     #[error("{file}: {message}")]
     File { file: String, message: String },
+    /// A value set by a `SLAWATCH__SECTION__KEY` variable that does not parse.
+    #[error("environment {var}: {key}: {message}")]
+    Env {
+        var: String,
+        key: String,
+        message: String,
+    },
     #[error(transparent)]
     Rows(#[from] data::RowError),
     #[error(transparent)]
@@ -627,6 +636,17 @@ fn set_path(t: &mut toml::Table, keys: &[String], value: toml::Value) {
     }
 }
 
+/// The dotted key an override variable sets: `SLAWATCH__ALERTS__SMTP_PORT` →
+/// `alerts.smtp_port`.
+fn override_key(var: &str) -> String {
+    var.strip_prefix("SLAWATCH__")
+        .unwrap_or(var)
+        .split("__")
+        .map(|k| k.to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// Applies `SLAWATCH__SECTION__KEY=value` overrides to a parsed table.
 fn apply_env_overrides(table: &mut toml::Table, vars: &[(String, String)]) -> bool {
     let mut changed = false;
@@ -679,7 +699,20 @@ impl Config {
             message: e.to_string(),
         })?;
         let name = format!("{file} (with SLAWATCH__ overrides)");
-        toml::from_str(&merged).map_err(|e| at(e, &merged, &name))
+        toml::from_str(&merged).map_err(|e| {
+            let err = at(e, &merged, &name);
+            // A value an override set: name the variable, not a line of the merge.
+            if let ConfigError::At { key, message, .. } = &err {
+                if let Some((var, _)) = vars.iter().find(|(v, _)| override_key(v) == *key) {
+                    return ConfigError::Env {
+                        var: var.clone(),
+                        key: key.clone(),
+                        message: message.clone(),
+                    };
+                }
+            }
+            err
+        })
     }
 
     fn office_hours(&self) -> Result<OfficeHours, String> {
@@ -1017,6 +1050,18 @@ mod tests {
         let c = Config::parse_with_env("[calendar]\nname = \"x\"\n", "x.toml", &vars).unwrap();
         assert_eq!(c.calendar.timezone.0, chrono_tz::Asia::Bangkok);
         assert_eq!(c.calendar.name, "x");
+        // A bad value from an override names the variable, not a line of the file.
+        let vars = vec![(
+            "SLAWATCH__ALERTS__SMTP_PORT".to_string(),
+            "99999".to_string(),
+        )];
+        let e = Config::parse_with_env("[alerts]\ntransport = \"smtp\"\n", "x.toml", &vars)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("environment SLAWATCH__ALERTS__SMTP_PORT: alerts.smtp_port: "),
+            "{e}"
+        );
         let e = expand_env("a = \"${SLAWATCH_TEST_SURELY_UNSET}\"\n", "x.toml").unwrap_err();
         assert!(e.to_string().contains("SLAWATCH_TEST_SURELY_UNSET"));
         assert_eq!(expand_env("a = 1", "x").unwrap(), "a = 1");
