@@ -46,11 +46,12 @@ impl Duration {
         }
     }
 
-    /// Vietnamese wording, for traces.
+    /// Vietnamese wording, for traces: the decimal comma ("0,5 ngày làm việc").
     pub fn to_vietnamese(&self) -> String {
+        let amount = self.amount().replace('.', ",");
         match self {
-            Duration::Workdays { .. } => format!("{} ngày làm việc", self.amount()),
-            Duration::Workhours { .. } => format!("{} giờ làm việc", self.amount()),
+            Duration::Workdays { .. } => format!("{amount} ngày làm việc"),
+            Duration::Workhours { .. } => format!("{amount} giờ làm việc"),
             Duration::Days(n) => format!("{n} ngày"),
             Duration::Months(n) => format!("{n} tháng"),
             Duration::None => "không có thời hạn".into(),
@@ -217,5 +218,11 @@ mod tests {
             assert_eq!(d.to_string(), s);
         }
         assert_eq!(Duration::workdays(15).to_vietnamese(), "15 ngày làm việc");
+        // Vietnamese writes the decimal comma; the configuration's form keeps the point.
+        let half: Duration = "0.5 workdays".parse().unwrap();
+        assert_eq!(half.to_vietnamese(), "0,5 ngày làm việc");
+        assert_eq!(half.to_string(), "0.5 workdays");
+        let hours: Duration = "1.25 workhours".parse().unwrap();
+        assert_eq!(hours.to_vietnamese(), "1,25 giờ làm việc");
     }
 }

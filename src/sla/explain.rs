@@ -33,11 +33,11 @@ fn pick(lang: Lang, vi: &str, en: &str) -> String {
     }
 }
 
-/// Formats instants relative to a reference year: `dd/MM HH:mm` in that year, with the
-/// year otherwise; seconds only when not zero.
+/// Formats instants for a trace: `dd/MM/yyyy HH:mm`, always with the year (a reader
+/// of a case from December should not guess the year of a date in January); seconds
+/// only when not zero.
 struct Fmt<'a> {
     cal: &'a Calendar,
-    year: i32,
 }
 
 impl Fmt<'_> {
@@ -56,18 +56,17 @@ impl Fmt<'_> {
     }
 
     fn date(&self, d: NaiveDate) -> String {
-        if d.year() == self.year {
-            d.format("%d/%m").to_string()
-        } else {
-            d.format("%d/%m/%Y").to_string()
-        }
+        d.format("%d/%m/%Y").to_string()
     }
 
+    /// A span of days: `29/04–01/05/2026`, `02–06/02/2026`, or across years in full.
     fn range(&self, a: NaiveDate, b: NaiveDate) -> String {
         if a == b {
             self.date(a)
-        } else if a.year() == b.year() && a.month() == b.month() && a.year() == self.year {
+        } else if a.year() == b.year() && a.month() == b.month() {
             format!("{:02}–{}", a.day(), self.date(b))
+        } else if a.year() == b.year() {
+            format!("{}–{}", a.format("%d/%m"), self.date(b))
         } else {
             format!("{}–{}", self.date(a), self.date(b))
         }
@@ -231,10 +230,7 @@ pub fn explain_deadline(
 ) -> Result<DeadlineTrace, CalendarError> {
     let start = cal.snap(received, cutoff)?;
     let due = cal.add(start, duration)?;
-    let f = Fmt {
-        cal,
-        year: cal.local(received).year(),
-    };
+    let f = Fmt { cal };
     let mut trace = vec![receipt_line(cal, &f, received, start, cutoff, lang, false)];
     trace.push(duration_line(duration, None, lang));
     let mut estimate = None;
@@ -292,7 +288,7 @@ pub fn flag_phrase(name: &str, lang: Lang) -> &'static str {
     match (name, lang) {
         ("late_supplement_request", Lang::Vi) => "yêu cầu bổ sung muộn (quá 3 ngày làm việc)",
         ("multiple_supplements", Lang::Vi) => "yêu cầu bổ sung nhiều lần",
-        ("apology_due", Lang::Vi) => "cần gửi phiếu xin lỗi và hẹn lại",
+        ("apology_due", Lang::Vi) => "cần văn bản xin lỗi và đề nghị gia hạn (Mẫu 04)",
         ("reappointed_twice", Lang::Vi) => "hẹn lại quá một lần",
         ("due_beyond_legal", Lang::Vi) => "ngày hẹn trả vượt thời hạn luật định",
         ("step_overdue", Lang::Vi) => "có bước xử lý quá hạn",
@@ -320,13 +316,7 @@ pub fn explain_case(
 ) -> Result<(Evaluation, Vec<String>), CalendarError> {
     let e = evaluate(case, procedure, cal, policy, now)?;
     let rules = policy.rules_for(case.received_at.map(|r| cal.local(r).date()));
-    let f = Fmt {
-        cal,
-        year: case
-            .received_at
-            .map(|r| cal.local(r).year())
-            .unwrap_or_else(|| cal.local(now).year()),
-    };
+    let f = Fmt { cal };
     let mut out = Vec::new();
     match (case.received_at, e.start) {
         (Some(r), Some(s)) => out.push(receipt_line(
@@ -429,7 +419,10 @@ pub fn explain_case(
     if e.paused_work_seconds > 0 && e.due_basis == Some(DueBasis::Computed) {
         let h = e.paused_work_seconds as f64 / 3600.0;
         out.push(match lang {
-            Lang::Vi => format!("hạn lùi {h:.1} giờ làm việc"),
+            Lang::Vi => format!(
+                "hạn lùi {} giờ làm việc",
+                format!("{h:.1}").replace('.', ",")
+            ),
             Lang::En => format!("due moved by {h:.1} working hours"),
         });
     }
@@ -558,11 +551,12 @@ mod tests {
         )
         .unwrap();
         let want = [
-            "tiếp nhận 30/01/2024 17:40, ngoài giờ → tính từ 31/01 07:30".to_string(),
-            "nghỉ Tết 08–14/02".to_string(),
-            "hạn ban đầu 28/02 07:30".to_string(),
-            "yêu cầu bổ sung 20/02 09:00, nhận đủ 23/02 10:00 → tính lại từ đầu".to_string(),
-            format!("hạn 15/03 10:00 (lịch {})", cal.version()),
+            "tiếp nhận 30/01/2024 17:40, ngoài giờ → tính từ 31/01/2024 07:30".to_string(),
+            "nghỉ Tết 08–14/02/2024".to_string(),
+            "hạn ban đầu 28/02/2024 07:30".to_string(),
+            "yêu cầu bổ sung 20/02/2024 09:00, nhận đủ 23/02/2024 10:00 → tính lại từ đầu"
+                .to_string(),
+            format!("hạn 15/03/2024 10:00 (lịch {})", cal.version()),
         ];
         // The SPEC's phrases appear in this order (other phrases may stand between).
         let mut it = trace.iter();
@@ -588,13 +582,16 @@ mod tests {
         .unwrap();
         assert_eq!(
             trace[0],
-            "received 30/01/2024 17:40, after hours → counted from 31/01 07:30"
+            "received 30/01/2024 17:40, after hours → counted from 31/01/2024 07:30"
         );
         assert!(
-            trace.contains(&"days off: Tết 08–14/02".to_string()),
+            trace.contains(&"days off: Tết 08–14/02/2024".to_string()),
             "{trace:#?}"
         );
-        assert!(trace.contains(&format!("due 15/03 10:00 (calendar {})", cal.version())));
+        assert!(trace.contains(&format!(
+            "due 15/03/2024 10:00 (calendar {})",
+            cal.version()
+        )));
         assert!(trace.contains(&"state: on track".to_string()));
         // Requested 20/02, long after start + 3 workdays (05/02): flagged, in words.
         assert_eq!(
@@ -610,10 +607,10 @@ mod tests {
         let t = explain_deadline(&cal, r, &Duration::workdays(3), None, Lang::Vi).unwrap();
         assert_eq!(
             t.trace[0],
-            "tiếp nhận 26/04/2024 12:00, giờ nghỉ trưa → tính từ 26/04 13:30"
+            "tiếp nhận 26/04/2024 12:00, giờ nghỉ trưa → tính từ 26/04/2024 13:30"
         );
-        assert!(t.trace.contains(&"nghỉ hoán đổi ngày làm việc, Ngày Chiến thắng 30/4, Ngày Quốc tế Lao động 29/04–01/05".to_string()), "{:#?}", t.trace);
-        assert!(t.trace.contains(&"làm bù thứ Bảy 04/05".to_string()));
+        assert!(t.trace.contains(&"nghỉ hoán đổi ngày làm việc, Ngày Chiến thắng 30/4, Ngày Quốc tế Lao động 29/04–01/05/2024".to_string()), "{:#?}", t.trace);
+        assert!(t.trace.contains(&"làm bù thứ Bảy 04/05/2024".to_string()));
         let holiday = parse_instant("2024-09-02 09:00", &cal).unwrap().unwrap();
         let t = explain_deadline(
             &cal,
@@ -625,7 +622,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             t.trace[0],
-            "received 02/09/2024 09:00, holiday → counted from 04/09 07:30"
+            "received 02/09/2024 09:00, holiday → counted from 04/09/2024 07:30"
         );
         let late = parse_instant("2024-09-04 15:10", &cal).unwrap().unwrap();
         let t = explain_deadline(
@@ -638,7 +635,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             t.trace[0],
-            "tiếp nhận 04/09/2024 15:10, sau 15:00 → tính từ 05/09 07:30"
+            "tiếp nhận 04/09/2024 15:10, sau 15:00 → tính từ 05/09/2024 07:30"
         );
     }
 }

@@ -241,7 +241,7 @@ pub struct StatusChange {
 pub enum DueChangeCause {
     /// Moved when a supplement ended (legal restart).
     Supplement,
-    /// Moved for another reason: a re-appointment (phiếu xin lỗi và hẹn lại).
+    /// Moved for another reason: a re-appointment (văn bản xin lỗi và đề nghị gia hạn, Mẫu 04).
     Reappointment,
 }
 
