@@ -113,6 +113,33 @@ pub enum NotifyCommand {
     /// Put dead-lettered messages (every attempt failed) back in the outbox with fresh
     /// attempts, once the cause (address, server, credentials) is fixed.
     Requeue,
+    /// Render what would be sent now, from the store (read-only), without sending or
+    /// recording anything: to look before going live.
+    Preview {
+        #[command(subcommand)]
+        what: PreviewKind,
+        /// Write each e-mail as `<recipient>.eml` into this folder instead of printing it.
+        #[arg(long, global = true)]
+        eml: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PreviewKind {
+    /// This morning's digest of a unit, to each person who would receive it.
+    Digest {
+        /// The unit's code in the directory.
+        #[arg(long)]
+        unit: String,
+    },
+    /// The alert e-mails a case would send now, one per person.
+    Alert {
+        /// The case id.
+        #[arg(long)]
+        case: String,
+    },
+    /// The weekly report to the provincial office.
+    Weekly,
 }
 
 /// Calendar adjustments for one command.
@@ -337,6 +364,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Notify(NotifyCommand::Requeue) => runtime()
             .and_then(|rt| rt.block_on(notify_requeue(&cli.config)))
             .map(|_| ExitCode::SUCCESS),
+        Command::Notify(NotifyCommand::Preview { what, eml }) => {
+            runtime().and_then(|rt| rt.block_on(notify_preview(&cli.config, &what, eml.as_deref())))
+        }
     };
     match result {
         Ok(code) => code,
@@ -627,6 +657,124 @@ async fn notify_requeue(config: &Option<PathBuf>) -> Result<()> {
     let n = store.outbox_requeue_dead(now()).await?;
     println!("{n} dead-lettered message(s) queued again");
     Ok(())
+}
+
+/// `notify preview`: the e-mails that would go out now, rendered exactly as the
+/// dispatcher renders them, printed or written as `.eml` files; nothing is queued.
+async fn notify_preview(
+    config: &Option<PathBuf>,
+    what: &PreviewKind,
+    eml: Option<&Path>,
+) -> Result<ExitCode> {
+    use crate::store::OutboxRow;
+    let loaded = load(config)?;
+    let cfg = &loaded.config.alerts;
+    let dir = cfg.templates_dir.as_ref().map(|d| loaded.dir.join(d));
+    let templates = crate::notify::templates::Templates::load(dir.as_deref())?;
+    let store = crate::store::open_read_only(&loaded.config.store.url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the store {} read-only",
+                crate::store::redact_url(&loaded.config.store.url)
+            )
+        })?;
+    // Nothing is ingested, so no applicant id is hashed: the salt is not needed (and a
+    // read-only store could not keep a new one).
+    let context =
+        crate::state::Context::from_loaded(&loaded, std::sync::Arc::new(loaded.calendar()));
+    let shared =
+        crate::state::Shared::new(store, context, "preview (unused)".into()).with_clock(clock());
+    let at = now();
+    shared.load(at).await.context("loading open cases")?;
+    let ctx = shared.context();
+    let row = |rule: &str, to: &crate::alert::Recipient, item: String| OutboxRow {
+        id: 0,
+        message_id: format!("<preview@{}>", crate::alert::message::domain_of(&cfg.from)),
+        channel: "email".into(),
+        rule: rule.into(),
+        source: rule.into(),
+        case_id: String::new(),
+        to_addr: to.email.clone(),
+        to_name: to.name.clone(),
+        cc: "[]".into(),
+        lang: cfg.language.clone(),
+        item,
+        attempts: 0,
+    };
+    // One group of rows per person, in the order they first appear.
+    let mut groups: Vec<Vec<OutboxRow>> = Vec::new();
+    match what {
+        PreviewKind::Digest { unit } => {
+            let digests = crate::jobs::build_digests(&shared, cfg, at).await?;
+            let Some(d) = digests.iter().find(|d| d.unit == *unit) else {
+                eprintln!("unit `{unit}` has nothing to report now: no digest");
+                return Ok(ExitCode::from(1));
+            };
+            for to in d.to.iter().chain(&d.cc) {
+                groups.push(vec![row("digest", to, d.context.to_string())]);
+            }
+        }
+        PreviewKind::Alert { case } => {
+            let found: Vec<_> = shared.with_open(|entries| {
+                entries
+                    .filter(|e| e.case.case_id == *case)
+                    .filter_map(|e| Some((e.case.clone(), e.eval.clone()?)))
+                    .collect()
+            });
+            if found.is_empty() {
+                eprintln!("no open case `{case}` with an evaluation: nothing would be sent");
+                return Ok(ExitCode::from(1));
+            }
+            for (c, ev) in &found {
+                for (to, item) in crate::jobs::case_alerts(c, ev, &ctx, cfg, at) {
+                    let r = row(&item.rule, &to, serde_json::to_string(&item)?);
+                    match groups
+                        .iter_mut()
+                        .find(|g| g[0].to_addr.eq_ignore_ascii_case(&to.email))
+                    {
+                        Some(g) => g.push(r),
+                        None => groups.push(vec![r]),
+                    }
+                }
+            }
+            if groups.is_empty() {
+                eprintln!("case `{case}` wants no immediate alert now");
+                return Ok(ExitCode::from(1));
+            }
+        }
+        PreviewKind::Weekly => {
+            let Some(to) = crate::alert::provincial_office(&ctx.directory) else {
+                bail!("no unit tagged provincial_office with a head e-mail: no weekly report");
+            };
+            let today = ctx.calendar.local(at).date();
+            let context = crate::jobs::weekly_context(&shared, cfg, today).await?;
+            groups.push(vec![row("weekly", &to, context.to_string())]);
+        }
+    }
+    let local = ctx.calendar.with_zone(at);
+    let mut out = std::io::stdout().lock();
+    for group in &groups {
+        let email = crate::jobs::compose_email(&templates, cfg, group, local)?;
+        match eml {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                let path = dir.join(format!("{}.eml", email.to.email));
+                std::fs::write(&path, crate::notify::build(&email)?.formatted())
+                    .with_context(|| format!("writing {}", path.display()))?;
+                writeln!(out, "{}", path.display())?;
+            }
+            None => {
+                writeln!(
+                    out,
+                    "To: {}\nSubject: {}\n\n{}\n",
+                    email.to.email, email.rendered.subject, email.rendered.text
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn notify_test(config: &Option<PathBuf>, to: &str) -> Result<()> {

@@ -258,3 +258,32 @@ pub async fn alert_pass(
     *shared.alerts.lock().expect("alerts lock") = Some(next);
     Ok(pass)
 }
+
+/// The alert e-mails' contents a case wants at `now`, per person, for every rule the
+/// ladder sends at once (what `notify preview alert` shows): whether they already went
+/// out or were acknowledged is not considered, and nothing is recorded.
+pub fn case_alerts(
+    case: &crate::sla::model::Case,
+    ev: &crate::store::EvalSummary,
+    ctx: &crate::state::Context,
+    cfg: &crate::config::AlertsConfig,
+    now: DateTime<Utc>,
+) -> Vec<(crate::alert::Recipient, crate::alert::mail::Item)> {
+    let ladder = crate::alert::Ladder {
+        directory: &ctx.directory,
+        modes: &cfg.rules,
+        escalate_every: cfg.escalate_every,
+        copies: &cfg.copies,
+    };
+    let mut out = Vec::new();
+    for w in crate::alert::wanted(case, ev, &ladder, now) {
+        if w.mode != crate::alert::Mode::Immediate {
+            continue;
+        }
+        for (to, role) in w.recipients() {
+            let item = crate::alert::message::alert_item(case, ev, &w, role, ctx, cfg);
+            out.push((to.clone(), item));
+        }
+    }
+    out
+}

@@ -15,27 +15,16 @@ pub struct DigestPass {
     pub queued: usize,
 }
 
-/// Builds and queues the morning digests (SPEC §10): on workdays only (make-up
-/// Saturdays included, holidays skipped), one per unit with something to report,
-/// once per unit and day however often it runs.
-pub async fn digest_pass(
+/// The morning digests at `now`, one per unit with something to report (nothing is
+/// queued or written): the listing the digest pass queues, and what `notify preview
+/// digest` shows.
+pub async fn build_digests(
     shared: &Shared,
     cfg: &crate::config::AlertsConfig,
     now: DateTime<Utc>,
-) -> Result<DigestPass, StoreError> {
+) -> Result<Vec<crate::alert::digest::Digest>, StoreError> {
     let ctx = shared.context();
     let today = ctx.calendar.local(now).date();
-    if !ctx.calendar.is_workday(today) {
-        tracing::info!(date = %today, "not a workday: no digest");
-        return Ok(DigestPass::default());
-    }
-    if !shared
-        .store
-        .lease("digest", &shared.holder, now + Span::minutes(10), now)
-        .await?
-    {
-        return Ok(DigestPass::default());
-    }
     let stale: Vec<(String, String)> = shared
         .health()
         .into_iter()
@@ -91,6 +80,32 @@ pub async fn digest_pass(
         &stale,
         cfg.list_limit as usize,
     );
+    Ok(digests)
+}
+
+/// Builds and queues the morning digests (SPEC §10): on workdays only (make-up
+/// Saturdays included, holidays skipped), one per unit with something to report,
+/// once per unit and day however often it runs.
+pub async fn digest_pass(
+    shared: &Shared,
+    cfg: &crate::config::AlertsConfig,
+    now: DateTime<Utc>,
+) -> Result<DigestPass, StoreError> {
+    let ctx = shared.context();
+    let today = ctx.calendar.local(now).date();
+    if !ctx.calendar.is_workday(today) {
+        tracing::info!(date = %today, "not a workday: no digest");
+        return Ok(DigestPass::default());
+    }
+    if !shared
+        .store
+        .lease("digest", &shared.holder, now + Span::minutes(10), now)
+        .await?
+    {
+        return Ok(DigestPass::default());
+    }
+    let digests = build_digests(shared, cfg, now).await?;
+    let lang = cfg.language.clone();
     let mut outbox = Vec::new();
     let domain = crate::alert::message::domain_of(&cfg.from);
     let mut pass = DigestPass {

@@ -360,6 +360,19 @@ async fn send_group(
     group: &[OutboxRow],
     local: DateTime<chrono::FixedOffset>,
 ) -> Result<(String, Vec<String>), NotifyError> {
+    let email = compose_email(templates, cfg, group, local)?;
+    transport.send(&email).await?;
+    Ok((email.message_id.clone(), vec![email.to.email.clone()]))
+}
+
+/// The one e-mail a recipient's group of messages makes, sent at `local` (also what
+/// `notify preview` shows): a digest or a report alone, alerts folded together.
+pub fn compose_email(
+    templates: &Templates,
+    cfg: &AlertsConfig,
+    group: &[OutboxRow],
+    local: DateTime<chrono::FixedOffset>,
+) -> Result<Email, NotifyError> {
     use chrono::Timelike;
     let first = &group[0];
     let mut to = Recipient {
@@ -422,15 +435,13 @@ async fn send_group(
             &crate::alert::message::domain_of(&cfg.from),
         )
     };
-    let email = Email {
-        message_id: message_id.clone(),
+    Ok(Email {
+        message_id,
         from: cfg.from.clone(),
-        to: to.clone(),
+        to,
         cc,
         date: local,
         items: group.len(),
         rendered,
-    };
-    transport.send(&email).await?;
-    Ok((message_id, vec![to.email]))
+    })
 }

@@ -56,21 +56,7 @@ pub async fn weekly_pass(
     {
         return Ok(false);
     }
-    let weeks = weekly::last_four_weeks(today);
-    let records: Vec<(String, chrono::NaiveDate)> = shared
-        .store
-        .unit_weeks_since(&weeks[0].to_string())
-        .await?
-        .into_iter()
-        .filter_map(|(u, w)| w.parse().ok().map(|w| (u, w)))
-        .collect();
-    let context = weekly::build(
-        &shared.unit_summaries(),
-        &records,
-        today,
-        &ctx.directory,
-        &cfg.language,
-    );
+    let context = weekly_context(shared, cfg, today).await?;
     let message_id = crate::alert::message::message_id(
         "weekly",
         &[&monday.to_string(), &to.email.to_ascii_lowercase()],
@@ -97,6 +83,32 @@ pub async fn weekly_pass(
         .meta_put(WEEKLY_DONE, &monday.to_string())
         .await?;
     Ok(true)
+}
+
+/// What the weekly report of the week of `today` says (the template context without
+/// the recipient): nothing is queued or written.
+pub async fn weekly_context(
+    shared: &Shared,
+    cfg: &crate::config::AlertsConfig,
+    today: chrono::NaiveDate,
+) -> Result<serde_json::Value, StoreError> {
+    use crate::alert::weekly;
+    let ctx = shared.context();
+    let weeks = weekly::last_four_weeks(today);
+    let records: Vec<(String, chrono::NaiveDate)> = shared
+        .store
+        .unit_weeks_since(&weeks[0].to_string())
+        .await?
+        .into_iter()
+        .filter_map(|(u, w)| w.parse().ok().map(|w| (u, w)))
+        .collect();
+    Ok(weekly::build(
+        &shared.unit_summaries(),
+        &records,
+        today,
+        &ctx.directory,
+        &cfg.language,
+    ))
 }
 
 /// The weekly report, on `alerts.weekly_schedule`.

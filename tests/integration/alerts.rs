@@ -1216,3 +1216,87 @@ async fn a_large_backlog_is_one_e_mail_per_person_and_each_sees_only_their_units
         assert!(text.contains("- Sở Tư pháp: 126 hồ sơ quá hạn"), "{text}");
     }
 }
+
+/// `notify preview` renders what would be sent now, exactly as the dispatcher would,
+/// from a store it only reads: the alert e-mails of a case (one per person), a unit's
+/// digest, the weekly report; nothing is queued.
+#[tokio::test]
+async fn notify_preview_shows_what_would_be_sent_and_records_nothing() {
+    let dir = scratch("alerts-preview");
+    let sh = shared_with_cases(&dir, now()).await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(
+        dir.join("preview.toml"),
+        format!(
+            "[catalogue]\nfile = \"{}\"\n[directory]\nfile = \"{}\"\n[store]\nurl = \"sqlite://{}/slawatch.db\"\n",
+            root.join("config/procedures.toml").display(),
+            root.join("config/units.toml").display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let run = |at: &str, args: &[&str]| {
+        let o = crate::slawatch_at(at)
+            .args(["--config", "preview.toml", "notify", "preview"])
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("SLAWATCH_LOG")
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    // Fri 15/03/2024 10:00: M-OVERDUE's overdue and escalation, one e-mail per person.
+    let (code, out, err) = run(
+        "2024-03-15T10:00:00+07:00",
+        &["alert", "--case", "M-OVERDUE"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out.matches("\nSubject: ").count() + out.starts_with("Subject: ") as usize,
+        4,
+        "{out}"
+    );
+    assert!(out.contains("To: giamdoc@stp.example.gov.vn\nSubject: Sở Tư pháp: 1 hồ sơ quá hạn mới, lâu nhất 4 ngày\n"), "{out}");
+    assert!(out.contains("To: chutich@ubnd.example.gov.vn\nSubject: Tổng hợp quá hạn: 1 đơn vị, 1 hồ sơ, lâu nhất 4 ngày\n"), "{out}");
+    assert!(out.contains("lúc 10:00 sáng ngày 15/03/2024"), "{out}");
+    // The digest of STP that morning, to its head and its copy address; as .eml files.
+    let eml = dir.join("preview-eml");
+    let (code, out, err) = run(
+        "2024-03-15T07:40:00+07:00",
+        &["digest", "--unit", "STP", "--eml", eml.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let m = parse(&std::fs::read(eml.join("giamdoc@stp.example.gov.vn.eml")).unwrap()).into_owned();
+    assert_eq!(m.subject(), Some("Sở Tư pháp: 1 quá hạn (15/03/2024)"));
+    // A unit with nothing to report, and a case that wants nothing, say so.
+    let (code, _, err) = run("2024-03-15T07:40:00+07:00", &["digest", "--unit", "SXD"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("unit `SXD` has nothing to report now"),
+        "{err}"
+    );
+    let (code, _, err) = run(
+        "2024-03-15T10:00:00+07:00",
+        &["alert", "--case", "M-ONTRACK"],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("case `M-ONTRACK` wants no immediate alert now"),
+        "{err}"
+    );
+    // The weekly report goes to the provincial office.
+    let (code, out, err) = run("2024-03-18T08:00:00+07:00", &["weekly"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("To: chanhvanphong@ubnd.example.gov.vn\n"),
+        "{out}"
+    );
+    // Nothing was queued or recorded.
+    assert_eq!(sh.store.outbox_pending().await.unwrap(), 0);
+    assert!(sh.store.alerts_open().await.unwrap().is_empty());
+}
