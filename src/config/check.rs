@@ -288,6 +288,28 @@ pub fn check(
             );
         }
     }
+    if let Some(u) = cfg.http.public_url.as_deref() {
+        let bare = u
+            .strip_prefix("https://")
+            .or_else(|| u.strip_prefix("http://"))
+            .unwrap_or("");
+        if bare.is_empty() || bare.contains(['?', '#', ' ', '{']) {
+            err(
+                places.of("http", "public_url"),
+                "http.public_url",
+                format!("`{u}` is not an http(s) address (e.g. https://slawatch.tinh.gov.vn)"),
+            );
+        } else if (places.env)(&cfg.http.desk_secret_env).is_none() {
+            err(
+                places.of("http", "desk_secret_env"),
+                "http.desk_secret_env",
+                format!(
+                    "the environment variable `{}` is not set: desk links cannot be signed",
+                    cfg.http.desk_secret_env
+                ),
+            );
+        }
+    }
     if cfg.http.listen.parse::<std::net::SocketAddr>().is_err() {
         err(
             places.of("http", "listen"),

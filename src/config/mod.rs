@@ -450,6 +450,14 @@ pub struct HttpConfig {
     /// unset or empty the API is open (a warning is logged); `/metrics` and the health
     /// endpoints are always open.
     pub api_token_env: String,
+    /// The address people reach this daemon at (`https://slawatch.tinh.gov.vn`): the
+    /// base of the desk links in e-mails. None: e-mails carry no desk link.
+    pub public_url: Option<String>,
+    /// Environment variable holding the secret desk links are signed with; rotating it
+    /// revokes every link.
+    pub desk_secret_env: String,
+    /// How long a desk link in an e-mail stays valid, in days.
+    pub desk_link_days: u32,
 }
 
 impl Default for HttpConfig {
@@ -458,6 +466,9 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:9464".into(),
             max_body_bytes: 16 * 1024 * 1024,
             api_token_env: "SLAWATCH_API_TOKEN".into(),
+            public_url: None,
+            desk_secret_env: "SLAWATCH_DESK_SECRET".into(),
+            desk_link_days: 14,
         }
     }
 }
