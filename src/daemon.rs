@@ -138,12 +138,17 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
     let api_token = std::env::var(&cfg.http.api_token_env)
         .ok()
         .filter(|t| !t.is_empty());
+    let desk_secret = std::env::var(&cfg.http.desk_secret_env)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(String::into_bytes);
     let app = crate::http::router(
         shared.clone(),
         push_sources,
         cfg.http.max_body_bytes,
         api_token,
-    );
+    )
+    .merge(crate::desk::routes(shared.clone(), desk_secret.clone()));
     let server_cancel = cancel.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -190,7 +195,17 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
                     .templates_dir
                     .as_ref()
                     .map(|d| loaded.dir.join(d));
-                let templates = crate::notify::templates::Templates::load(dir.as_deref())?;
+                let desk = cfg.http.public_url.as_ref().and_then(|base| {
+                    let secret = desk_secret.clone()?;
+                    Some(crate::desk::DeskLinks {
+                        base: base.clone(),
+                        secret,
+                        days: cfg.http.desk_link_days,
+                        directory: loaded.directory.clone(),
+                    })
+                });
+                let templates = crate::notify::templates::Templates::load(dir.as_deref())?
+                    .with_desk_links(desk);
                 let errors = templates.check();
                 if !errors.is_empty() {
                     anyhow::bail!("templates do not render: {}", errors.join("; "));

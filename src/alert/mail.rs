@@ -276,6 +276,7 @@ pub fn compose(items: &[Item], lang: &str, limit: usize) -> Value {
                 "overdue_workdays": it.overdue_workdays,
                 "short": it.short,
                 "link": it.link,
+                "desk_url": null,
                 "rules": e.rules,
                 "badges": e.rules.iter().map(|r| badge(it, r, lang)).collect::<Vec<_>>(),
                 "urgent": e.rules.iter().any(|r| matches!(*r, "overdue" | "escalated" | "apology_due")),
@@ -420,6 +421,7 @@ fn summarize_unit(unit: &str, its: &[&Item], lang: &str) -> Value {
     json!({
         "unit": unit,
         "unit_name": name,
+        "desk_url": null,
         "line": format!("{name}: {}", parts.join("; ")),
         "cases": cases,
         "overdue": late.len(),

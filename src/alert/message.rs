@@ -202,6 +202,7 @@ pub fn case_item(
         "overdue_workdays": ev.overdue_workdays,
         "short": short_line(&due, ev.calendar_estimated, ev.overdue_workdays, step.as_deref(), v),
         "link": link(case, cfg),
+        "desk_url": null,
     })
 }
 

@@ -337,6 +337,57 @@ fn recipients_of(row: &OutboxRow, cfg: &AlertsConfig) -> Vec<String> {
     cc_of(row).into_iter().map(|c| c.email).collect()
 }
 
+/// Adds the desk's links for the recipient: their unit's page (`desk.url`) and each
+/// listed case's or summarised unit's page (`desk_url`), signed for what they answer
+/// for; `null` everywhere when the desk is not set up or they answer for no unit.
+fn link_desk(
+    ctx: &mut Value,
+    templates: &Templates,
+    to: &Recipient,
+    local: DateTime<chrono::FixedOffset>,
+) {
+    let person = templates
+        .desk_links()
+        .and_then(|d| d.for_person(&to.email, &to.name, local.with_timezone(&Utc)));
+    let Some(p) = person else {
+        ctx["desk"] = Value::Null;
+        return;
+    };
+    let own = ctx["unit"]
+        .as_str()
+        .and_then(|u| p.unit_url(u))
+        .or_else(|| p.units.first().and_then(|u| p.unit_url(u)));
+    ctx["desk"] = serde_json::json!({ "url": own });
+    let case_url = |c: &Value| {
+        p.case_url(
+            c["unit"].as_str(),
+            c["source"].as_str().unwrap_or(""),
+            c["case_id"].as_str().unwrap_or(""),
+        )
+    };
+    if let Some(cases) = ctx["cases"].as_array_mut() {
+        for c in cases {
+            c["desk_url"] = case_url(c).into();
+        }
+    }
+    if let Some(units) = ctx["units"].as_array_mut() {
+        for u in units {
+            u["desk_url"] = u["unit"].as_str().and_then(|code| p.unit_url(code)).into();
+        }
+    }
+    for key in ["sections", "tasks"] {
+        if let Some(secs) = ctx[key].as_array_mut() {
+            for sec in secs {
+                if let Some(cases) = sec["cases"].as_array_mut() {
+                    for c in cases {
+                        c["desk_url"] = case_url(c).into();
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The greeting's part of the day at the local time of sending.
 pub fn part_of_day(hour: u32, lang: &str) -> &'static str {
     match (lang == "en", hour) {
@@ -395,6 +446,7 @@ pub fn compose_email(
         crate::alert::mail::compose(&items, &first.lang, cfg.list_limit as usize)
     };
     ctx["recipient"] = recipient;
+    link_desk(&mut ctx, templates, &to, local);
     ctx["generated_at"] = Value::String(generated_at);
     ctx["sent_time"] = Value::String(local.format("%H:%M").to_string());
     ctx["sent_date"] = Value::String(local.format("%d/%m/%Y").to_string());

@@ -178,9 +178,21 @@ pub enum TemplateError {
     Folder(String, std::io::Error),
 }
 
+/// Escapes what HTML needs escaped and leaves `/` alone, so dates and links read as
+/// written in the page or message source too (the e-mails and the desk share it).
+pub fn set_html_formatter(env: &mut Environment<'_>) {
+    env.set_formatter(|out, state, value| match value.as_str() {
+        Some(text) if state.auto_escape() == minijinja::AutoEscape::Html && !value.is_safe() => out
+            .write_str(&html_escape(text))
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())),
+        _ => minijinja::escape_formatter(out, state, value),
+    });
+}
+
 /// The templates in use.
 pub struct Templates {
     env: Environment<'static>,
+    desk: Option<crate::desk::DeskLinks>,
 }
 
 impl Templates {
@@ -195,18 +207,7 @@ impl Templates {
                 minijinja::AutoEscape::None
             }
         });
-        // Escapes what HTML needs escaped and leaves `/` alone, so dates and links
-        // read as written in the message source too.
-        env.set_formatter(|out, state, value| match value.as_str() {
-            Some(text)
-                if state.auto_escape() == minijinja::AutoEscape::Html && !value.is_safe() =>
-            {
-                out.write_str(&html_escape(text)).map_err(|e| {
-                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
-                })
-            }
-            _ => minijinja::escape_formatter(out, state, value),
-        });
+        set_html_formatter(&mut env);
         for (name, text) in BUILTIN {
             let source = match dir.map(|d| d.join(name)) {
                 Some(p) if p.exists() => std::fs::read_to_string(&p)
@@ -219,7 +220,18 @@ impl Templates {
                     message: e.to_string(),
                 })?;
         }
-        Ok(Templates { env })
+        Ok(Templates { env, desk: None })
+    }
+
+    /// Messages link to the desk with these (`[http] public_url` and its secret).
+    pub fn with_desk_links(mut self, links: Option<crate::desk::DeskLinks>) -> Templates {
+        self.desk = links;
+        self
+    }
+
+    /// How messages link to the desk, when they do.
+    pub fn desk_links(&self) -> Option<&crate::desk::DeskLinks> {
+        self.desk.as_ref()
     }
 
     /// Renders the three parts of `name` in `lang` (unknown languages fall back to vi).
@@ -269,6 +281,16 @@ fn sending(ctx: &mut Value, lang: &str) {
     ctx["sent_time"] = json!("15:43");
     ctx["sent_date"] = json!("15/03/2024");
     ctx["part_of_day"] = json!(if lang == "en" { "afternoon" } else { "chiều" });
+    ctx["desk"] = json!({"url": "https://slawatch.tinh.example.gov.vn/desk/unit/STP?t=…"});
+    let first = |v: &mut Value| {
+        if let Some(c) = v.as_array_mut().and_then(|a| a.first_mut()) {
+            c["desk_url"] = json!("https://slawatch.tinh.example.gov.vn/desk/case/portal/000.00.12.H22-240301-0001?t=…");
+        }
+    };
+    first(&mut ctx["cases"]);
+    if let Some(s) = ctx["sections"].as_array_mut().and_then(|a| a.first_mut()) {
+        first(&mut s["cases"]);
+    }
 }
 
 /// The context of a message kind, filled with sample values.
@@ -297,7 +319,7 @@ pub fn fixture_for(name: &str, lang: &str) -> Value {
             "source": "portal", "case_id": id, "kind": "dossier", "procedure": procedure,
             "unit": "STP", "unit_name": "Sở Tư pháp", "due": "08/03/2024 17:00",
             "due_estimated": false, "state": "overdue", "overdue_workdays": 4,
-            "short": short, "idle_since": null, "ack": null,
+            "short": short, "idle_since": null, "ack": null, "desk_url": null,
             "link": format!("https://motcua.example.gov.vn/hoso/{id}"),
         })
     };

@@ -142,7 +142,9 @@ async fn alerts_fire_once_and_go_out_as_files_in_the_window() {
         2,
         "one entry and its link: {text}"
     );
-    assert!(text.contains("Xem hồ sơ: https://motcua.example.gov.vn/hoso/M-OVERDUE"));
+    assert!(
+        text.contains("Xem trên hệ thống một cửa: https://motcua.example.gov.vn/hoso/M-OVERDUE")
+    );
     assert!(text.contains("\nViệc cần làm:\n- Hồ sơ quá hạn:"), "{text}");
     let html = head.body_html(0).unwrap();
     assert!(html.contains(">quá hạn 4 ngày làm việc</span>"), "{html}");

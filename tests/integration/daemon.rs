@@ -759,3 +759,95 @@ fn two_daemons_on_one_postgres_send_each_message_once() {
     drop(b);
     rt.block_on(db.drop_it());
 }
+
+/// The e-mail a head receives links to the desk: a real daemon (`public_url` and the
+/// desk secret from the environment) writes the alert as an `.eml`; the link in it
+/// opens the head's unit and its case, and refuses another unit.
+#[test]
+fn an_alert_e_mail_links_to_the_heads_desk() {
+    let quiet = crate::Timeline::from(QUIET_SUNDAY);
+    let dir = scratch("daemon-desk-link");
+    write_config(
+        &dir,
+        "[alerts]\ntransport = \"file\"\nfile_dir = \"mail\"\nsend_window = \"always\"\n\
+         from = \"slawatch <canhbao@tinh.example.gov.vn>\"\n\
+         [[source]]\nname = \"vendor\"\ntype = \"push\"\ntoken_env = \"PUSH_TOKEN\"\n",
+    );
+    let public = "https://slawatch.tinh.example.gov.vn";
+    let d = Daemon::start_at(
+        &dir,
+        &[
+            ("PUSH_TOKEN", "tk"),
+            ("SLAWATCH_DESK_SECRET", "khoa-ky-bi-mat"),
+            ("SLAWATCH__HTTP__PUBLIC_URL", public),
+        ],
+        Some(&quiet.now()),
+    );
+    d.push(&json!([
+        {"MaHoSo": "DL-STP", "TrangThaiHoSo": "4", "NgayTiepNhan": "20241202080000",
+         "NgayHenTra": "20241204170000", "DonViXuLy": "Sở Tư pháp", "ChuHoSo": "Nguyễn Văn A"},
+        {"MaHoSo": "DL-SXD", "TrangThaiHoSo": "4", "NgayTiepNhan": "20241202080000",
+         "NgayHenTra": "20241204170000", "DonViXuLy": "Sở Xây dựng"}
+    ]));
+    let head = || -> Option<String> {
+        std::fs::read_dir(dir.join("mail"))
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .map(|e| std::fs::read(e.path()).unwrap())
+            .find_map(|raw| {
+                let m = mail_parser::MessageParser::default().parse(&raw)?;
+                let to = m.to()?.first()?.address()?.to_string();
+                (to == "giamdoc@stp.example.gov.vn").then(|| m.body_text(0).unwrap().to_string())
+            })
+    };
+    wait_until(Duration::from_secs(30), "the head's e-mail", || {
+        head().is_some()
+    });
+    let text = head().unwrap().replace("\r\n", "\n");
+    let line = |prefix: &str| -> String {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {text}"))
+            .trim()
+            .to_string()
+    };
+    let unit_link = line("Trang làm việc của đơn vị: ");
+    let case_link = line("Xử lý trên trang làm việc: ");
+    assert!(
+        unit_link.starts_with(&format!("{public}/desk/unit/STP?t=")),
+        "{unit_link}"
+    );
+    assert!(
+        case_link.starts_with(&format!("{public}/desk/case/vendor/DL-STP?t=")),
+        "{case_link}"
+    );
+    let local = |link: &str| link.replacen(public, &format!("http://{}", d.addr), 1);
+    let get = |url: String| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let r = reqwest::get(url).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let (status, html) = get(local(&unit_link));
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("<b>DL-STP</b>") && !html.contains("DL-SXD"),
+        "{html}"
+    );
+    let (status, html) = get(local(&case_link));
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<h1>DL-STP</h1>"), "{html}");
+    assert!(
+        !html.contains("Nguyễn Văn A"),
+        "no applicant on the page: {html}"
+    );
+    // The same token does not open another unit.
+    let token = unit_link.split("?t=").nth(1).unwrap();
+    let (status, _) = get(format!("http://{}/desk/unit/SXD?t={token}", d.addr));
+    assert_eq!(status, 403);
+}

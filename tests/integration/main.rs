@@ -7,6 +7,7 @@ mod calendar_diff;
 mod cli;
 mod daemon;
 mod deploy;
+mod desk;
 mod ingest;
 mod metrics;
 mod props;

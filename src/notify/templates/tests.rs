@@ -42,13 +42,17 @@ fn builtin_templates_render_in_both_languages() {
     );
     assert!(
         vi.text.starts_with(
-            "Kính gửi Giám đốc Sở Tư pháp,\n\nSở Tư pháp: 1 hồ sơ quá hạn · 1 hồ sơ cần văn bản xin lỗi · 1 hồ sơ sắp đến hạn · 1 hồ sơ có bước quá hạn.\n\n1. Hồ sơ 000.00.12.H22-240301-0001 — Cấp giấy phép xây dựng nhà ở riêng lẻ\n   [quá hạn 4 ngày làm việc] [cần văn bản xin lỗi]\n   Sở Tư pháp · Hạn hết ngày 08/03/2024 · đang ở bước «Thẩm định» (Phòng Quản lý xây dựng)\n   Xem hồ sơ: https://motcua.example.gov.vn/hoso/000.00.12.H22-240301-0001\n\n2. Hồ sơ 000.00.12.H22-240311-0002"
+            "Kính gửi Giám đốc Sở Tư pháp,\n\nSở Tư pháp: 1 hồ sơ quá hạn · 1 hồ sơ cần văn bản xin lỗi · 1 hồ sơ sắp đến hạn · 1 hồ sơ có bước quá hạn.\nTrang làm việc của đơn vị: https://slawatch.tinh.example.gov.vn/desk/unit/STP?t=…\n\n1. Hồ sơ 000.00.12.H22-240301-0001 — Cấp giấy phép xây dựng nhà ở riêng lẻ\n   [quá hạn 4 ngày làm việc] [cần văn bản xin lỗi]\n   Sở Tư pháp · Hạn hết ngày 08/03/2024 · đang ở bước «Thẩm định» (Phòng Quản lý xây dựng)\n   Xử lý trên trang làm việc: https://slawatch.tinh.example.gov.vn/desk/case/portal/000.00.12.H22-240301-0001?t=…\n   Xem trên hệ thống một cửa: https://motcua.example.gov.vn/hoso/000.00.12.H22-240301-0001\n\n2. Hồ sơ 000.00.12.H22-240311-0002"
         ),
         "{}",
         vi.text
     );
     assert!(vi.text.contains("\n3. Hồ sơ 000.00.12.H22-240304-0005 — Đăng ký khai sinh\n   [bước «Ký duyệt» quá hạn]\n"), "{}", vi.text);
     assert!(vi.text.contains("lúc 15:43 chiều ngày 15/03/2024"));
+    // The case opens on the desk; the one-stop system's page is a second link.
+    assert!(vi.html.contains(
+        "<a href=\"https://slawatch.tinh.example.gov.vn/desk/case/portal/000.00.12.H22-240301-0001?t=…\""
+    ));
     assert!(vi
         .html
         .contains("<a href=\"https://motcua.example.gov.vn/hoso/000.00.12.H22-240301-0001\""));

@@ -1,0 +1,605 @@
+//! The desk's pages (server-rendered HTML, no script): a unit's page (counts by state,
+//! then its cases by urgency) and a case's page (due, state, the full trace, steps,
+//! history, who was notified, acknowledgements). Each request carries a signed link
+//! (`?t=`, [`super::token`]); a page outside the link's scope is refused with 403.
+//!
+//! What a page shows of a case is an allow-list of fields: never the applicant.
+
+use super::token::{self, Scope, TokenError};
+use crate::sla::explain::{explain_case, Lang};
+use crate::sla::model::{Case, Kind};
+use crate::sla::State;
+use crate::state::{Entry, Shared};
+use crate::store::EvalSummary;
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use minijinja::Environment;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const TEMPLATES: [(&str, &str); 4] = [
+    (
+        "layout.html",
+        include_str!("../../templates/desk/layout.html"),
+    ),
+    (
+        "refused.html",
+        include_str!("../../templates/desk/refused.html"),
+    ),
+    ("unit.html", include_str!("../../templates/desk/unit.html")),
+    ("case.html", include_str!("../../templates/desk/case.html")),
+];
+const CSS: &str = include_str!("../../templates/desk/desk.css");
+
+/// Cases listed per section of a unit's page; the rest are counted.
+pub const PAGE_LIMIT: usize = 200;
+
+#[derive(Clone)]
+struct Desk {
+    shared: Arc<Shared>,
+    secret: Option<Arc<[u8]>>,
+    env: Arc<Environment<'static>>,
+}
+
+/// The `/desk` routes. Without a secret every page says the desk is not set up.
+pub fn routes(shared: Arc<Shared>, secret: Option<Vec<u8>>) -> Router {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    crate::notify::templates::set_html_formatter(&mut env);
+    for (name, text) in TEMPLATES {
+        env.add_template(name, text).expect("valid desk template");
+    }
+    let desk = Desk {
+        shared,
+        secret: secret.filter(|s| !s.is_empty()).map(Arc::from),
+        env: Arc::new(env),
+    };
+    Router::new()
+        .route("/desk/desk.css", get(css))
+        .route("/desk/unit/{code}", get(unit_page))
+        .route("/desk/case/{source}/{case_id}", get(case_page))
+        .with_state(desk)
+}
+
+async fn css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response()
+}
+
+fn lang_of(q: &HashMap<String, String>) -> Lang {
+    if q.get("lang").map(String::as_str) == Some("en") {
+        Lang::En
+    } else {
+        Lang::Vi
+    }
+}
+
+fn lang_code(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Vi => "vi",
+        Lang::En => "en",
+    }
+}
+
+fn pick(lang: Lang, vi: &str, en: &str) -> String {
+    match lang {
+        Lang::Vi => vi,
+        Lang::En => en,
+    }
+    .to_string()
+}
+
+impl Desk {
+    fn render(&self, status: StatusCode, name: &str, ctx: Value) -> Response {
+        match self.env.get_template(name).and_then(|t| t.render(&ctx)) {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, template = name, "desk page failed to render");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Html("internal error".to_string()),
+                )
+                    .into_response()
+            }
+        }
+    }
+
+    fn refused(&self, status: StatusCode, lang: Lang, message: String) -> Response {
+        self.render(
+            status,
+            "refused.html",
+            json!({
+                "lang": lang_code(lang),
+                "who": null,
+                "title": pick(lang, "Không mở được trang", "This page cannot be opened"),
+                "message": message,
+                "hint": pick(
+                    lang,
+                    "Hãy mở lại đường dẫn trong thư mới nhất của slawatch; nếu vẫn không được, liên hệ bộ phận CNTT.",
+                    "Open the link in slawatch's latest e-mail again; if that fails, ask the IT staff.",
+                ),
+            }),
+        )
+    }
+
+    /// The scope the request's link grants, or the page that refuses it.
+    fn scope(&self, q: &HashMap<String, String>, lang: Lang) -> Result<Scope, Box<Response>> {
+        let Some(secret) = &self.secret else {
+            return Err(Box::new(self.refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang,
+                pick(
+                    lang,
+                    "Trang làm việc chưa được cài đặt (thiếu khóa ký đường dẫn).",
+                    "The desk is not set up (no signing secret).",
+                ),
+            )));
+        };
+        let Some(t) = q.get("t") else {
+            return Err(Box::new(self.refused(
+                StatusCode::FORBIDDEN,
+                lang,
+                pick(
+                    lang,
+                    "Đường dẫn thiếu mã truy cập.",
+                    "The link carries no access token.",
+                ),
+            )));
+        };
+        token::verify(t, secret, self.shared.now().timestamp()).map_err(|e| {
+            let message = match (e, lang) {
+                (TokenError::Expired, Lang::Vi) => "Đường dẫn đã hết hạn.",
+                (TokenError::BadSignature, Lang::Vi) => {
+                    "Đường dẫn không hợp lệ (đã bị sửa, hoặc đã được thay khóa)."
+                }
+                (TokenError::Malformed, Lang::Vi) => "Đường dẫn bị hỏng hoặc bị cắt mất.",
+                (e, Lang::En) => {
+                    return Box::new(self.refused(StatusCode::FORBIDDEN, lang, format!("{e}.")))
+                }
+            };
+            Box::new(self.refused(StatusCode::FORBIDDEN, lang, message.to_string()))
+        })
+    }
+
+    fn outside(&self, lang: Lang, unit: &str) -> Response {
+        self.refused(
+            StatusCode::FORBIDDEN,
+            lang,
+            match lang {
+                Lang::Vi => format!("Đường dẫn này không mở được đơn vị {unit}."),
+                Lang::En => format!("This link does not open unit {unit}."),
+            },
+        )
+    }
+}
+
+/// A case's section on a unit's page: its most urgent one, or none.
+pub fn section_of(e: &EvalSummary) -> Option<&'static str> {
+    if e.state == Some(State::Overdue) {
+        Some("overdue")
+    } else if e.flags.has("apology_due") {
+        Some("apology_due")
+    } else if e.state == Some(State::DueSoon) {
+        Some("due_soon")
+    } else if e.flags.has("step_overdue") {
+        Some("step_overdue")
+    } else if e.stuck {
+        Some("stuck")
+    } else if e.state == Some(State::Paused) {
+        Some("paused")
+    } else {
+        None
+    }
+}
+
+/// The sections of a unit's page, most urgent first.
+pub const SECTIONS: [&str; 6] = [
+    "overdue",
+    "apology_due",
+    "due_soon",
+    "step_overdue",
+    "stuck",
+    "paused",
+];
+
+fn section_title(s: &str, lang: Lang) -> String {
+    match s {
+        "overdue" => pick(lang, "Quá hạn", "Overdue"),
+        "apology_due" => pick(lang, "Cần văn bản xin lỗi", "Apology letter due"),
+        "due_soon" => pick(lang, "Sắp đến hạn", "Due soon"),
+        "step_overdue" => pick(lang, "Có bước quá hạn", "A step overdue"),
+        "stuck" => pick(lang, "Chưa cập nhật tiến độ", "No progress recorded"),
+        _ => pick(lang, "Tạm dừng", "Paused"),
+    }
+}
+
+fn state_label(s: Option<State>, lang: Lang) -> String {
+    match s {
+        Some(State::NotStarted) => pick(lang, "Chưa bắt đầu", "Not started"),
+        Some(State::OnTrack) => pick(lang, "Trong hạn", "On track"),
+        Some(State::DueSoon) => pick(lang, "Sắp đến hạn", "Due soon"),
+        Some(State::Overdue) => pick(lang, "Quá hạn", "Overdue"),
+        Some(State::Paused) => pick(lang, "Tạm dừng", "Paused"),
+        Some(State::NoDeadline) => pick(lang, "Không có thời hạn", "No deadline"),
+        None => pick(lang, "Đã kết thúc", "Ended"),
+    }
+}
+
+/// A DVCQG status code (`TrangThaiHoSo`, 1–10) as the portal names it.
+fn status_label(code: u8, lang: Lang) -> String {
+    let (vi, en) = match code {
+        1 => ("Mới đăng ký", "submitted, not yet accepted"),
+        2 => ("Được tiếp nhận", "accepted"),
+        3 => ("Không được tiếp nhận", "refused at intake"),
+        4 => ("Đang xử lý", "being processed"),
+        5 => ("Yêu cầu bổ sung giấy tờ", "supplement requested"),
+        6 => (
+            "Yêu cầu thực hiện nghĩa vụ tài chính",
+            "waiting for payment",
+        ),
+        7 => ("Công dân yêu cầu rút hồ sơ", "withdrawn"),
+        8 => ("Dừng xử lý", "processing stopped"),
+        9 => ("Đã xử lý xong", "result ready"),
+        10 => ("Đã trả kết quả", "result handed over"),
+        _ => return format!("{code}"),
+    };
+    pick(lang, vi, en)
+}
+
+fn kind_label(k: Kind, lang: Lang) -> String {
+    match k {
+        Kind::Task => pick(lang, "Nhiệm vụ", "Task"),
+        Kind::Feedback => pick(lang, "Phản ánh", "Petition"),
+        _ => pick(lang, "Hồ sơ", "Dossier"),
+    }
+}
+
+fn badges(e: &EvalSummary, lang: Lang) -> Vec<String> {
+    let mut out = Vec::new();
+    if e.state == Some(State::Overdue) {
+        out.push(match lang {
+            Lang::Vi => format!("quá hạn {} ngày làm việc", e.overdue_workdays),
+            Lang::En => format!("overdue by {} workdays", e.overdue_workdays),
+        });
+    }
+    for (flag, vi, en) in [
+        ("apology_due", "cần văn bản xin lỗi", "apology letter due"),
+        ("step_overdue", "bước xử lý quá hạn", "a step is overdue"),
+    ] {
+        if e.flags.has(flag) {
+            out.push(pick(lang, vi, en));
+        }
+    }
+    if e.stuck {
+        out.push(pick(lang, "chưa cập nhật tiến độ", "no progress recorded"));
+    }
+    out
+}
+
+fn query(t: &str, lang: Lang) -> String {
+    let mut q = format!("?t={t}");
+    if lang == Lang::En {
+        q.push_str("&lang=en");
+    }
+    q
+}
+
+pub(crate) fn url_part(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The link to a case's page.
+pub fn case_href(source: &str, case_id: &str, q: &str) -> String {
+    format!("/desk/case/{}/{}{q}", url_part(source), url_part(case_id))
+}
+
+async fn unit_page(
+    AxState(desk): AxState<Desk>,
+    Path(code): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let lang = lang_of(&q);
+    let scope = match desk.scope(&q, lang) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    if !scope.covers(&code) {
+        return desk.outside(lang, &code);
+    }
+    let ctx = desk.shared.context();
+    let cal = &ctx.calendar;
+    let kind = q.get("kind").and_then(|k| match k.as_str() {
+        "dossier" => Some(Kind::Dossier),
+        "task" => Some(Kind::Task),
+        "feedback" => Some(Kind::Feedback),
+        _ => None,
+    });
+    let field = q.get("field").cloned();
+    let entries: Vec<Entry> = desk.shared.select_open(|e| {
+        e.case.unit_code.as_deref() == Some(code.as_str())
+            && kind.is_none_or(|k| e.case.kind == k)
+            && field
+                .as_ref()
+                .is_none_or(|f| e.case.field_code.as_deref() == Some(f))
+    });
+    let mut by_state: HashMap<Option<State>, usize> = HashMap::new();
+    for e in &entries {
+        *by_state
+            .entry(e.eval.as_ref().and_then(|v| v.state))
+            .or_default() += 1;
+    }
+    let counts: Vec<Value> = State::ALL
+        .iter()
+        .filter_map(|s| {
+            let n = by_state.get(&Some(*s)).copied().unwrap_or(0);
+            (n > 0).then(|| {
+                json!({"label": state_label(Some(*s), lang), "count": n, "urgent": *s == State::Overdue})
+            })
+        })
+        .collect();
+    let t = q.get("t").cloned().unwrap_or_default();
+    let qs = query(&t, lang);
+    let vi = lang == Lang::Vi;
+    let mut sections = Vec::new();
+    for s in SECTIONS {
+        let mut listed: Vec<(&Entry, &EvalSummary)> = entries
+            .iter()
+            .filter_map(|e| Some((e, e.eval.as_ref()?)))
+            .filter(|(_, v)| section_of(v) == Some(s))
+            .collect();
+        if listed.is_empty() {
+            continue;
+        }
+        listed.sort_by_key(|(e, v)| {
+            (
+                e.case.kind == Kind::Task,
+                -v.overdue_workdays,
+                v.due.map(|d| d.timestamp()).unwrap_or(i64::MAX),
+                e.case.case_id.clone(),
+            )
+        });
+        let cases: Vec<Value> = listed
+            .iter()
+            .take(PAGE_LIMIT)
+            .map(|(e, v)| {
+                let item = crate::alert::message::case_item(
+                    &e.case,
+                    v,
+                    &ctx,
+                    &crate::config::AlertsConfig {
+                        language: lang_code(lang).into(),
+                        ..Default::default()
+                    },
+                );
+                json!({
+                    "case_id": e.case.case_id,
+                    "procedure": item["procedure"],
+                    "short": item["short"],
+                    "badges": badges(v, lang),
+                    "href": case_href(&e.case.source, &e.case.case_id, &qs),
+                })
+            })
+            .collect();
+        let more = listed.len().saturating_sub(PAGE_LIMIT);
+        sections.push(json!({
+            "key": s,
+            "title": section_title(s, lang),
+            "count": listed.len(),
+            "urgent": matches!(s, "overdue" | "apology_due"),
+            "cases": cases,
+            "more": more,
+            "more_text": if vi { format!("… và {more} hồ sơ khác.") } else { format!("… and {more} more.") },
+        }));
+    }
+    let href = |k: Option<&str>| {
+        let mut h = format!("/desk/unit/{}{qs}", url_part(&code));
+        if let Some(k) = k {
+            h.push_str(&format!("&kind={k}"));
+        }
+        h
+    };
+    let kinds: Vec<Value> = [
+        (None, pick(lang, "Tất cả", "All")),
+        (Some("dossier"), pick(lang, "Hồ sơ", "Dossiers")),
+        (Some("task"), pick(lang, "Nhiệm vụ", "Tasks")),
+        (Some("feedback"), pick(lang, "Phản ánh", "Petitions")),
+    ]
+    .into_iter()
+    .map(|(k, label)| {
+        let on = q.get("kind").map(String::as_str) == k;
+        json!({"label": label, "href": href(k), "on": on})
+    })
+    .collect();
+    let name = ctx
+        .directory
+        .get(&code)
+        .map(|u| u.name.clone())
+        .unwrap_or_else(|| code.clone());
+    let _ = cal;
+    desk.render(
+        StatusCode::OK,
+        "unit.html",
+        json!({
+            "lang": lang_code(lang),
+            "who": if scope.name.is_empty() { scope.who.clone() } else { scope.name.clone() },
+            "title": name,
+            "unit": {"code": code, "name": name},
+            "counts": counts,
+            "kinds": kinds,
+            "sections": sections,
+            "t": {
+                "kind": pick(lang, "Loại", "Kind"),
+                "nothing": pick(lang, "Không có hồ sơ nào cần chú ý.", "Nothing needs attention."),
+            },
+        }),
+    )
+}
+
+async fn case_page(
+    AxState(desk): AxState<Desk>,
+    Path((source, case_id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let lang = lang_of(&q);
+    let scope = match desk.scope(&q, lang) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let found: Option<(Case, Option<EvalSummary>)> = match desk.shared.open_case(&source, &case_id)
+    {
+        Some(e) => Some((e.case, e.eval)),
+        None => match desk.shared.store.find_case(&case_id).await {
+            Ok(v) => v.into_iter().find(|(c, _)| *c.source == *source),
+            Err(e) => {
+                tracing::error!(error = %e, "desk: reading a case from the store");
+                return desk.refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    lang,
+                    pick(
+                        lang,
+                        "Không đọc được dữ liệu; thử lại sau.",
+                        "The store could not answer; try again later.",
+                    ),
+                );
+            }
+        },
+    };
+    // A case outside the scope and a case that does not exist are refused alike, so a
+    // link cannot probe for other units' case ids.
+    let Some((case, stored)) =
+        found.filter(|(c, _)| c.unit_code.as_deref().is_some_and(|u| scope.covers(u)))
+    else {
+        return desk.refused(
+            StatusCode::FORBIDDEN,
+            lang,
+            pick(
+                lang,
+                "Đường dẫn này không mở được hồ sơ này.",
+                "This link does not open this case.",
+            ),
+        );
+    };
+    let ctx = desk.shared.context();
+    let cal = &ctx.calendar;
+    let now = desk.shared.now();
+    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| crate::timefmt::human(t, cal))
+            .unwrap_or_else(|| "—".into())
+    };
+    let trace = explain_case(&case, ctx.procedure(&case), cal, &ctx.policy, now, lang)
+        .map(|(_, t)| t)
+        .unwrap_or_else(|e| vec![e.to_string()]);
+    let unit = case.unit_code.clone().unwrap_or_default();
+    let unit_name = ctx
+        .directory
+        .get(&unit)
+        .map(|u| u.name.clone())
+        .or_else(|| case.unit_name.as_deref().map(str::to_string))
+        .unwrap_or_default();
+    let mut history: Vec<(chrono::DateTime<chrono::Utc>, String)> = Vec::new();
+    for h in &case.status_history {
+        history.push((
+            h.at,
+            match lang {
+                Lang::Vi => format!("{} (trạng thái {})", status_label(h.status, lang), h.status),
+                Lang::En => format!("{} (status {})", status_label(h.status, lang), h.status),
+            },
+        ));
+    }
+    for d in &case.due_history {
+        history.push((
+            d.at,
+            match lang {
+                Lang::Vi => format!("hạn đổi {} → {}", fmt(d.from), fmt(d.to)),
+                Lang::En => format!("due moved {} → {}", fmt(d.from), fmt(d.to)),
+            },
+        ));
+    }
+    for s in &case.supplements {
+        history.push((
+            s.requested_at,
+            match lang {
+                Lang::Vi => format!("yêu cầu bổ sung; nhận đủ {}", fmt(s.resumed_at)),
+                Lang::En => format!("supplement requested; received back {}", fmt(s.resumed_at)),
+            },
+        ));
+    }
+    history.sort_by_key(|(t, _)| *t);
+    let store = &desk.shared.store;
+    let notifications = store
+        .notifications(&case.source, &case.case_id)
+        .await
+        .unwrap_or_default();
+    let acks = store
+        .acks(&case.source, &case.case_id)
+        .await
+        .unwrap_or_default();
+    let t = q.get("t").cloned().unwrap_or_default();
+    let qs = query(&t, lang);
+    let ev = stored.as_ref();
+    desk.render(
+        StatusCode::OK,
+        "case.html",
+        json!({
+            "lang": lang_code(lang),
+            "who": if scope.name.is_empty() { scope.who.clone() } else { scope.name.clone() },
+            "title": case.case_id,
+            "unit_href": format!("/desk/unit/{}{qs}", url_part(&unit)),
+            "case": {
+                "case_id": case.case_id,
+                "procedure": case.procedure_name.as_deref().or(case.procedure_code.as_deref()),
+                "kind_label": kind_label(case.kind, lang),
+                "unit_name": unit_name,
+                "state_label": state_label(ev.and_then(|e| e.state), lang),
+                "urgent": ev.is_some_and(|e| e.state == Some(State::Overdue)),
+                "due": ev.and_then(|e| e.due).map(|d| crate::alert::message::due_phrase(d, cal, lang == Lang::Vi)).unwrap_or_else(|| "—".into()),
+                "badges": ev.map(|e| badges(e, lang)).unwrap_or_default(),
+            },
+            "trace": trace,
+            "steps": case.steps.iter().map(|s| json!({
+                "title": s.title.as_deref().unwrap_or("—"),
+                "department": s.department.as_deref().unwrap_or("—"),
+                "started": fmt(s.started_at),
+                "due": fmt(s.step_due_at),
+                "acted": fmt(s.acted_at),
+            })).collect::<Vec<_>>(),
+            "history": history.iter().map(|(at, what)| json!({"at": crate::timefmt::human(*at, cal), "what": what})).collect::<Vec<_>>(),
+            "notifications": notifications.iter().map(|n| json!({
+                "at": crate::timefmt::human(n.at, cal), "rule": n.rule, "recipient": n.recipient, "status": n.status,
+            })).collect::<Vec<_>>(),
+            "acks": acks.iter().map(|a| json!({
+                "at": crate::timefmt::human(a.at, cal), "rule": a.rule, "by": a.by, "note": a.note,
+            })).collect::<Vec<_>>(),
+            "t": {
+                "due": pick(lang, "Hạn", "Due"),
+                "trace": pick(lang, "Cách tính hạn", "How the due is reckoned"),
+                "steps": pick(lang, "Các bước xử lý", "Steps"),
+                "step": pick(lang, "Bước", "Step"),
+                "department": pick(lang, "Bộ phận", "Department"),
+                "started": pick(lang, "Bắt đầu", "Started"),
+                "step_due": pick(lang, "Hạn bước", "Step due"),
+                "acted": pick(lang, "Hoàn thành", "Done"),
+                "history": pick(lang, "Diễn biến", "History"),
+                "at": pick(lang, "Lúc", "At"),
+                "what": pick(lang, "Nội dung", "What"),
+                "notified": pick(lang, "Đã thông báo", "Who was told"),
+                "rule": pick(lang, "Cảnh báo", "Alert"),
+                "recipient": pick(lang, "Người nhận", "Recipient"),
+                "status": pick(lang, "Tình trạng", "Status"),
+                "acks": pick(lang, "Xác nhận", "Acknowledgements"),
+                "by": pick(lang, "Người xác nhận", "By"),
+                "note": pick(lang, "Ghi chú", "Note"),
+            },
+        }),
+    )
+}

@@ -1,0 +1,157 @@
+//! The desk over real HTTP: signed links open a unit's page and its cases' pages,
+//! refuse other units, tampered and expired links; no applicant identity anywhere.
+
+use crate::metrics::{now, shared_with_cases};
+use crate::scratch;
+use slawatch::clock::Clock;
+use slawatch::desk::token::{sign, Scope};
+use slawatch::state::{Context, Shared};
+use std::sync::Arc;
+
+const SECRET: &[u8] = b"khoa-ky-thu-nghiem";
+
+/// The cases of the metrics fixture, served with the desk on 127.0.0.1, its clock
+/// pinned at Fri 15/03/2024 10:00.
+async fn serve(name: &str) -> (String, Arc<Shared>) {
+    let dir = scratch(name);
+    let sh = shared_with_cases(&dir, now()).await;
+    let s = slawatch::store::open(&format!("sqlite://{}/slawatch.db", dir.display()))
+        .await
+        .unwrap();
+    let ctx: Context = (*sh.context()).clone();
+    let pinned = Arc::new(Shared::new(s, ctx, "salt".into()).with_clock(Clock::starting_at(now())));
+    pinned.load(now()).await.unwrap();
+    let app = slawatch::http::router(pinned.clone(), vec![], 1 << 20, None).merge(
+        slawatch::desk::routes(pinned.clone(), Some(SECRET.to_vec())),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}"), pinned)
+}
+
+fn link_for(units: &[&str], expires: i64) -> String {
+    sign(
+        &Scope {
+            who: "giamdoc@stp.example.gov.vn".into(),
+            name: "Giám đốc Sở Tư pháp".into(),
+            units: units.iter().map(|u| u.to_string()).collect(),
+            expires,
+        },
+        SECRET,
+    )
+}
+
+async fn get(url: String) -> (u16, String) {
+    let r = reqwest::get(&url).await.unwrap();
+    let out = (r.status().as_u16(), r.text().await.unwrap());
+    // `SLAWATCH_DESK_DUMP=DIR` keeps each page (with the stylesheet inlined) for a look
+    // in a browser; it changes nothing tested.
+    if let Some(dir) = std::env::var_os("SLAWATCH_DESK_DUMP") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let name: String = url
+            .split("/desk/")
+            .nth(1)
+            .unwrap_or("page")
+            .split('?')
+            .next()
+            .unwrap_or("page")
+            .replace('/', "_");
+        let lang = if url.contains("lang=en") { ".en" } else { "" };
+        let css = include_str!("../../templates/desk/desk.css");
+        let html = out.1.replace(
+            "<link rel=\"stylesheet\" href=\"/desk/desk.css\">",
+            &format!("<style>{css}</style>"),
+        );
+        std::fs::write(dir.join(format!("{name}{lang}.{}.html", out.0)), html).unwrap();
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_signed_link_opens_its_unit_and_cases_and_nothing_else() {
+    let (base, _sh) = serve("desk-pages").await;
+    let in_a_week = now().timestamp() + 7 * 86_400;
+    let t = link_for(&["STP"], in_a_week);
+    let (status, html) = get(format!("{base}/desk/unit/STP?t={t}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<h1>Sở Tư pháp</h1>"), "{html}");
+    // M-OVERDUE (4 workdays late) in the overdue section, linking to its page.
+    let overdue = html
+        .find("<h2 id=\"overdue\">Quá hạn (1)</h2>")
+        .expect(&html);
+    let late = html.find("<b>M-OVERDUE</b>").expect(&html);
+    assert!(overdue < late, "{html}");
+    assert!(html.contains("quá hạn 4 ngày làm việc"), "{html}");
+    assert!(
+        html.contains(&format!("href=\"/desk/case/portal/M-OVERDUE?t={t}\"")),
+        "{html}"
+    );
+    // No applicant identity on the page.
+    assert!(!html.contains("Nguyễn Văn A"), "{html}");
+
+    let (status, html) = get(format!("{base}/desk/case/portal/M-OVERDUE?t={t}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<h1>M-OVERDUE</h1>"), "{html}");
+    // The full trace, with years.
+    assert!(
+        html.contains("<li>tiếp nhận 01/03/2024 08:00</li>"),
+        "{html}"
+    );
+    // The history names the portal's statuses (TrangThaiHoSo 4 = Đang xử lý).
+    assert!(
+        html.contains("<td>01/03/2024 08:00</td><td>Đang xử lý (trạng thái 4)</td>"),
+        "{html}"
+    );
+    assert!(!html.contains("Nguyễn Văn A"), "{html}");
+    let (status, html) = get(format!("{base}/desk/case/portal/M-OVERDUE?t={t}&lang=en")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<li>received 01/03/2024 08:00</li>"),
+        "{html}"
+    );
+
+    // Another unit, and another unit's case, are refused.
+    let (status, html) = get(format!("{base}/desk/unit/SXD?t={t}")).await;
+    assert_eq!(status, 403);
+    assert!(
+        html.contains("Đường dẫn này không mở được đơn vị SXD."),
+        "{html}"
+    );
+    let (status, _) = get(format!("{base}/desk/case/portal/M-UNKNOWN?t={t}")).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn tampered_expired_and_missing_links_are_refused_with_a_page() {
+    let (base, _sh) = serve("desk-refused").await;
+    let t = link_for(&["STP"], now().timestamp() + 86_400);
+    // The scope widened by hand, the signature kept.
+    let (_, sig) = t.split_once('.').unwrap();
+    let wider = link_for(&["STP", "SXD"], now().timestamp() + 86_400);
+    let (payload, _) = wider.split_once('.').unwrap();
+    let forged = format!("{payload}.{sig}");
+    let (status, html) = get(format!("{base}/desk/unit/SXD?t={forged}")).await;
+    assert_eq!(status, 403);
+    assert!(html.contains("Đường dẫn không hợp lệ"), "{html}");
+    // Expired a second before the daemon's now.
+    let old = link_for(&["STP"], now().timestamp() - 1);
+    let (status, html) = get(format!("{base}/desk/unit/STP?t={old}")).await;
+    assert_eq!(status, 403);
+    assert!(html.contains("Đường dẫn đã hết hạn."), "{html}");
+    let (status, html) = get(format!("{base}/desk/unit/STP?t={old}&lang=en")).await;
+    assert_eq!(status, 403);
+    assert!(html.contains("the link has expired."), "{html}");
+    let (status, html) = get(format!("{base}/desk/unit/STP")).await;
+    assert_eq!(status, 403);
+    assert!(html.contains("Đường dẫn thiếu mã truy cập."), "{html}");
+    // Pages are HTML, readable on a phone, styled by one small file.
+    assert!(html.contains("<meta name=\"viewport\""), "{html}");
+    let css = reqwest::get(format!("{base}/desk/desk.css")).await.unwrap();
+    assert_eq!(css.status(), 200);
+    assert!(css.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+}
