@@ -148,7 +148,11 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
         cfg.http.max_body_bytes,
         api_token,
     )
-    .merge(crate::desk::routes(shared.clone(), desk_secret.clone()));
+    .merge(crate::desk::routes(
+        shared.clone(),
+        desk_secret.clone(),
+        cfg.alerts.clone(),
+    ));
     let server_cancel = cancel.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -43,10 +43,17 @@ struct Desk {
     shared: Arc<Shared>,
     secret: Option<Arc<[u8]>>,
     env: Arc<Environment<'static>>,
+    /// The ladder's settings: which rules fire for a case now (what can be
+    /// acknowledged).
+    alerts: Arc<crate::config::AlertsConfig>,
 }
 
 /// The `/desk` routes. Without a secret every page says the desk is not set up.
-pub fn routes(shared: Arc<Shared>, secret: Option<Vec<u8>>) -> Router {
+pub fn routes(
+    shared: Arc<Shared>,
+    secret: Option<Vec<u8>>,
+    alerts: crate::config::AlertsConfig,
+) -> Router {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     crate::notify::templates::set_html_formatter(&mut env);
@@ -57,11 +64,16 @@ pub fn routes(shared: Arc<Shared>, secret: Option<Vec<u8>>) -> Router {
         shared,
         secret: secret.filter(|s| !s.is_empty()).map(Arc::from),
         env: Arc::new(env),
+        alerts: Arc::new(alerts),
     };
     Router::new()
         .route("/desk/desk.css", get(css))
         .route("/desk/unit/{code}", get(unit_page))
         .route("/desk/case/{source}/{case_id}", get(case_page))
+        .route(
+            "/desk/case/{source}/{case_id}/ack",
+            axum::routing::post(acknowledge),
+        )
         .with_state(desk)
 }
 
@@ -174,6 +186,39 @@ impl Desk {
             },
         )
     }
+}
+
+/// The form token of a link: bound to it (an HMAC of the link under the desk secret),
+/// so a form posted from another site, which cannot read the page, is refused.
+fn form_token(secret: &[u8], link: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+    m.update(b"ack\x1f");
+    m.update(link.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+}
+
+/// The rules that fire for a case now (each once): what its page can acknowledge.
+fn firing(desk: &Desk, case: &Case, ev: &EvalSummary) -> Vec<&'static str> {
+    let ctx = desk.shared.context();
+    let cfg = &desk.alerts;
+    let ladder = crate::alert::Ladder {
+        directory: &ctx.directory,
+        modes: &cfg.rules,
+        escalate_every: cfg.escalate_every,
+        copies: &cfg.copies,
+    };
+    let mut rules: Vec<&'static str> = crate::alert::wanted(case, ev, &ladder, desk.shared.now())
+        .into_iter()
+        .map(|w| w.rule)
+        .collect();
+    rules.dedup();
+    rules
+}
+
+fn rule_label(rule: &str, lang: Lang) -> String {
+    crate::notify::templates::rule_label(rule, lang_code(lang)).to_string()
 }
 
 /// A case's section on a unit's page: its most urgent one, or none.
@@ -547,10 +592,36 @@ async fn case_page(
     let t = q.get("t").cloned().unwrap_or_default();
     let qs = query(&t, lang);
     let ev = stored.as_ref();
+    let rules: Vec<Value> = ev
+        .map(|e| firing(&desk, &case, e))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| json!({"rule": r, "label": rule_label(r, lang)}))
+        .collect();
+    let secret = desk.secret.as_deref().unwrap_or_default();
+    let acked = q.get("acked").map(|r| match lang {
+        Lang::Vi => format!(
+            "Đã ghi nhận xác nhận «{}». Cảnh báo này không nhắc lại cho hạn hiện tại.",
+            rule_label(r, lang)
+        ),
+        Lang::En => format!(
+            "Acknowledged «{}»: this alert is not repeated for the current due.",
+            rule_label(r, lang)
+        ),
+    });
     desk.render(
         StatusCode::OK,
         "case.html",
         json!({
+            "ack_form": (!rules.is_empty()).then(|| json!({
+                "action": format!("{}/ack", case_href(&case.source, &case.case_id, "")),
+                "t": t,
+                "lang": lang_code(lang),
+                "csrf": form_token(secret, &t),
+                "rules": rules,
+                "by": if scope.name.is_empty() { scope.who.clone() } else { format!("{} <{}>", scope.name, scope.who) },
+            })),
+            "acked": acked,
             "lang": lang_code(lang),
             "who": if scope.name.is_empty() { scope.who.clone() } else { scope.name.clone() },
             "title": case.case_id,
@@ -599,7 +670,123 @@ async fn case_page(
                 "acks": pick(lang, "Xác nhận", "Acknowledgements"),
                 "by": pick(lang, "Người xác nhận", "By"),
                 "note": pick(lang, "Ghi chú", "Note"),
+                "ack": pick(lang, "Xác nhận đã xử lý", "Acknowledge"),
+                "ack_hint": pick(lang, "Xác nhận dừng nhắc lại cảnh báo đã chọn cho hạn hiện tại; ghi rõ đã làm gì (ví dụ: đã gửi văn bản xin lỗi, Mẫu 04).", "Stops repeats of the chosen alert for the current due; say what was done (e.g. the apology letter, form 04, was sent)."),
+                "ack_button": pick(lang, "Xác nhận", "Acknowledge"),
             },
         }),
     )
+}
+
+/// `POST /desk/case/…/ack` (a form: `t`, `csrf`, `rule`, `note`, `lang`): the same
+/// acknowledgement as the API's, recorded with the link's person as `by`; then back
+/// to the case's page, which says it was recorded.
+async fn acknowledge(
+    AxState(desk): AxState<Desk>,
+    Path((source, case_id)): Path<(String, String)>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let lang = lang_of(&form);
+    let scope = match desk.scope(&form, lang) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let t = form.get("t").cloned().unwrap_or_default();
+    let secret = desk.secret.as_deref().unwrap_or_default();
+    let sent = form.get("csrf").map(String::as_str).unwrap_or("");
+    if !crate::http::same_secret(sent, &form_token(secret, &t)) {
+        return desk.refused(
+            StatusCode::FORBIDDEN,
+            lang,
+            pick(
+                lang,
+                "Biểu mẫu không hợp lệ (không gửi từ trang làm việc).",
+                "The form is not valid (it was not sent from the desk).",
+            ),
+        );
+    }
+    let Some(entry) = desk
+        .shared
+        .open_case(&source, &case_id)
+        .filter(|e| e.case.unit_code.as_deref().is_some_and(|u| scope.covers(u)))
+    else {
+        return desk.refused(
+            StatusCode::FORBIDDEN,
+            lang,
+            pick(
+                lang,
+                "Đường dẫn này không mở được hồ sơ này.",
+                "This link does not open this case.",
+            ),
+        );
+    };
+    let Some(ev) = entry.eval.as_ref() else {
+        return desk.refused(
+            StatusCode::BAD_REQUEST,
+            lang,
+            pick(
+                lang,
+                "Hồ sơ chưa được đánh giá.",
+                "The case is not evaluated yet.",
+            ),
+        );
+    };
+    let rule = form.get("rule").map(String::as_str).unwrap_or("");
+    let note = form.get("note").map(|n| n.trim()).unwrap_or("");
+    let Some(rule) = firing(&desk, &entry.case, ev)
+        .into_iter()
+        .find(|r| *r == rule)
+    else {
+        return desk.refused(
+            StatusCode::BAD_REQUEST,
+            lang,
+            pick(
+                lang,
+                "Cảnh báo đã chọn không còn áp dụng cho hồ sơ này.",
+                "The chosen alert does not apply to this case now.",
+            ),
+        );
+    };
+    if note.is_empty() || note.chars().count() > 2000 {
+        return desk.refused(
+            StatusCode::BAD_REQUEST,
+            lang,
+            pick(
+                lang,
+                "Hãy ghi rõ đã làm gì (1 đến 2.000 ký tự).",
+                "Say what was done (1 to 2,000 characters).",
+            ),
+        );
+    }
+    let ack = crate::store::Ack {
+        source: entry.case.source.to_string(),
+        case_id: entry.case.case_id.clone(),
+        rule: rule.to_string(),
+        due_at: ev.due,
+        note: note.to_string(),
+        by: if scope.name.is_empty() {
+            scope.who.clone()
+        } else {
+            format!("{} <{}>", scope.name, scope.who)
+        },
+        at: desk.shared.now(),
+    };
+    if let Err(e) = desk.shared.store.ack_add(&ack).await {
+        tracing::error!(error = %e, "desk: recording an acknowledgement");
+        return desk.refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            lang,
+            pick(
+                lang,
+                "Không ghi được xác nhận; thử lại sau.",
+                "The acknowledgement could not be recorded; try again later.",
+            ),
+        );
+    }
+    tracing::info!(source = %ack.source, case_id = %ack.case_id, rule = %ack.rule, "alert acknowledged on the desk");
+    let back = format!(
+        "{}&acked={rule}",
+        case_href(&entry.case.source, &entry.case.case_id, &query(&t, lang))
+    );
+    (StatusCode::SEE_OTHER, [(header::LOCATION, back)]).into_response()
 }

@@ -22,7 +22,11 @@ async fn serve(name: &str) -> (String, Arc<Shared>) {
     let pinned = Arc::new(Shared::new(s, ctx, "salt".into()).with_clock(Clock::starting_at(now())));
     pinned.load(now()).await.unwrap();
     let app = slawatch::http::router(pinned.clone(), vec![], 1 << 20, None).merge(
-        slawatch::desk::routes(pinned.clone(), Some(SECRET.to_vec())),
+        slawatch::desk::routes(
+            pinned.clone(),
+            Some(SECRET.to_vec()),
+            slawatch::config::AlertsConfig::default(),
+        ),
     );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -154,4 +158,100 @@ async fn tampered_expired_and_missing_links_are_refused_with_a_page() {
         .to_str()
         .unwrap()
         .starts_with("text/css"));
+}
+
+/// Acknowledging from the case's page: only the rules that fire for the case now are
+/// offered; the form carries a token bound to the link (a forged post without it is
+/// refused); the acknowledgement is recorded with the link's person as `by`, shown on
+/// the page, and the morning digest marks the case.
+#[tokio::test]
+async fn a_head_acknowledges_from_the_case_page() {
+    let (base, sh) = serve("desk-ack").await;
+    let t = link_for(&["STP"], now().timestamp() + 86_400);
+    let page = format!("{base}/desk/case/portal/M-OVERDUE?t={t}");
+    let (status, html) = get(page.clone()).await;
+    assert_eq!(status, 200);
+    // M-OVERDUE, 4 workdays late on Fri 15/03: overdue, escalated (≥ 3) and stuck fire.
+    for rule in ["overdue", "escalated", "stuck"] {
+        assert!(
+            html.contains(&format!("<option value=\"{rule}\">")),
+            "{rule}: {html}"
+        );
+    }
+    assert!(!html.contains("<option value=\"due_soon\">"), "{html}");
+    let field = |name: &str| -> String {
+        let at = html
+            .find(&format!("name=\"{name}\" value=\""))
+            .unwrap_or_else(|| panic!("no {name} in {html}"));
+        let rest = &html[at + name.len() + 15..];
+        rest[..rest.find('"').unwrap()].to_string()
+    };
+    let csrf = field("csrf");
+    let action = format!("{base}/desk/case/portal/M-OVERDUE/ack");
+    let client = reqwest::Client::new();
+    // Without the form token (a post from another site): refused, nothing recorded.
+    let r = client
+        .post(&action)
+        .form(&[("t", t.as_str()), ("rule", "overdue"), ("note", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("Biểu mẫu không hợp lệ"));
+    // A rule that does not fire now is refused.
+    let r = client
+        .post(&action)
+        .form(&[
+            ("t", t.as_str()),
+            ("csrf", csrf.as_str()),
+            ("rule", "due_soon"),
+            ("note", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(sh
+        .store
+        .acks("portal", "M-OVERDUE")
+        .await
+        .unwrap()
+        .is_empty());
+    // The real form: recorded, and the page says so.
+    let r = client
+        .post(&action)
+        .form(&[
+            ("t", t.as_str()),
+            ("csrf", csrf.as_str()),
+            ("rule", "overdue"),
+            ("note", "Đã gửi văn bản xin lỗi và đề nghị gia hạn"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "followed the redirect to the case page");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Đã ghi nhận xác nhận «Quá hạn»"), "{html}");
+    assert!(html.contains("<td>overdue</td><td>Giám đốc Sở Tư pháp &lt;giamdoc@stp.example.gov.vn&gt;</td><td>Đã gửi văn bản xin lỗi và đề nghị gia hạn</td>"), "{html}");
+    let acks = sh.store.acks("portal", "M-OVERDUE").await.unwrap();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(
+        acks[0].by,
+        "Giám đốc Sở Tư pháp <giamdoc@stp.example.gov.vn>"
+    );
+    // The next morning's digest lists the case as acknowledged by that person.
+    let morning = chrono::DateTime::parse_from_rfc3339("2024-03-18T07:30:00+07:00")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let digests =
+        slawatch::jobs::build_digests(&sh, &slawatch::config::AlertsConfig::default(), morning)
+            .await
+            .unwrap();
+    let stp = digests.iter().find(|d| d.unit == "STP").unwrap();
+    let first = &stp.context["sections"][0]["cases"][0];
+    assert_eq!(first["case_id"], "M-OVERDUE");
+    assert_eq!(
+        first["ack"]["by"],
+        "Giám đốc Sở Tư pháp <giamdoc@stp.example.gov.vn>"
+    );
 }
