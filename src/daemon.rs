@@ -142,17 +142,10 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
         .ok()
         .filter(|t| !t.is_empty())
         .map(String::into_bytes);
-    let app = crate::http::router(
-        shared.clone(),
-        push_sources,
-        cfg.http.max_body_bytes,
-        api_token,
-    )
-    .merge(crate::desk::routes(
-        shared.clone(),
-        desk_secret.clone(),
-        cfg.alerts.clone(),
-    ));
+    let (alerts, token) = (cfg.alerts.clone(), api_token.clone());
+    let desk = crate::desk::routes(shared.clone(), desk_secret.clone(), alerts, token);
+    let body = cfg.http.max_body_bytes;
+    let app = crate::http::router(shared.clone(), push_sources, body, api_token).merge(desk);
     let server_cancel = cancel.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -21,7 +21,15 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 6] = [
+    (
+        "province.html",
+        include_str!("../../templates/desk/province.html"),
+    ),
+    (
+        "login.html",
+        include_str!("../../templates/desk/login.html"),
+    ),
     (
         "layout.html",
         include_str!("../../templates/desk/layout.html"),
@@ -46,13 +54,21 @@ struct Desk {
     /// The ladder's settings: which rules fire for a case now (what can be
     /// acknowledged).
     alerts: Arc<crate::config::AlertsConfig>,
+    /// The API token: an administrator signs in with it.
+    api_token: Option<Arc<str>>,
 }
+
+/// The administrator's session cookie (a signed scope over every unit).
+const SESSION: &str = "slawatch_desk";
+/// How long an administrator's session lasts.
+const SESSION_SECONDS: i64 = 12 * 3600;
 
 /// The `/desk` routes. Without a secret every page says the desk is not set up.
 pub fn routes(
     shared: Arc<Shared>,
     secret: Option<Vec<u8>>,
     alerts: crate::config::AlertsConfig,
+    api_token: Option<String>,
 ) -> Router {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -65,6 +81,7 @@ pub fn routes(
         secret: secret.filter(|s| !s.is_empty()).map(Arc::from),
         env: Arc::new(env),
         alerts: Arc::new(alerts),
+        api_token: api_token.filter(|t| !t.is_empty()).map(Arc::from),
     };
     Router::new()
         .route("/desk/desk.css", get(css))
@@ -74,6 +91,8 @@ pub fn routes(
             "/desk/case/{source}/{case_id}/ack",
             axum::routing::post(acknowledge),
         )
+        .route("/desk/province", get(province_page))
+        .route("/desk/login", get(login_page).post(login))
         .with_state(desk)
 }
 
@@ -138,7 +157,12 @@ impl Desk {
     }
 
     /// The scope the request's link grants, or the page that refuses it.
-    fn scope(&self, q: &HashMap<String, String>, lang: Lang) -> Result<Scope, Box<Response>> {
+    fn scope(
+        &self,
+        q: &HashMap<String, String>,
+        headers: &axum::http::HeaderMap,
+        lang: Lang,
+    ) -> Result<Scope, Box<Response>> {
         let Some(secret) = &self.secret else {
             return Err(Box::new(self.refused(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -150,7 +174,7 @@ impl Desk {
                 ),
             )));
         };
-        let Some(t) = q.get("t") else {
+        let Some(t) = token_of(q, headers) else {
             return Err(Box::new(self.refused(
                 StatusCode::FORBIDDEN,
                 lang,
@@ -161,7 +185,7 @@ impl Desk {
                 ),
             )));
         };
-        token::verify(t, secret, self.shared.now().timestamp()).map_err(|e| {
+        token::verify(&t, secret, self.shared.now().timestamp()).map_err(|e| {
             let message = match (e, lang) {
                 (TokenError::Expired, Lang::Vi) => "Đường dẫn đã hết hạn.",
                 (TokenError::BadSignature, Lang::Vi) => {
@@ -186,6 +210,25 @@ impl Desk {
             },
         )
     }
+}
+
+/// The request's link: `?t=` (or the form's `t`), else the administrator's session
+/// cookie.
+fn token_of(q: &HashMap<String, String>, headers: &axum::http::HeaderMap) -> Option<String> {
+    if let Some(t) = q.get("t").filter(|t| !t.is_empty()) {
+        return Some(t.clone());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(&format!("{SESSION}="))
+                .map(str::to_string)
+        })
+        .filter(|t| !t.is_empty())
 }
 
 /// The form token of a link: bound to it (an HMAC of the link under the desk secret),
@@ -352,9 +395,10 @@ async fn unit_page(
     AxState(desk): AxState<Desk>,
     Path(code): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     let lang = lang_of(&q);
-    let scope = match desk.scope(&q, lang) {
+    let scope = match desk.scope(&q, &headers, lang) {
         Ok(s) => s,
         Err(r) => return *r,
     };
@@ -494,9 +538,10 @@ async fn case_page(
     AxState(desk): AxState<Desk>,
     Path((source, case_id)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     let lang = lang_of(&q);
-    let scope = match desk.scope(&q, lang) {
+    let scope = match desk.scope(&q, &headers, lang) {
         Ok(s) => s,
         Err(r) => return *r,
     };
@@ -617,7 +662,7 @@ async fn case_page(
                 "action": format!("{}/ack", case_href(&case.source, &case.case_id, "")),
                 "t": t,
                 "lang": lang_code(lang),
-                "csrf": form_token(secret, &t),
+                "csrf": form_token(secret, &token_of(&q, &headers).unwrap_or_default()),
                 "rules": rules,
                 "by": if scope.name.is_empty() { scope.who.clone() } else { format!("{} <{}>", scope.name, scope.who) },
             })),
@@ -684,17 +729,19 @@ async fn case_page(
 async fn acknowledge(
     AxState(desk): AxState<Desk>,
     Path((source, case_id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
     let lang = lang_of(&form);
-    let scope = match desk.scope(&form, lang) {
+    let scope = match desk.scope(&form, &headers, lang) {
         Ok(s) => s,
         Err(r) => return *r,
     };
     let t = form.get("t").cloned().unwrap_or_default();
     let secret = desk.secret.as_deref().unwrap_or_default();
     let sent = form.get("csrf").map(String::as_str).unwrap_or("");
-    if !crate::http::same_secret(sent, &form_token(secret, &t)) {
+    let used = token_of(&form, &headers).unwrap_or_default();
+    if !crate::http::same_secret(sent, &form_token(secret, &used)) {
         return desk.refused(
             StatusCode::FORBIDDEN,
             lang,
@@ -789,4 +836,199 @@ async fn acknowledge(
         case_href(&entry.case.source, &entry.case.case_id, &query(&t, lang))
     );
     (StatusCode::SEE_OTHER, [(header::LOCATION, back)]).into_response()
+}
+
+/// `/desk/province`: units ranked by open overdue cases and by the quarter's on-time
+/// ratio (dossiers), each linking to its page; for links that cover every unit (the
+/// province's head, the provincial office, an administrator).
+async fn province_page(
+    AxState(desk): AxState<Desk>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let lang = lang_of(&q);
+    let scope = match desk.scope(&q, &headers, lang) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let ctx = desk.shared.context();
+    if !ctx.directory.units().iter().all(|u| scope.covers(&u.code)) {
+        return desk.refused(
+            StatusCode::FORBIDDEN,
+            lang,
+            pick(
+                lang,
+                "Đường dẫn này không mở được trang toàn tỉnh.",
+                "This link does not open the province's page.",
+            ),
+        );
+    }
+    let t = q.get("t").cloned().unwrap_or_default();
+    let qs = query(&t, lang);
+    let summaries = desk.shared.unit_summaries();
+    let percent = |v: f64| {
+        let p = format!("{:.1}%", v * 100.0);
+        if lang == Lang::Vi {
+            p.replace('.', ",")
+        } else {
+            p
+        }
+    };
+    let rows: Vec<Value> = summaries
+        .iter()
+        .filter(|u| u.unit != crate::metrics::UNKNOWN_UNIT)
+        .map(|u| {
+            let sum = |state: &str| -> i64 {
+                u.kinds
+                    .values()
+                    .map(|k| k.open.get(state).copied().unwrap_or(0))
+                    .sum()
+            };
+            let open: i64 = u.kinds.values().map(|k| k.open.values().sum::<i64>()).sum();
+            let r = u
+                .kinds
+                .get("dossier")
+                .and_then(|k| k.on_time.get("quarter"))
+                .copied()
+                .unwrap_or_default();
+            json!({
+                "unit": u.unit,
+                "name": u.name,
+                "href": format!("/desk/unit/{}{qs}", url_part(&u.unit)),
+                "overdue": sum("overdue"),
+                "due_soon": sum("due_soon"),
+                "open": open,
+                "ratio_value": r.ratio,
+                "ratio": r.ratio.map(percent).unwrap_or_else(|| "—".into()),
+                "on_time": r.on_time,
+                "population": r.population,
+            })
+        })
+        .collect();
+    let mut by_overdue: Vec<Value> = rows
+        .iter()
+        .filter(|r| r["open"].as_i64().unwrap_or(0) > 0)
+        .cloned()
+        .collect();
+    by_overdue.sort_by_key(|r| {
+        (
+            -r["overdue"].as_i64().unwrap_or(0),
+            -r["open"].as_i64().unwrap_or(0),
+            r["name"].as_str().unwrap_or("").to_string(),
+        )
+    });
+    let mut by_ratio: Vec<Value> = rows
+        .iter()
+        .filter(|r| r["ratio_value"].is_number())
+        .cloned()
+        .collect();
+    by_ratio.sort_by(|a, b| {
+        a["ratio_value"]
+            .as_f64()
+            .partial_cmp(&b["ratio_value"].as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a["name"].as_str().cmp(&b["name"].as_str()))
+    });
+    desk.render(
+        StatusCode::OK,
+        "province.html",
+        json!({
+            "lang": lang_code(lang),
+            "who": if scope.name.is_empty() { scope.who.clone() } else { scope.name.clone() },
+            "title": pick(lang, "Toàn tỉnh", "The province"),
+            "by_overdue": by_overdue,
+            "by_ratio": by_ratio,
+            "t": {
+                "period": pick(lang, "Hồ sơ đang mở theo đơn vị; tỷ lệ đúng hạn (chỉ số 2.1, Quyết định 766) của quý này, hồ sơ TTHC.", "Open cases by unit; the quarter's on-time ratio (indicator 2.1, Decision 766), dossiers."),
+                "by_overdue": pick(lang, "Xếp theo số hồ sơ quá hạn", "By open overdue cases"),
+                "by_ratio": pick(lang, "Xếp theo tỷ lệ đúng hạn, thấp nhất trước", "By on-time ratio, lowest first"),
+                "unit": pick(lang, "Đơn vị", "Unit"),
+                "overdue": pick(lang, "Quá hạn", "Overdue"),
+                "due_soon": pick(lang, "Sắp đến hạn", "Due soon"),
+                "open": pick(lang, "Đang giải quyết", "Open"),
+                "ratio": pick(lang, "Tỷ lệ đúng hạn", "On time"),
+                "on_time": pick(lang, "Đúng hạn / tổng", "On time / all"),
+            },
+        }),
+    )
+}
+
+fn login_context(lang: Lang, message: Option<String>) -> Value {
+    json!({
+        "lang": lang_code(lang),
+        "who": null,
+        "title": pick(lang, "Đăng nhập quản trị", "Administrator sign-in"),
+        "hint": pick(lang, "Nhập mã API của hệ thống (biến môi trường SLAWATCH_API_TOKEN).", "Enter the system's API token (the SLAWATCH_API_TOKEN environment variable)."),
+        "button": pick(lang, "Đăng nhập", "Sign in"),
+        "message": message,
+    })
+}
+
+async fn login_page(
+    AxState(desk): AxState<Desk>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let lang = lang_of(&q);
+    desk.render(StatusCode::OK, "login.html", login_context(lang, None))
+}
+
+/// `POST /desk/login` (`token`): the API token opens a session over every unit, kept in
+/// an HttpOnly, SameSite=Strict cookie for twelve hours.
+async fn login(
+    AxState(desk): AxState<Desk>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let lang = lang_of(&form);
+    let (Some(secret), Some(expected)) = (desk.secret.as_deref(), desk.api_token.as_deref()) else {
+        return desk.refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            lang,
+            pick(
+                lang,
+                "Chưa cài đặt mã API hoặc khóa ký đường dẫn: không đăng nhập được.",
+                "No API token or signing secret is set: sign-in is not available.",
+            ),
+        );
+    };
+    let given = form.get("token").map(|t| t.trim()).unwrap_or("");
+    if !crate::http::same_secret(given, expected) {
+        tracing::warn!("desk: a sign-in with a wrong token");
+        return desk.render(
+            StatusCode::FORBIDDEN,
+            "login.html",
+            login_context(
+                lang,
+                Some(pick(lang, "Mã không đúng.", "The token is not right.")),
+            ),
+        );
+    }
+    let ctx = desk.shared.context();
+    let scope = Scope {
+        who: "admin".into(),
+        name: pick(lang, "Quản trị viên", "Administrator"),
+        units: ctx
+            .directory
+            .units()
+            .iter()
+            .map(|u| u.code.clone())
+            .collect(),
+        expires: desk.shared.now().timestamp() + SESSION_SECONDS,
+    };
+    let cookie = format!(
+        "{SESSION}={}; Path=/desk; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}",
+        token::sign(&scope, secret)
+    );
+    let to = if lang == Lang::En {
+        "/desk/province?lang=en"
+    } else {
+        "/desk/province"
+    };
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, to.to_string()),
+        ],
+    )
+        .into_response()
 }

@@ -9,6 +9,7 @@ use slawatch::state::{Context, Shared};
 use std::sync::Arc;
 
 const SECRET: &[u8] = b"khoa-ky-thu-nghiem";
+const API_TOKEN: &str = "ma-api-quan-tri";
 
 /// The cases of the metrics fixture, served with the desk on 127.0.0.1, its clock
 /// pinned at Fri 15/03/2024 10:00.
@@ -21,11 +22,13 @@ async fn serve(name: &str) -> (String, Arc<Shared>) {
     let ctx: Context = (*sh.context()).clone();
     let pinned = Arc::new(Shared::new(s, ctx, "salt".into()).with_clock(Clock::starting_at(now())));
     pinned.load(now()).await.unwrap();
+    pinned.refresh_metrics(now()).await.unwrap();
     let app = slawatch::http::router(pinned.clone(), vec![], 1 << 20, None).merge(
         slawatch::desk::routes(
             pinned.clone(),
             Some(SECRET.to_vec()),
             slawatch::config::AlertsConfig::default(),
+            Some(API_TOKEN.to_string()),
         ),
     );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -254,4 +257,91 @@ async fn a_head_acknowledges_from_the_case_page() {
         first["ack"]["by"],
         "Giám đốc Sở Tư pháp <giamdoc@stp.example.gov.vn>"
     );
+}
+
+/// The province's page opens for a link over every unit (the chairman's) and ranks the
+/// units; a department's link is refused. An administrator signs in with the API token
+/// (an HttpOnly, SameSite=Strict cookie) and reaches it; a wrong token does not.
+#[tokio::test]
+async fn the_province_page_and_the_administrators_sign_in() {
+    let (base, sh) = serve("desk-province").await;
+    let all: Vec<String> = sh
+        .context()
+        .directory
+        .units()
+        .iter()
+        .map(|u| u.code.clone())
+        .collect();
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let chairman = link_for(&refs, now().timestamp() + 86_400);
+    let (status, html) = get(format!("{base}/desk/province?t={chairman}")).await;
+    assert_eq!(status, 200, "{html}");
+    // STP holds the one open overdue case: first by overdue; its quarter ratio is 2/4
+    // (the metrics fixture's hand count): 50,0 %.
+    let by_overdue = html.find("Xếp theo số hồ sơ quá hạn").unwrap();
+    let first_row = &html[by_overdue..];
+    assert!(
+        first_row.contains(&format!("<td>1</td><td><a href=\"/desk/unit/STP?t={chairman}\">Sở Tư pháp</a></td><td><b>1</b></td>")),
+        "{html}"
+    );
+    assert!(html.contains("<td><b>50,0%</b></td><td>2/4</td>"), "{html}");
+    let stp = link_for(&["STP"], now().timestamp() + 86_400);
+    let (status, _) = get(format!("{base}/desk/province?t={stp}")).await;
+    assert_eq!(status, 403);
+
+    // Sign-in: a wrong token is refused, the right one sets the session cookie.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (status, html) = get(format!("{base}/desk/login")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("type=\"password\" name=\"token\""), "{html}");
+    let r = client
+        .post(format!("{base}/desk/login"))
+        .form(&[("token", "not-it")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("set-cookie").is_none());
+    let r = client
+        .post(format!("{base}/desk/login"))
+        .form(&[("token", API_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/desk/province");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/desk"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    let session = cookie.split(';').next().unwrap().to_string();
+    let r = client
+        .get(format!("{base}/desk/province"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("slawatch · Quản trị viên"));
+    // The session opens any unit's case, and acknowledging needs its form token too.
+    let r = client
+        .get(format!("{base}/desk/case/portal/M-OVERDUE"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("name=\"csrf\" value=\""), "{html}");
+    let r = client
+        .post(format!("{base}/desk/case/portal/M-OVERDUE/ack"))
+        .header("cookie", &session)
+        .form(&[("rule", "overdue"), ("note", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "no form token");
 }
