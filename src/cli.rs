@@ -670,7 +670,8 @@ async fn notify_preview(
     let loaded = load(config)?;
     let cfg = &loaded.config.alerts;
     let dir = cfg.templates_dir.as_ref().map(|d| loaded.dir.join(d));
-    let templates = crate::notify::templates::Templates::load(dir.as_deref())?;
+    let templates = crate::notify::templates::Templates::load(dir.as_deref())?
+        .with_desk_links(crate::desk::DeskLinks::from_config(&loaded));
     let store = crate::store::open_read_only(&loaded.config.store.url)
         .await
         .with_context(|| {

@@ -192,17 +192,8 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
                     .templates_dir
                     .as_ref()
                     .map(|d| loaded.dir.join(d));
-                let desk = cfg.http.public_url.as_ref().and_then(|base| {
-                    let secret = desk_secret.clone()?;
-                    Some(crate::desk::DeskLinks {
-                        base: base.clone(),
-                        secret,
-                        days: cfg.http.desk_link_days,
-                        directory: loaded.directory.clone(),
-                    })
-                });
                 let templates = crate::notify::templates::Templates::load(dir.as_deref())?
-                    .with_desk_links(desk);
+                    .with_desk_links(crate::desk::DeskLinks::from_config(&loaded));
                 let errors = templates.check();
                 if !errors.is_empty() {
                     anyhow::bail!("templates do not render: {}", errors.join("; "));

@@ -237,6 +237,12 @@ pub fn rfc3339(t: DateTime<Utc>, cal: &Calendar) -> String {
 }
 
 /// `dd/MM/yyyy HH:mm` in local time, for traces and e-mails.
+/// `dd/MM/yyyy HH:mm` in the calendar's zone, seconds dropped: what a reader is shown
+/// in e-mails and pages.
+pub fn minutes(t: DateTime<Utc>, cal: &Calendar) -> String {
+    cal.local(t).format("%d/%m/%Y %H:%M").to_string()
+}
+
 pub fn human(t: DateTime<Utc>, cal: &Calendar) -> String {
     let l = cal.local(t);
     if l.format("%S").to_string() == "00" {

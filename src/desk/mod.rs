@@ -30,6 +30,22 @@ pub struct PersonLinks<'a> {
 }
 
 impl DeskLinks {
+    /// The links a configuration asks for: `[http] public_url` and the secret in the
+    /// environment variable `desk_secret_env`; none when either is missing.
+    pub fn from_config(loaded: &crate::config::Loaded) -> Option<DeskLinks> {
+        let http = &loaded.config.http;
+        let base = http.public_url.clone()?;
+        let secret = std::env::var(&http.desk_secret_env)
+            .ok()
+            .filter(|s| !s.is_empty())?;
+        Some(DeskLinks {
+            base,
+            secret: secret.into_bytes(),
+            days: http.desk_link_days,
+            directory: loaded.directory.clone(),
+        })
+    }
+
     /// The links for `email` at `now`, or none when they answer for no unit.
     pub fn for_person(
         &self,

@@ -583,7 +583,7 @@ async fn case_page(
     let cal = &ctx.calendar;
     let now = desk.shared.now();
     let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map(|t| crate::timefmt::human(t, cal))
+        t.map(|t| crate::timefmt::minutes(t, cal))
             .unwrap_or_else(|| "—".into())
     };
     let trace = explain_case(&case, ctx.procedure(&case), cal, &ctx.policy, now, lang)
@@ -689,12 +689,12 @@ async fn case_page(
                 "due": fmt(s.step_due_at),
                 "acted": fmt(s.acted_at),
             })).collect::<Vec<_>>(),
-            "history": history.iter().map(|(at, what)| json!({"at": crate::timefmt::human(*at, cal), "what": what})).collect::<Vec<_>>(),
+            "history": history.iter().map(|(at, what)| json!({"at": crate::timefmt::minutes(*at, cal), "what": what})).collect::<Vec<_>>(),
             "notifications": notifications.iter().map(|n| json!({
-                "at": crate::timefmt::human(n.at, cal), "rule": n.rule, "recipient": n.recipient, "status": n.status,
+                "at": crate::timefmt::minutes(n.at, cal), "rule": n.rule, "recipient": n.recipient, "status": n.status,
             })).collect::<Vec<_>>(),
             "acks": acks.iter().map(|a| json!({
-                "at": crate::timefmt::human(a.at, cal), "rule": a.rule, "by": a.by, "note": a.note,
+                "at": crate::timefmt::minutes(a.at, cal), "rule": a.rule, "by": a.by, "note": a.note,
             })).collect::<Vec<_>>(),
             "t": {
                 "due": pick(lang, "Hạn", "Due"),

@@ -190,7 +190,7 @@ pub async fn alert_pass(
                 unit_name: "—".into(),
                 due: h
                     .last_success
-                    .map(|t| crate::timefmt::human(t, &ctx.calendar))
+                    .map(|t| crate::timefmt::minutes(t, &ctx.calendar))
                     .unwrap_or_else(|| "—".into()),
                 note: h.last_error.clone(),
                 ..Default::default()

@@ -32,7 +32,7 @@ pub async fn build_digests(
         .map(|h| {
             let since = h
                 .last_success
-                .map(|t| crate::timefmt::human(t, &ctx.calendar))
+                .map(|t| crate::timefmt::minutes(t, &ctx.calendar))
                 .unwrap_or_else(|| "—".into());
             (h.name, since)
         })
@@ -56,7 +56,7 @@ pub async fn build_digests(
                             serde_json::json!({
                                 "by": a.by,
                                 "note": a.note,
-                                "at": crate::timefmt::human(a.at, &ctx.calendar),
+                                "at": crate::timefmt::minutes(a.at, &ctx.calendar),
                             })
                         });
                     crate::alert::digest::listed(&e.case, ev, ack.is_some(), || {

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod api;
+mod browser;
 mod calendar_diff;
 mod cli;
 mod daemon;
