@@ -526,10 +526,134 @@ async fn main() {
         "poll with 10,000 changes: ingested and evaluated in {:.2} s",
         t.elapsed().as_secs_f64()
     );
+    // 5b. The desk's pages under concurrent scrapes (issue 13's targets: a unit's page
+    // p99 ≤ 50 ms, the province's p99 ≤ 100 ms).
+    desk_pages(&shared).await;
     // 6. The morning digest for every unit, built and queued, then sent to a local
     // SMTP server (aiosmtpd, when installed).
     digest_and_send(&shared).await;
     println!("resident memory at the end: {:.0} MB", rss_mb());
+}
+
+/// Latencies of `n` GETs of the URLs `url(i)`, `conc` at a time: (p50, p99, max) in ms.
+async fn latencies(
+    url: impl Fn(usize) -> String + Send + Sync + 'static,
+    n: usize,
+    conc: usize,
+) -> (f64, f64, f64) {
+    let client = reqwest::Client::new();
+    let url = Arc::new(url);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (client, url, next) = (client.clone(), url.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= n {
+                    return out;
+                }
+                let t = Instant::now();
+                let r = client.get(url(i)).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                let _ = r.bytes().await.unwrap();
+                out.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    (at(0.5), at(0.99), all[all.len() - 1])
+}
+
+async fn desk_pages(shared: &Arc<Shared>) {
+    use slawatch::desk::token::{sign, Scope};
+    shared.refresh_metrics(Utc::now()).await.unwrap();
+    let secret = b"bench-desk-secret".to_vec();
+    let app = slawatch::http::router(shared.clone(), vec![], 1 << 20, None).merge(
+        slawatch::desk::routes(
+            shared.clone(),
+            Some(secret.clone()),
+            slawatch::config::AlertsConfig::default(),
+            None,
+        ),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let units: Vec<String> = shared
+        .context()
+        .directory
+        .units()
+        .iter()
+        .map(|u| u.code.clone())
+        .collect();
+    let token = sign(
+        &Scope {
+            who: "bench@bench.example.gov.vn".into(),
+            name: String::new(),
+            units: units.clone(),
+            expires: Utc::now().timestamp() + 86_400,
+        },
+        &secret,
+    );
+    // Concurrent scrapes of /metrics all along.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scrapes = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            let mut n = 0u64;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = c
+                    .get(format!("http://{addr}/metrics"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await;
+                n += 1;
+            }
+            n
+        })
+    };
+    let open = shared.open_count();
+    let per_unit = open / units.len().max(1);
+    let t = Instant::now();
+    let t2 = token.clone();
+    let (p50, p99, max) = latencies(
+        move |i| {
+            format!(
+                "http://{addr}/desk/unit/U{:03}?t={t2}",
+                i % UNITS as usize + 1
+            )
+        },
+        400,
+        4,
+    )
+    .await;
+    println!(
+        "desk unit page ({open} open cases over {} units, ~{per_unit} each), 400 requests, 4 at a time, with scrapes: \
+         p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({:.1} s)",
+        units.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let (p50, p99, max) = latencies(
+        move |_| format!("http://{addr}/desk/province?t={token}"),
+        100,
+        4,
+    )
+    .await;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let n = scrapes.await.unwrap();
+    println!(
+        "desk province page, 100 requests, 4 at a time, with scrapes: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({n} scrapes alongside)"
+    );
 }
 
 async fn digest_and_send(shared: &Shared) {
