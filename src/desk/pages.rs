@@ -439,19 +439,20 @@ async fn unit_page(
     let t = q.get("t").cloned().unwrap_or_default();
     let qs = query(&t, lang);
     let vi = lang == Lang::Vi;
+    // Dossiers and petitions first, assigned tasks in sections of their own.
     let mut sections = Vec::new();
-    for s in SECTIONS {
+    let mut tasks = Vec::new();
+    for (s, task) in SECTIONS.iter().flat_map(|s| [(*s, false), (*s, true)]) {
         let mut listed: Vec<(&Entry, &EvalSummary)> = entries
             .iter()
             .filter_map(|e| Some((e, e.eval.as_ref()?)))
-            .filter(|(_, v)| section_of(v) == Some(s))
+            .filter(|(e, v)| section_of(v) == Some(s) && (e.case.kind == Kind::Task) == task)
             .collect();
         if listed.is_empty() {
             continue;
         }
         listed.sort_by_key(|(e, v)| {
             (
-                e.case.kind == Kind::Task,
                 -v.overdue_workdays,
                 v.due.map(|d| d.timestamp()).unwrap_or(i64::MAX),
                 e.case.case_id.clone(),
@@ -480,8 +481,13 @@ async fn unit_page(
             })
             .collect();
         let more = listed.len().saturating_sub(PAGE_LIMIT);
-        sections.push(json!({
-            "key": s,
+        let key = if task {
+            format!("task-{s}")
+        } else {
+            s.to_string()
+        };
+        (if task { &mut tasks } else { &mut sections }).push(json!({
+            "key": key,
             "title": section_title(s, lang),
             "count": listed.len(),
             "urgent": matches!(s, "overdue" | "apology_due"),
@@ -526,9 +532,11 @@ async fn unit_page(
             "counts": counts,
             "kinds": kinds,
             "sections": sections,
+            "tasks": tasks,
             "t": {
                 "kind": pick(lang, "Loại", "Kind"),
                 "nothing": pick(lang, "Không có hồ sơ nào cần chú ý.", "Nothing needs attention."),
+                "tasks": pick(lang, "Nhiệm vụ được giao", "Assigned tasks"),
             },
         }),
     )
@@ -684,7 +692,12 @@ async fn case_page(
             "trace": trace,
             "steps": case.steps.iter().map(|s| json!({
                 "title": s.title.as_deref().unwrap_or("—"),
-                "department": s.department.as_deref().unwrap_or("—"),
+                "department": match (s.department.as_deref(), s.unit_code.as_deref().and_then(|u| ctx.directory.get(u))) {
+                    (Some(d), Some(u)) if u.name != d => format!("{d} ({})", u.name),
+                    (Some(d), _) => d.to_string(),
+                    (None, Some(u)) => u.name.clone(),
+                    (None, None) => "—".into(),
+                },
                 "started": fmt(s.started_at),
                 "due": fmt(s.step_due_at),
                 "acted": fmt(s.acted_at),

@@ -345,3 +345,40 @@ async fn the_province_page_and_the_administrators_sign_in() {
         .unwrap();
     assert_eq!(r.status(), 403, "no form token");
 }
+
+/// Assigned tasks are listed apart from dossiers, under their own heading.
+#[tokio::test]
+async fn tasks_are_listed_apart_on_the_unit_page() {
+    let (base, sh) = serve("desk-tasks").await;
+    let mut mapping = slawatch::source::normalize::Mapping::dvcqg();
+    mapping.kind = slawatch::sla::model::Kind::Task;
+    let task = serde_json::json!({
+        "MaHoSo": "NV-01", "TrangThaiHoSo": "4", "NgayTiepNhan": "20240301080000",
+        "NgayHenTra": "20240307170000", "DonViXuLy": "Sở Tư pháp",
+    });
+    slawatch::daemon::ingest(
+        &sh,
+        "tasks",
+        &mapping,
+        slawatch::daemon::Delivery::records(vec![slawatch::source::RawRecord::json(task, "t")]),
+        now(),
+    )
+    .await
+    .unwrap();
+    let t = link_for(&["STP"], now().timestamp() + 86_400);
+    let (status, html) = get(format!("{base}/desk/unit/STP?t={t}")).await;
+    assert_eq!(status, 200, "{html}");
+    let dossiers = html
+        .find("<h2 id=\"overdue\">Quá hạn (1)</h2>")
+        .expect(&html);
+    let tasks = html.find("<h2>Nhiệm vụ được giao</h2>").expect(&html);
+    let task_section = html
+        .find("<h3 id=\"task-overdue\">Quá hạn (1)</h3>")
+        .expect(&html);
+    let nv = html.find("<b>NV-01</b>").expect(&html);
+    let m = html.find("<b>M-OVERDUE</b>").expect(&html);
+    assert!(
+        dossiers < m && m < tasks && tasks < task_section && task_section < nv,
+        "{html}"
+    );
+}
