@@ -670,8 +670,7 @@ async fn notify_preview(
     let loaded = load(config)?;
     let cfg = &loaded.config.alerts;
     let dir = cfg.templates_dir.as_ref().map(|d| loaded.dir.join(d));
-    let templates = crate::notify::templates::Templates::load(dir.as_deref())?
-        .with_desk_links(crate::desk::DeskLinks::from_config(&loaded));
+    let templates = crate::notify::templates::Templates::load(dir.as_deref())?;
     let store = crate::store::open_read_only(&loaded.config.store.url)
         .await
         .with_context(|| {
@@ -680,6 +679,10 @@ async fn notify_preview(
                 crate::store::redact_url(&loaded.config.store.url)
             )
         })?;
+    let links = crate::desk::existing_secret(&store, &loaded.config.http.desk_secret_env)
+        .await
+        .map(|s| crate::desk::DeskLinks::from_config(&loaded, s, None));
+    let templates = templates.with_desk_links(links);
     // Nothing is ingested, so no applicant id is hashed: the salt is not needed (and a
     // read-only store could not keep a new one).
     let context =

@@ -138,12 +138,14 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
     let api_token = std::env::var(&cfg.http.api_token_env)
         .ok()
         .filter(|t| !t.is_empty());
-    let desk_secret = std::env::var(&cfg.http.desk_secret_env)
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(String::into_bytes);
+    let desk_secret = crate::desk::secret(&store, &cfg.http.desk_secret_env).await?;
+    let links = crate::desk::DeskLinks::from_config(
+        &loaded,
+        desk_secret.clone(),
+        listener.local_addr().ok(),
+    );
     let (alerts, token) = (cfg.alerts.clone(), api_token.clone());
-    let desk = crate::desk::routes(shared.clone(), desk_secret.clone(), alerts, token);
+    let desk = crate::desk::routes(shared.clone(), Some(desk_secret), alerts, token);
     let body = cfg.http.max_body_bytes;
     let app = crate::http::router(shared.clone(), push_sources, body, api_token).merge(desk);
     let server_cancel = cancel.clone();
@@ -193,7 +195,7 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
                     .as_ref()
                     .map(|d| loaded.dir.join(d));
                 let templates = crate::notify::templates::Templates::load(dir.as_deref())?
-                    .with_desk_links(crate::desk::DeskLinks::from_config(&loaded));
+                    .with_desk_links(Some(links));
                 let errors = templates.check();
                 if !errors.is_empty() {
                     anyhow::bail!("templates do not render: {}", errors.join("; "));

@@ -299,15 +299,6 @@ pub fn check(
                 "http.public_url",
                 format!("`{u}` is not an http(s) address (e.g. https://slawatch.tinh.gov.vn)"),
             );
-        } else if (places.env)(&cfg.http.desk_secret_env).is_none() {
-            err(
-                places.of("http", "desk_secret_env"),
-                "http.desk_secret_env",
-                format!(
-                    "the environment variable `{}` is not set: desk links cannot be signed",
-                    cfg.http.desk_secret_env
-                ),
-            );
         }
     }
     if cfg.http.listen.parse::<std::net::SocketAddr>().is_err() {

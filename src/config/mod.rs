@@ -451,10 +451,10 @@ pub struct HttpConfig {
     /// endpoints are always open.
     pub api_token_env: String,
     /// The address people reach this daemon at (`https://slawatch.tinh.gov.vn`): the
-    /// base of the desk links in e-mails. None: e-mails carry no desk link.
+    /// base of the desk links in e-mails. None: the address it listens on.
     pub public_url: Option<String>,
-    /// Environment variable holding the secret desk links are signed with; rotating it
-    /// revokes every link.
+    /// Environment variable holding the secret desk links are signed with; when unset,
+    /// one is generated and kept in the store. Rotating it revokes every link.
     pub desk_secret_env: String,
     /// How long a desk link in an e-mail stays valid, in days.
     pub desk_link_days: u32,

@@ -30,20 +30,24 @@ pub struct PersonLinks<'a> {
 }
 
 impl DeskLinks {
-    /// The links a configuration asks for: `[http] public_url` and the secret in the
-    /// environment variable `desk_secret_env`; none when either is missing.
-    pub fn from_config(loaded: &crate::config::Loaded) -> Option<DeskLinks> {
+    /// The links of a configuration: `[http] public_url`, or without one the address
+    /// the daemon listens on (`listening`, else `http.listen`), signed with `secret`.
+    pub fn from_config(
+        loaded: &crate::config::Loaded,
+        secret: Vec<u8>,
+        listening: Option<std::net::SocketAddr>,
+    ) -> DeskLinks {
         let http = &loaded.config.http;
-        let base = http.public_url.clone()?;
-        let secret = std::env::var(&http.desk_secret_env)
-            .ok()
-            .filter(|s| !s.is_empty())?;
-        Some(DeskLinks {
+        let base = http.public_url.clone().unwrap_or_else(|| match listening {
+            Some(a) => format!("http://{a}"),
+            None => format!("http://{}", http.listen),
+        });
+        DeskLinks {
             base,
-            secret: secret.into_bytes(),
+            secret,
             days: http.desk_link_days,
             directory: loaded.directory.clone(),
-        })
+        }
     }
 
     /// The links for `email` at `now`, or none when they answer for no unit.
@@ -99,4 +103,48 @@ impl PersonLinks<'_> {
             )
         })
     }
+}
+
+/// The secret desk links are signed with: the environment variable `var` when set,
+/// else one generated once and kept in the store (`desk_secret`), so links work in the
+/// default set-up; setting the variable (or deleting the stored one) rotates it and
+/// revokes every link.
+pub async fn secret(
+    store: &std::sync::Arc<dyn crate::store::Store>,
+    var: &str,
+) -> Result<Vec<u8>, crate::store::StoreError> {
+    if let Some(s) = std::env::var(var).ok().filter(|s| !s.is_empty()) {
+        return Ok(s.into_bytes());
+    }
+    if let Some(s) = store.meta_get("desk_secret").await? {
+        return Ok(s.into_bytes());
+    }
+    let mut bytes = [0u8; 32];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| {
+            crate::store::StoreError::Config(format!(
+                "reading /dev/urandom for the desk secret: {e}"
+            ))
+        })?;
+    let s: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    store.meta_put("desk_secret", &s).await?;
+    Ok(s.into_bytes())
+}
+
+/// The desk secret without creating one (read-only stores: `notify preview`).
+pub async fn existing_secret(
+    store: &std::sync::Arc<dyn crate::store::Store>,
+    var: &str,
+) -> Option<Vec<u8>> {
+    if let Some(s) = std::env::var(var).ok().filter(|s| !s.is_empty()) {
+        return Some(s.into_bytes());
+    }
+    store
+        .meta_get("desk_secret")
+        .await
+        .ok()
+        .flatten()
+        .map(String::into_bytes)
 }

@@ -827,14 +827,3 @@ fn check_config_refuses_a_public_url_that_is_not_one() {
         "error: config/slawatch.toml:2: http.public_url: `slawatch.tinh.example.gov.vn` is not an http(s) address",
     );
 }
-
-#[test]
-fn check_config_refuses_a_public_url_without_the_desk_secret() {
-    refused(
-        "desk-secret",
-        "[http]\npublic_url = \"https://slawatch.tinh.example.gov.vn\"\ndesk_secret_env = \"SLAWATCH_TEST_DESK_SECRET_UNSET\"\n",
-        None,
-        &[],
-        "error: config/slawatch.toml:3: http.desk_secret_env: the environment variable `SLAWATCH_TEST_DESK_SECRET_UNSET` is not set",
-    );
-}

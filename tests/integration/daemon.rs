@@ -851,3 +851,63 @@ fn an_alert_e_mail_links_to_the_heads_desk() {
     let (status, _) = get(format!("http://{}/desk/unit/SXD?t={token}", d.addr));
     assert_eq!(status, 403);
 }
+
+/// In the default set-up (no `public_url`, no secret in the environment) the e-mail
+/// still links to the desk: at the address the daemon listens on, signed with a
+/// secret it generated and keeps in the store, so the link still opens after a restart.
+#[test]
+fn in_the_default_set_up_the_e_mail_links_to_the_desk_too() {
+    let quiet = crate::Timeline::from(QUIET_SUNDAY);
+    let dir = scratch("daemon-desk-default");
+    write_config(
+        &dir,
+        "[alerts]\ntransport = \"file\"\nfile_dir = \"mail\"\nsend_window = \"always\"\n\
+         [[source]]\nname = \"vendor\"\ntype = \"push\"\ntoken_env = \"PUSH_TOKEN\"\n",
+    );
+    let d = Daemon::start_at(&dir, &[("PUSH_TOKEN", "tk")], Some(&quiet.now()));
+    d.push(&json!([
+        {"MaHoSo": "DD-STP", "TrangThaiHoSo": "4", "NgayTiepNhan": "20241202080000",
+         "NgayHenTra": "20241204170000", "DonViXuLy": "Sở Tư pháp"}
+    ]));
+    let link = || -> Option<String> {
+        std::fs::read_dir(dir.join("mail"))
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .filter_map(|e| {
+                let raw = std::fs::read(e.path()).ok()?;
+                let m = mail_parser::MessageParser::default().parse(&raw)?;
+                (m.to()?.first()?.address()? == "giamdoc@stp.example.gov.vn")
+                    .then(|| m.body_text(0).unwrap().to_string())
+            })
+            .find_map(|text| {
+                text.lines()
+                    .find_map(|l| l.trim().strip_prefix("Trang làm việc của đơn vị: "))
+                    .map(|l| l.trim().to_string())
+            })
+    };
+    wait_until(Duration::from_secs(30), "the head's e-mail", || {
+        link().is_some()
+    });
+    let link = link().unwrap();
+    assert!(
+        link.starts_with(&format!("http://{}/desk/unit/STP?t=", d.addr)),
+        "{link}"
+    );
+    let get = |url: &str| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async { reqwest::get(url).await.unwrap().status().as_u16() })
+    };
+    assert_eq!(get(&link), 200);
+    // After a restart (a new port), the same token still opens the page.
+    drop(d);
+    let d = Daemon::start_at(&dir, &[("PUSH_TOKEN", "tk")], Some(&quiet.now()));
+    let token = link.split("?t=").nth(1).unwrap();
+    assert_eq!(
+        get(&format!("http://{}/desk/unit/STP?t={token}", d.addr)),
+        200
+    );
+}
