@@ -349,7 +349,7 @@ fn count_label(rule: &str, lang: &str) -> String {
     match rule {
         "overdue" => pick(v, "quá hạn", "overdue"),
         "escalated" => pick(v, "đã báo cáo cấp trên", "escalated"),
-        "apology_due" => pick(v, "cần văn bản xin lỗi", "apology letter due"),
+        "apology_due" => pick(v, "cần văn bản xin lỗi", "needing an apology letter"),
         "due_soon" => pick(v, "sắp đến hạn", "due soon"),
         "step_overdue" => pick(v, "có bước quá hạn", "with a step overdue"),
         "stuck" => pick(v, "chưa cập nhật tiến độ", "without recorded progress"),
@@ -392,7 +392,7 @@ fn summarize_unit(unit: &str, its: &[&Item], lang: &str) -> Value {
             ),
             (true, false) => format!("{} {n} quá hạn {max} ngày làm việc", late.len()),
             (false, true) => format!(
-                "{} {n} overdue by ≥ {min} workdays, the longest {max}",
+                "{} {n} overdue by ≥ {min} workdays, the longest by {max}",
                 late.len()
             ),
             (false, false) => format!("{} {n} overdue by {max} workdays", late.len()),

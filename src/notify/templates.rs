@@ -284,7 +284,10 @@ fn sending(ctx: &mut Value, lang: &str) {
     ctx["desk"] = json!({"url": "https://slawatch.tinh.example.gov.vn/desk/unit/STP?t=…"});
     let first = |v: &mut Value| {
         if let Some(c) = v.as_array_mut().and_then(|a| a.first_mut()) {
-            c["desk_url"] = json!("https://slawatch.tinh.example.gov.vn/desk/case/portal/000.00.12.H22-240301-0001?t=…");
+            let id = c["case_id"].as_str().unwrap_or("").to_string();
+            c["desk_url"] = json!(format!(
+                "https://slawatch.tinh.example.gov.vn/desk/case/portal/{id}?t=…"
+            ));
         }
     };
     first(&mut ctx["cases"]);

@@ -129,7 +129,7 @@ fn escalations_are_summarised_by_unit() {
     let en = compose(&items, "en", 30);
     assert_eq!(
         en["units"][0]["line"],
-        "Đơn vị X: 3 cases overdue by ≥ 9 workdays, the longest 48"
+        "Đơn vị X: 3 cases overdue by ≥ 9 workdays, the longest by 48"
     );
 }
 
