@@ -526,7 +526,7 @@ async fn unit_page(
         "unit.html",
         json!({
             "lang": lang_code(lang),
-            "who": if scope.name.is_empty() { scope.who.clone() } else { scope.name.clone() },
+            "who": scope.display_name(),
             "title": name,
             "unit": {"code": code, "name": name},
             "counts": counts,
@@ -672,11 +672,11 @@ async fn case_page(
                 "lang": lang_code(lang),
                 "csrf": form_token(secret, &token_of(&q, &headers).unwrap_or_default()),
                 "rules": rules,
-                "by": if scope.name.is_empty() { scope.who.clone() } else { format!("{} <{}>", scope.name, scope.who) },
+                "by": scope.signature(),
             })),
             "acked": acked,
             "lang": lang_code(lang),
-            "who": if scope.name.is_empty() { scope.who.clone() } else { scope.name.clone() },
+            "who": scope.display_name(),
             "title": case.case_id,
             "unit_href": format!("/desk/unit/{}{qs}", url_part(&unit)),
             "case": {
@@ -824,11 +824,7 @@ async fn acknowledge(
         rule: rule.to_string(),
         due_at: ev.due,
         note: note.to_string(),
-        by: if scope.name.is_empty() {
-            scope.who.clone()
-        } else {
-            format!("{} <{}>", scope.name, scope.who)
-        },
+        by: scope.signature(),
         at: desk.shared.now(),
     };
     if let Err(e) = desk.shared.store.ack_add(&ack).await {
@@ -947,7 +943,7 @@ async fn province_page(
         "province.html",
         json!({
             "lang": lang_code(lang),
-            "who": if scope.name.is_empty() { scope.who.clone() } else { scope.name.clone() },
+            "who": scope.display_name(),
             "title": pick(lang, "Toàn tỉnh", "The province"),
             "by_overdue": by_overdue,
             "by_ratio": by_ratio,

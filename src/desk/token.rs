@@ -71,6 +71,24 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Scope, TokenError>
 }
 
 impl Scope {
+    /// How pages greet the person: their name, else their address.
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            &self.who
+        } else {
+            &self.name
+        }
+    }
+
+    /// Who an acknowledgement is recorded as: `Name <address>`, or the address.
+    pub fn signature(&self) -> String {
+        if self.name.is_empty() {
+            self.who.clone()
+        } else {
+            format!("{} <{}>", self.name, self.who)
+        }
+    }
+
     /// Whether the scope covers a unit.
     pub fn covers(&self, unit: &str) -> bool {
         self.units.iter().any(|u| u == unit)

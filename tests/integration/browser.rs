@@ -78,20 +78,6 @@ fn write_config(dir: &Path) {
     .unwrap();
 }
 
-/// The text part of the first delivered `.eml` to `to`.
-fn mail_to(dir: &Path, to: &str) -> Option<String> {
-    std::fs::read_dir(dir.join("mail"))
-        .ok()?
-        .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-        .map(|e| std::fs::read(e.path()).unwrap())
-        .find_map(|raw| {
-            let m = mail_parser::MessageParser::default().parse(&raw)?;
-            let addr = m.to()?.first()?.address()?.to_string();
-            (addr == to).then(|| m.body_text(0).unwrap().replace("\r\n", "\n"))
-        })
-}
-
 fn screenshots() -> Option<PathBuf> {
     std::env::var_os("SLAWATCH_SCREENSHOTS").map(|d| {
         let p = PathBuf::from(d);
@@ -152,9 +138,9 @@ fn a_head_works_from_the_desk_in_a_real_browser() {
          "NgayHenTra": "20261127170000", "DonViXuLy": "Sở Xây dựng"}
     ]));
     wait_until(Duration::from_secs(30), "the head's e-mail", || {
-        mail_to(&dir, "giamdoc@stp.example.gov.vn").is_some()
+        crate::delivered_text(&dir.join("mail"), "giamdoc@stp.example.gov.vn").is_some()
     });
-    let text = mail_to(&dir, "giamdoc@stp.example.gov.vn").unwrap();
+    let text = crate::delivered_text(&dir.join("mail"), "giamdoc@stp.example.gov.vn").unwrap();
     let link = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("Trang làm việc của đơn vị: "))

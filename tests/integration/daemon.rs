@@ -789,18 +789,7 @@ fn an_alert_e_mail_links_to_the_heads_desk() {
         {"MaHoSo": "DL-SXD", "TrangThaiHoSo": "4", "NgayTiepNhan": "20241202080000",
          "NgayHenTra": "20241204170000", "DonViXuLy": "Sở Xây dựng"}
     ]));
-    let head = || -> Option<String> {
-        std::fs::read_dir(dir.join("mail"))
-            .ok()?
-            .filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-            .map(|e| std::fs::read(e.path()).unwrap())
-            .find_map(|raw| {
-                let m = mail_parser::MessageParser::default().parse(&raw)?;
-                let to = m.to()?.first()?.address()?.to_string();
-                (to == "giamdoc@stp.example.gov.vn").then(|| m.body_text(0).unwrap().to_string())
-            })
-    };
+    let head = || crate::delivered_text(&dir.join("mail"), "giamdoc@stp.example.gov.vn");
     wait_until(Duration::from_secs(30), "the head's e-mail", || {
         head().is_some()
     });
@@ -870,21 +859,10 @@ fn in_the_default_set_up_the_e_mail_links_to_the_desk_too() {
          "NgayHenTra": "20241204170000", "DonViXuLy": "Sở Tư pháp"}
     ]));
     let link = || -> Option<String> {
-        std::fs::read_dir(dir.join("mail"))
-            .ok()?
-            .filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-            .filter_map(|e| {
-                let raw = std::fs::read(e.path()).ok()?;
-                let m = mail_parser::MessageParser::default().parse(&raw)?;
-                (m.to()?.first()?.address()? == "giamdoc@stp.example.gov.vn")
-                    .then(|| m.body_text(0).unwrap().to_string())
-            })
-            .find_map(|text| {
-                text.lines()
-                    .find_map(|l| l.trim().strip_prefix("Trang làm việc của đơn vị: "))
-                    .map(|l| l.trim().to_string())
-            })
+        crate::delivered_text(&dir.join("mail"), "giamdoc@stp.example.gov.vn")?
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Trang làm việc của đơn vị: "))
+            .map(|l| l.trim().to_string())
     };
     wait_until(Duration::from_secs(30), "the head's e-mail", || {
         link().is_some()

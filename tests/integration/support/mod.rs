@@ -36,6 +36,21 @@ pub async fn dispatch_once(
     .await
 }
 
+/// The text part (line ends as `\n`) of the first `.eml` in `dir` addressed to `to`:
+/// what a file transport delivered to that person.
+pub fn delivered_text(dir: &std::path::Path, to: &str) -> Option<String> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .find_map(|raw| {
+            let m = mail_parser::MessageParser::default().parse(&raw)?;
+            (m.to()?.first()?.address()? == to)
+                .then(|| m.body_text(0).unwrap_or_default().replace("\r\n", "\n"))
+        })
+}
+
 /// Vietnam's offset from UTC (+07:00, no summer time), the zone of every test's calendar.
 pub fn vietnam() -> chrono::FixedOffset {
     chrono::FixedOffset::east_opt(7 * 3600).expect("valid offset")
