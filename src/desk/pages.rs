@@ -406,7 +406,6 @@ async fn unit_page(
         return desk.outside(lang, &code);
     }
     let ctx = desk.shared.context();
-    let cal = &ctx.calendar;
     let kind = q.get("kind").and_then(|k| match k.as_str() {
         "dossier" => Some(Kind::Dossier),
         "task" => Some(Kind::Task),
@@ -439,6 +438,11 @@ async fn unit_page(
     let t = q.get("t").cloned().unwrap_or_default();
     let qs = query(&t, lang);
     let vi = lang == Lang::Vi;
+    // What `case_item` needs of the alert settings: the language of its words.
+    let words = crate::config::AlertsConfig {
+        language: lang_code(lang).into(),
+        ..Default::default()
+    };
     // Dossiers and petitions first, assigned tasks in sections of their own.
     let mut sections = Vec::new();
     let mut tasks = Vec::new();
@@ -462,15 +466,7 @@ async fn unit_page(
             .iter()
             .take(PAGE_LIMIT)
             .map(|(e, v)| {
-                let item = crate::alert::message::case_item(
-                    &e.case,
-                    v,
-                    &ctx,
-                    &crate::config::AlertsConfig {
-                        language: lang_code(lang).into(),
-                        ..Default::default()
-                    },
-                );
+                let item = crate::alert::message::case_item(&e.case, v, &ctx, &words);
                 json!({
                     "case_id": e.case.case_id,
                     "procedure": item["procedure"],
@@ -520,7 +516,6 @@ async fn unit_page(
         .get(&code)
         .map(|u| u.name.clone())
         .unwrap_or_else(|| code.clone());
-    let _ = cal;
     desk.render(
         StatusCode::OK,
         "unit.html",
