@@ -30,13 +30,14 @@ pub const UNKNOWN_UNIT: &str = "unknown";
 const AGE_BUCKETS: [f64; 8] = [0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 40.0];
 
 /// The flags an open case can carry (SPEC §4.8); `returned_late` is for ended cases.
-const OPEN_FLAGS: [&str; 6] = [
+const OPEN_FLAGS: [&str; 7] = [
     "late_supplement_request",
     "multiple_supplements",
     "apology_due",
     "reappointed_twice",
     "due_beyond_legal",
     "step_overdue",
+    "supplement_after_due",
 ];
 
 const OUTCOMES: [&str; 3] = ["early", "on_time", "late"];

@@ -17,7 +17,11 @@ pub const SECTIONS: [&str; 4] = ["overdue", "apology_due", "due_soon", "stuck"];
 /// The section a case is listed in (each case once, in its most urgent section).
 pub fn section_of(e: &EvalSummary) -> Option<&'static str> {
     let flags: Vec<&str> = e.flags.names().collect();
-    if e.state == Some(State::Overdue) {
+    // A supplement requested once the case was overdue does not make it timely: it is
+    // listed with the overdue ones, though its state is `paused`.
+    if e.state == Some(State::Overdue)
+        || (e.state == Some(State::Paused) && flags.contains(&"supplement_after_due"))
+    {
         Some("overdue")
     } else if flags.contains(&"apology_due") {
         Some("apology_due")

@@ -5,6 +5,7 @@
 use super::mail::{Item, Role};
 use crate::calendar::Calendar;
 use crate::sla::model::Case;
+use crate::sla::Flags;
 use crate::state::Context;
 use crate::store::EvalSummary;
 use chrono::{DateTime, Timelike, Utc};
@@ -59,13 +60,34 @@ fn holding_step(case: &Case) -> Option<String> {
 }
 
 /// The one line of how a case stands: due, how late, the step that holds it.
+#[cfg(test)]
 fn short_line(due: &str, estimated: bool, overdue: i32, step: Option<&str>, vi: bool) -> String {
+    short_line_flagged(due, estimated, overdue, step, vi, Flags::default())
+}
+
+/// The short line, with what a flag adds to it: a supplement requested once the case
+/// was already overdue (SPEC §4.8) is said, since the case shows as paused.
+fn short_line_flagged(
+    due: &str,
+    estimated: bool,
+    overdue: i32,
+    step: Option<&str>,
+    vi: bool,
+    flags: Flags,
+) -> String {
     let mut parts = vec![match (vi, estimated) {
         (true, false) => format!("Hạn {due}"),
         (true, true) => format!("Hạn {due} (lịch ước tính)"),
         (false, false) => format!("Due {due}"),
         (false, true) => format!("Due {due} (estimated calendar)"),
     }];
+    if flags.contains(Flags::SUPPLEMENT_AFTER_DUE) {
+        parts.push(if vi {
+            "yêu cầu bổ sung khi đã quá hạn".to_string()
+        } else {
+            "supplement requested after the due".to_string()
+        });
+    }
     if overdue > 0 {
         parts.push(if vi {
             format!("quá hạn {overdue} ngày làm việc")
@@ -123,7 +145,7 @@ pub fn alert_item(
         procedure: procedure(case),
         unit: case.unit_code.as_deref().map(str::to_string),
         // The badges say how late; the line says the due and the step.
-        short: short_line(&due, ev.calendar_estimated, 0, step.as_deref(), v),
+        short: short_line_flagged(&due, ev.calendar_estimated, 0, step.as_deref(), v, ev.flags),
         unit_name,
         due,
         due_at: ev
@@ -200,7 +222,7 @@ pub fn case_item(
         "due_estimated": ev.calendar_estimated,
         "state": ev.state,
         "overdue_workdays": ev.overdue_workdays,
-        "short": short_line(&due, ev.calendar_estimated, ev.overdue_workdays, step.as_deref(), v),
+        "short": short_line_flagged(&due, ev.calendar_estimated, ev.overdue_workdays, step.as_deref(), v, ev.flags),
         "link": link(case, cfg),
         "desk_url": null,
     })

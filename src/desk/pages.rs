@@ -266,7 +266,9 @@ fn rule_label(rule: &str, lang: Lang) -> String {
 
 /// A case's section on a unit's page: its most urgent one, or none.
 pub fn section_of(e: &EvalSummary) -> Option<&'static str> {
-    if e.state == Some(State::Overdue) {
+    if e.state == Some(State::Overdue)
+        || (e.state == Some(State::Paused) && e.flags.has("supplement_after_due"))
+    {
         Some("overdue")
     } else if e.flags.has("apology_due") {
         Some("apology_due")
@@ -356,6 +358,11 @@ fn badges(e: &EvalSummary, lang: Lang) -> Vec<String> {
     for (flag, vi, en) in [
         ("apology_due", "cần văn bản xin lỗi", "apology letter due"),
         ("step_overdue", "bước xử lý quá hạn", "a step is overdue"),
+        (
+            "supplement_after_due",
+            "yêu cầu bổ sung khi đã quá hạn",
+            "supplement requested after the due",
+        ),
     ] {
         if e.flags.has(flag) {
             out.push(pick(lang, vi, en));

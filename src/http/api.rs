@@ -228,7 +228,7 @@ const STATES: [&str; 6] = [
     "no_deadline",
 ];
 const KINDS: [&str; 3] = ["dossier", "task", "feedback"];
-const FLAGS: [&str; 7] = [
+const FLAGS: [&str; 8] = [
     "late_supplement_request",
     "multiple_supplements",
     "apology_due",
@@ -236,6 +236,7 @@ const FLAGS: [&str; 7] = [
     "due_beyond_legal",
     "step_overdue",
     "returned_late",
+    "supplement_after_due",
 ];
 const SORTS: [&str; 4] = ["urgency", "due", "received", "id"];
 

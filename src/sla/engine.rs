@@ -122,9 +122,10 @@ impl Flags {
     pub const DUE_BEYOND_LEGAL: Flags = Flags(1 << 4);
     pub const STEP_OVERDUE: Flags = Flags(1 << 5);
     pub const RETURNED_LATE: Flags = Flags(1 << 6);
+    pub const SUPPLEMENT_AFTER_DUE: Flags = Flags(1 << 7);
 
     /// Every flag with its contract name.
-    pub const ALL: [(Flags, &'static str); 7] = [
+    pub const ALL: [(Flags, &'static str); 8] = [
         (Flags::LATE_SUPPLEMENT_REQUEST, "late_supplement_request"),
         (Flags::MULTIPLE_SUPPLEMENTS, "multiple_supplements"),
         (Flags::APOLOGY_DUE, "apology_due"),
@@ -132,6 +133,7 @@ impl Flags {
         (Flags::DUE_BEYOND_LEGAL, "due_beyond_legal"),
         (Flags::STEP_OVERDUE, "step_overdue"),
         (Flags::RETURNED_LATE, "returned_late"),
+        (Flags::SUPPLEMENT_AFTER_DUE, "supplement_after_due"),
     ];
 
     pub fn contains(self, other: Flags) -> bool {
@@ -376,6 +378,21 @@ pub(crate) fn lifecycle_of(case: &Case, rules: &Rules) -> (Lifecycle, Option<Dat
     }
 }
 
+/// The source's due in force at `t`: the first supplement's "due before" when `t` is
+/// its request, else the due the last move before `t` set, else the due before any
+/// move.
+fn due_in_force_at(case: &Case, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if let Some(s) = case.supplements.first().filter(|s| s.requested_at == t) {
+        if s.due_before.is_some() {
+            return s.due_before;
+        }
+    }
+    match case.due_history.iter().rev().find(|m| m.at <= t) {
+        Some(m) => m.to,
+        None => case.original_due(),
+    }
+}
+
 /// The legal duration of a case: from its procedure, by channel.
 pub(crate) fn legal_duration(case: &Case, procedure: Option<&Procedure>) -> Option<Duration> {
     procedure.map(|p| p.duration_for(case.channel))
@@ -474,6 +491,13 @@ pub fn evaluate(
         }
     }
     flags.set(Flags::MULTIPLE_SUPPLEMENTS, supplements.len() > 1);
+    if let Some(first) = supplements.first() {
+        let in_force = due_in_force_at(case, first.0).or(legal_due_at_receipt);
+        flags.set(
+            Flags::SUPPLEMENT_AFTER_DUE,
+            in_force.is_some_and(|d| first.0 > d),
+        );
+    }
     let reappointments = case
         .due_history
         .iter()

@@ -293,6 +293,9 @@ pub fn flag_phrase(name: &str, lang: Lang) -> &'static str {
         ("due_beyond_legal", Lang::Vi) => "ngày hẹn trả vượt thời hạn luật định",
         ("step_overdue", Lang::Vi) => "có bước xử lý quá hạn",
         ("returned_late", Lang::Vi) => "trả kết quả muộn",
+        ("supplement_after_due", Lang::Vi) => {
+            "yêu cầu bổ sung khi đã quá hạn (tạm dừng không làm hồ sơ đúng hạn)"
+        }
         ("late_supplement_request", Lang::En) => "late supplement request (after 3 workdays)",
         ("multiple_supplements", Lang::En) => "more than one supplement request",
         ("apology_due", Lang::En) => "apology and re-appointment due",
@@ -300,6 +303,9 @@ pub fn flag_phrase(name: &str, lang: Lang) -> &'static str {
         ("due_beyond_legal", Lang::En) => "appointment beyond the legal time limit",
         ("step_overdue", Lang::En) => "a processing step is overdue",
         ("returned_late", Lang::En) => "result returned late",
+        ("supplement_after_due", Lang::En) => {
+            "supplement requested after the due (the pause does not make it timely)"
+        }
         _ => "",
     }
 }

@@ -2,6 +2,7 @@
 //! the Decision 766 ratio and explain traces. Pure: no I/O, no clock; `now` is an
 //! argument.
 
+pub mod asof;
 pub mod compare;
 pub mod duration;
 pub mod engine;

@@ -824,3 +824,58 @@ fn a_span_over_the_unconfirmed_3_may_2027_is_estimated() {
     assert_eq!(show(e.due), "2027-01-11 08:00");
     assert!(!e.calendar_estimated);
 }
+
+/// The demo's case (issue 14, 2b): 0.5 workdays from Fri 18/09/2026 10:55 = 10:55–11:30
+/// (35 min) + 13:30–16:55 (3 h 25) = 4 h, half of the 8-hour day → due Fri 18/09 16:55.
+/// The supplement is requested Mon 21/09 09:00, after that due: the case is paused,
+/// flagged `supplement_after_due`, and keeps the flag once the supplement is back.
+#[test]
+fn a_supplement_requested_after_the_due_is_flagged_and_stays_flagged() {
+    let p = proc("0.5 workdays");
+    let mut c = Case {
+        source: "test".into(),
+        case_id: "HALF".into(),
+        status: 5,
+        received_at: Some(t("2026-09-18 10:55")),
+        supplements: vec![Supplement {
+            requested_at: t("2026-09-21 09:00"),
+            resumed_at: None,
+            due_before: None,
+            due_after: None,
+        }],
+        ..Case::default()
+    };
+    let e = eval(&c, Some(&p), "2026-09-25 10:00");
+    assert_eq!(show(e.due), "2026-09-18 16:55");
+    assert_eq!(e.state, Some(State::Paused));
+    assert!(e.flags.has("supplement_after_due"), "{:?}", e.flags);
+    // With the source's due in force at the request (the same instant), the same.
+    c.due_at = Some(t("2026-09-18 16:55"));
+    assert!(eval(&c, Some(&p), "2026-09-25 10:00")
+        .flags
+        .has("supplement_after_due"));
+    // Back and processing: the flag stays.
+    c.status = 4;
+    c.supplements[0].resumed_at = Some(t("2026-09-23 09:00"));
+    assert!(eval(&c, Some(&p), "2026-09-25 10:00")
+        .flags
+        .has("supplement_after_due"));
+    // Requested at 15:00 on the 18th, before the due: no flag.
+    c.supplements[0].requested_at = t("2026-09-18 15:00");
+    assert!(!eval(&c, Some(&p), "2026-09-25 10:00")
+        .flags
+        .has("supplement_after_due"));
+    // A re-appointment to 25/09 before the request on the 21st puts the due in force
+    // then on 25/09: no flag.
+    c.supplements[0].requested_at = t("2026-09-21 09:00");
+    c.due_history = vec![DueChange {
+        at: t("2026-09-18 16:00"),
+        from: Some(t("2026-09-18 16:55")),
+        to: Some(t("2026-09-25 16:55")),
+        cause: crate::sla::model::DueChangeCause::Reappointment,
+    }];
+    c.due_at_original = Some(t("2026-09-18 16:55"));
+    assert!(!eval(&c, Some(&p), "2026-09-25 10:00")
+        .flags
+        .has("supplement_after_due"));
+}
