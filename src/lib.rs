@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;
+pub mod report;
 pub mod scheduler;
 pub mod sla;
 pub mod source;

@@ -318,6 +318,12 @@ pub(crate) fn supplement_intervals(case: &Case) -> Vec<Interval> {
     v
 }
 
+/// When the first supplement was requested (from the source's list, else the status
+/// history).
+pub fn first_supplement_request(case: &Case) -> Option<DateTime<Utc>> {
+    supplement_intervals(case).first().map(|s| s.0)
+}
+
 /// Pauses other than supplements (statuses 6 and 8 when the rules pause them), from
 /// the status history: `(from, to)`, `to` open while the case is still in it.
 pub(crate) fn other_pauses(case: &Case, rules: &Rules) -> Vec<Interval> {

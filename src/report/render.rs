@@ -1,0 +1,1 @@
+//! Writes a [`Report`](super::tthc::Report): CSV, JSON, HTML, XLSX.
