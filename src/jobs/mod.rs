@@ -9,6 +9,7 @@ pub mod dispatch;
 pub mod evaluate;
 pub mod metrics;
 pub mod poll;
+pub mod report;
 pub mod weekly;
 
 pub use alerts::*;

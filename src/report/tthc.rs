@@ -273,6 +273,7 @@ pub enum Reason {
     LateStep {
         step: Option<String>,
         unit: Option<String>,
+        unit_name: Option<String>,
     },
     /// The due was moved by re-appointment.
     Reappointed { times: usize },
@@ -284,8 +285,11 @@ pub struct LateCase {
     pub source: String,
     pub case_id: String,
     pub kind: Kind,
-    /// The row's unit code (`unknown` when the directory does not know it).
+    /// The row's key: its unit code (`unknown` when the directory does not know
+    /// it), field or procedure.
     pub unit: String,
+    /// The case's holding unit, as the directory names it (else as the source did).
+    pub unit_name: String,
     pub procedure_code: Option<String>,
     pub procedure_name: Option<String>,
     pub received: DateTime<Utc>,
@@ -385,9 +389,9 @@ pub fn judge_case(case: &Case, ctx: &Context, b: Bounds, opts: Options) -> Judge
             };
             let late_pause = at.flags.contains(Flags::SUPPLEMENT_AFTER_DUE);
             let overdue = match at.state {
-                Some(State::Overdue) if opts.dates_only => {
-                    at.due.is_some_and(|d| day(b.end - chrono::Duration::seconds(1)) > day(d))
-                }
+                Some(State::Overdue) if opts.dates_only => at
+                    .due
+                    .is_some_and(|d| day(b.end - chrono::Duration::seconds(1)) > day(d)),
                 Some(State::Overdue) => true,
                 Some(State::Paused) => late_pause && !opts.paused_in_time,
                 _ => false,
@@ -438,9 +442,13 @@ fn late_case(
         reasons.push(Reason::LateSupplementRequest);
     }
     for s in ev.steps.iter().filter(|s| s.overdue) {
+        let unit = s.unit(case);
         reasons.push(Reason::LateStep {
             step: case.steps[s.index].title.as_deref().map(str::to_string),
-            unit: s.unit(case).map(str::to_string),
+            unit: unit.map(str::to_string),
+            unit_name: unit
+                .and_then(|u| ctx.directory.get(u))
+                .map(|u| u.name.clone()),
         });
     }
     let times = case
@@ -461,6 +469,13 @@ fn late_case(
             .as_deref()
             .unwrap_or(UNKNOWN_UNIT)
             .to_string(),
+        unit_name: case
+            .unit_code
+            .as_deref()
+            .and_then(|u| ctx.directory.get(u))
+            .map(|u| u.name.clone())
+            .or_else(|| case.unit_name.as_deref().map(str::to_string))
+            .unwrap_or_default(),
         procedure_code: case.procedure_code.as_deref().map(str::to_string),
         procedure_name: case
             .procedure_name
@@ -561,9 +576,18 @@ struct Layout {
 /// Whether a unit is a commune-level one (UBND xã, phường, đặc khu): by its name.
 pub fn is_commune(name: &str) -> bool {
     let n = crate::directory::name_key(name);
-    ["ubnd xã", "ubnd phường", "ubnd đặc khu", "ủy ban nhân dân xã", "ủy ban nhân dân phường", "ủy ban nhân dân đặc khu", "uỷ ban nhân dân xã", "uỷ ban nhân dân phường"]
-        .iter()
-        .any(|p| n.starts_with(&crate::directory::name_key(p)))
+    [
+        "ubnd xã",
+        "ubnd phường",
+        "ubnd đặc khu",
+        "ủy ban nhân dân xã",
+        "ủy ban nhân dân phường",
+        "ủy ban nhân dân đặc khu",
+        "uỷ ban nhân dân xã",
+        "uỷ ban nhân dân phường",
+    ]
+    .iter()
+    .any(|p| n.starts_with(&crate::directory::name_key(p)))
 }
 
 fn subtree(dir: &Directory, root: &str) -> Vec<String> {
@@ -597,8 +621,8 @@ fn layout(dir: &Directory, unit: Option<&str>) -> std::result::Result<Layout, St
     let mut departments = Vec::new();
     let mut communes = Vec::new();
     let root_name = root.map(|r| r.name.clone()).unwrap_or_default();
-    match root {
-        Some(r) => {
+    if let Some(r) = root {
+        {
             let children: Vec<_> = dir
                 .units()
                 .iter()
@@ -630,7 +654,6 @@ fn layout(dir: &Directory, unit: Option<&str>) -> std::result::Result<Layout, St
                 }
             }
         }
-        None => {}
     }
     let mut groups = Vec::new();
     if unit.is_some() {
@@ -754,10 +777,7 @@ impl<'a> Builder<'a> {
 
     /// The report, checked: a table whose columns do not add up is an error, never
     /// written.
-    pub fn finish(
-        mut self,
-        weeks: &[(String, NaiveDate)],
-    ) -> std::result::Result<Report, String> {
+    pub fn finish(mut self, weeks: &[(String, NaiveDate)]) -> std::result::Result<Report, String> {
         let dir = &self.ctx.directory;
         let mut groups = Vec::new();
         let mut order: HashMap<String, usize> = HashMap::new();
@@ -823,7 +843,9 @@ impl<'a> Builder<'a> {
                     .check()
                     .map_err(|e| format!("row {} ({}): {e}", r.key, r.name))?;
             }
-            g.subtotal.check().map_err(|e| format!("group {}: {e}", g.name))?;
+            g.subtotal
+                .check()
+                .map_err(|e| format!("group {}: {e}", g.name))?;
             total.add(&g.subtotal);
             total_on_time.on_time += g.subtotal_on_time.on_time;
             total_on_time.population += g.subtotal_on_time.population;
@@ -896,11 +918,7 @@ impl<'a> Builder<'a> {
             .local(self.spec.bounds.end - chrono::Duration::seconds(1))
             .date();
         let four = crate::alert::weekly::last_four_weeks(last_day);
-        let scope: Option<Vec<String>> = self
-            .spec
-            .unit
-            .as_deref()
-            .map(|u| subtree(dir, u));
+        let scope: Option<Vec<String>> = self.spec.unit.as_deref().map(|u| subtree(dir, u));
         let regularly_late = crate::alert::weekly::regularly_late(weeks, &four)
             .into_iter()
             .filter(|u| scope.as_ref().is_none_or(|s| s.contains(u)))
@@ -954,4 +972,4 @@ fn group(name: String, rows: Vec<Row>) -> Group {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

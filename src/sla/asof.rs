@@ -51,7 +51,7 @@ pub fn as_of(case: &Case, t: chrono::DateTime<chrono::Utc>) -> Case {
     };
     if had_history {
         c.status = c.status_history.last().map_or(running, |s| s.status);
-    } else if is_terminal(case.status) && !(reached.is_some_and(|r| r < t) && !ended_later) {
+    } else if is_terminal(case.status) && (ended_later || reached.is_none_or(|r| r >= t)) {
         c.status = running;
     }
     if c.status == status::SUPPLEMENT && !waiting && !c.supplements.is_empty() {

@@ -406,6 +406,15 @@ pub trait Store: Send + Sync {
         visit: &mut (dyn FnMut(Case, Option<EvalSummary>) + Send),
     ) -> Result<usize, StoreError>;
 
+    /// The cases a report of `[from, to)` can count: received before `to` (or with no
+    /// receipt time) and open, or ended at or after `from`, one at a time.
+    async fn load_period_each(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        visit: &mut (dyn FnMut(Case) + Send),
+    ) -> Result<usize, StoreError>;
+
     /// Cases of a source by id (finished ones are not kept in memory).
     async fn get_cases(&self, source: &str, ids: &[String]) -> Result<Vec<Case>, StoreError>;
     /// Cases by id across sources, with their stored evaluation summary.

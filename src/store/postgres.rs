@@ -436,6 +436,30 @@ impl Store for PgStore {
         Ok(n)
     }
 
+    async fn load_period_each(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        visit: &mut (dyn FnMut(Case) + Send),
+    ) -> Result<usize, StoreError> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query(
+            "SELECT source, case_id, doc::text FROM cases \
+             WHERE (received_at IS NULL OR received_at < $2) \
+             AND (is_open OR ended_at IS NULL OR ended_at >= $1)",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch(&self.pool);
+        let mut n = 0;
+        while let Some(r) = rows.try_next().await? {
+            let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            visit(parse_doc(&s, &c, &d)?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
     async fn load_held_each(
         &self,
         ended_since: Option<DateTime<Utc>>,

@@ -64,43 +64,7 @@ use crate::sla::policy::Policy;
 use crate::timefmt::parse_instant;
 use std::sync::Arc;
 
-const UNITS: &str = r#"
-[[unit]]
-code = "UBND-T"
-name = "UBND tỉnh"
-level = 0
-
-[[unit]]
-code = "STP"
-name = "Sở Tư pháp"
-parent = "UBND-T"
-level = 1
-head = { name = "Giám đốc Sở Tư pháp", email = "gd@stp.example.gov.vn" }
-
-[[unit]]
-code = "STP-HT"
-name = "Phòng Hộ tịch"
-parent = "STP"
-level = 2
-
-[[unit]]
-code = "SXD"
-name = "Sở Xây dựng"
-parent = "UBND-T"
-level = 1
-
-[[unit]]
-code = "PTS"
-name = "UBND phường Thành Sen"
-parent = "UBND-T"
-level = 1
-
-[[unit]]
-code = "XTH"
-name = "UBND xã Thạch Hà"
-parent = "UBND-T"
-level = 1
-"#;
+const UNITS: &str = include_str!("../../../tests/fixtures/report/units.toml");
 
 fn cal() -> Arc<Calendar> {
     static CAL: std::sync::OnceLock<Arc<Calendar>> = std::sync::OnceLock::new();
@@ -135,7 +99,14 @@ fn c(id: &str, unit: &str, channel: u8, received: &str, due: &str) -> Case {
         source: "test".into(),
         case_id: id.into(),
         unit_code: (unit != "?").then(|| unit.into()),
-        unit_name: Some(if unit == "?" { "Phòng Tiếp dân cũ" } else { unit }.into()),
+        unit_name: Some(
+            if unit == "?" {
+                "Phòng Tiếp dân cũ"
+            } else {
+                unit
+            }
+            .into(),
+        ),
         channel: Channel::from_code(&channel.to_string()),
         status: 4,
         received_at: (!received.is_empty()).then(|| t(received)),
@@ -315,7 +286,10 @@ pub(crate) fn november() -> Vec<Case> {
             c("A20", "PTS", 2, "2026-11-05 08:00", "2026-11-06 10:00"),
             "2026-11-06 16:00",
         ),
-        fin(c("A21", "PTS", 1, "2026-11-05 08:00", ""), "2026-11-10 10:00"),
+        fin(
+            c("A21", "PTS", 1, "2026-11-05 08:00", ""),
+            "2026-11-10 10:00",
+        ),
         c("A22", "PTS", 1, "2026-10-25 08:00", "2026-11-02 10:00"),
         fin(
             c("A23", "XTH", 1, "2026-11-04 08:00", "2026-11-13 10:00"),
@@ -348,9 +322,11 @@ pub(crate) fn november() -> Vec<Case> {
                     approximate: false,
                 });
                 if x.status != 2 && x.status != 4 {
-                    if let Some(end) = x.finished_at.or(x.refused_at).or_else(|| {
-                        x.supplements.last().map(|s| s.requested_at)
-                    }) {
+                    if let Some(end) = x
+                        .finished_at
+                        .or(x.refused_at)
+                        .or_else(|| x.supplements.last().map(|s| s.requested_at))
+                    {
                         x.status_history.push(StatusChange {
                             at: end,
                             status: x.status,
@@ -436,7 +412,12 @@ fn november_2026_worked_by_hand() {
     let names: Vec<(&str, Vec<&str>)> = r
         .groups
         .iter()
-        .map(|g| (g.name.as_str(), g.rows.iter().map(|x| x.key.as_str()).collect()))
+        .map(|g| {
+            (
+                g.name.as_str(),
+                g.rows.iter().map(|x| x.key.as_str()).collect(),
+            )
+        })
         .collect();
     assert_eq!(
         names,
@@ -446,13 +427,34 @@ fn november_2026_worked_by_hand() {
             ("Khác", vec!["unknown"]),
         ]
     );
-    assert_eq!(row(&r, "STP").cells.columns(), cols("11 3 4 4 | 6 2 2 2 | 5 2 3"));
-    assert_eq!(row(&r, "SXD").cells.columns(), cols("8 2 6 0 | 4 3 0 1 | 4 3 1"));
-    assert_eq!(r.groups[0].subtotal.columns(), cols("19 5 10 4 | 10 5 2 3 | 9 5 4"));
-    assert_eq!(row(&r, "PTS").cells.columns(), cols("3 1 1 1 | 2 0 1 1 | 1 0 1"));
-    assert_eq!(row(&r, "XTH").cells.columns(), cols("3 1 1 1 | 3 2 1 0 | 0 0 0"));
-    assert_eq!(r.groups[1].subtotal.columns(), cols("6 2 2 2 | 5 2 2 1 | 1 0 1"));
-    assert_eq!(row(&r, "unknown").cells.columns(), cols("1 0 1 0 | 0 0 0 0 | 1 1 0"));
+    assert_eq!(
+        row(&r, "STP").cells.columns(),
+        cols("11 3 4 4 | 6 2 2 2 | 5 2 3")
+    );
+    assert_eq!(
+        row(&r, "SXD").cells.columns(),
+        cols("8 2 6 0 | 4 3 0 1 | 4 3 1")
+    );
+    assert_eq!(
+        r.groups[0].subtotal.columns(),
+        cols("19 5 10 4 | 10 5 2 3 | 9 5 4")
+    );
+    assert_eq!(
+        row(&r, "PTS").cells.columns(),
+        cols("3 1 1 1 | 2 0 1 1 | 1 0 1")
+    );
+    assert_eq!(
+        row(&r, "XTH").cells.columns(),
+        cols("3 1 1 1 | 3 2 1 0 | 0 0 0")
+    );
+    assert_eq!(
+        r.groups[1].subtotal.columns(),
+        cols("6 2 2 2 | 5 2 2 1 | 1 0 1")
+    );
+    assert_eq!(
+        row(&r, "unknown").cells.columns(),
+        cols("1 0 1 0 | 0 0 0 0 | 1 1 0")
+    );
     assert_eq!(r.total.columns(), cols("26 7 13 6 | 15 7 4 4 | 11 6 5"));
 
     assert_eq!(row(&r, "STP").on_time, ratio(7, 12));
@@ -519,7 +521,8 @@ fn the_late_cases_with_how_late_and_why() {
         why("A14"),
         [Reason::LateStep {
             step: Some("Thẩm định".into()),
-            unit: Some("SXD".into())
+            unit: Some("SXD".into()),
+            unit_name: Some("Sở Xây dựng".into()),
         }]
     );
     // Asked 16/11 09:00: after the due 12/11 10:00, and after 10/11 08:00 + 3 workdays
@@ -567,8 +570,14 @@ fn vendor_ways_of_counting_are_options() {
         dates_only: true,
         ..Options::default()
     });
-    assert_eq!(row(&r, "PTS").cells.columns(), cols("3 1 1 1 | 2 0 2 0 | 1 0 1"));
-    assert_eq!(row(&r, "STP").cells.columns(), cols("11 3 4 4 | 6 2 2 2 | 5 3 2"));
+    assert_eq!(
+        row(&r, "PTS").cells.columns(),
+        cols("3 1 1 1 | 2 0 2 0 | 1 0 1")
+    );
+    assert_eq!(
+        row(&r, "STP").cells.columns(),
+        cols("11 3 4 4 | 6 2 2 2 | 5 3 2")
+    );
     assert_eq!(r.late_cases.len(), 7);
     // Withdrawn and returned after appraisal as on time: A10 joins STP (5, 9), A31 XTH
     // (6, 9), A24 moves from 8 to 9.
@@ -576,15 +585,24 @@ fn vendor_ways_of_counting_are_options() {
         withdrawn_on_time: true,
         ..Options::default()
     });
-    assert_eq!(row(&r, "STP").cells.columns(), cols("12 3 5 4 | 7 2 3 2 | 5 2 3"));
-    assert_eq!(row(&r, "XTH").cells.columns(), cols("4 1 1 2 | 4 1 3 0 | 0 0 0"));
+    assert_eq!(
+        row(&r, "STP").cells.columns(),
+        cols("12 3 5 4 | 7 2 3 2 | 5 2 3")
+    );
+    assert_eq!(
+        row(&r, "XTH").cells.columns(),
+        cols("4 1 1 2 | 4 1 3 0 | 0 0 0")
+    );
     assert_eq!(r.notes.withdrawn, 0);
     // Waiting on a supplement counts in time whenever it was asked for: A19 to col 12.
     let r = build(Options {
         paused_in_time: true,
         ..Options::default()
     });
-    assert_eq!(row(&r, "SXD").cells.columns(), cols("8 2 6 0 | 4 3 0 1 | 4 4 0"));
+    assert_eq!(
+        row(&r, "SXD").cells.columns(),
+        cols("8 2 6 0 | 4 3 0 1 | 4 4 0")
+    );
 }
 
 #[test]
@@ -600,7 +618,10 @@ fn one_unit_and_its_subtree() {
     let keys: Vec<&str> = r.groups[0].rows.iter().map(|x| x.key.as_str()).collect();
     // STP's own cases, and its department's (A28).
     assert_eq!(keys, ["STP", "STP-HT"]);
-    assert_eq!(row(&r, "STP-HT").cells.columns(), cols("1 1 0 0 | 1 0 1 0 | 0 0 0"));
+    assert_eq!(
+        row(&r, "STP-HT").cells.columns(),
+        cols("1 1 0 0 | 1 0 1 0 | 0 0 0")
+    );
     assert_eq!(r.total.columns(), cols("11 3 4 4 | 6 2 2 2 | 5 2 3"));
     assert_eq!(r.reporter, "Sở Tư pháp");
     let mut s = spec(Options::default());
@@ -629,9 +650,15 @@ fn by_field_and_by_procedure() {
         .collect();
     assert_eq!(
         keys,
-        [("1.001", "Đăng ký khai sinh"), ("unknown", "Chưa rõ thủ tục")]
+        [
+            ("1.001", "Đăng ký khai sinh"),
+            ("unknown", "Chưa rõ thủ tục")
+        ]
     );
-    assert_eq!(r.groups[0].rows[0].cells.columns(), cols("2 1 1 0 | 2 1 1 0 | 0 0 0"));
+    assert_eq!(
+        r.groups[0].rows[0].cells.columns(),
+        cols("2 1 1 0 | 2 1 1 0 | 0 0 0")
+    );
     assert_eq!(r.total.columns(), cols("26 7 13 6 | 15 7 4 4 | 11 6 5"));
 }
 
@@ -668,4 +695,23 @@ fn options_by_name() {
         }
     );
     assert!(Options::parse("count-everything").is_err());
+}
+
+/// The integration tests read the same population from a file: it must be this one.
+/// `SLAWATCH_UPDATE_SNAPSHOTS=1` rewrites it.
+#[test]
+fn the_fixture_file_is_this_population() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/report/november-2026.json"
+    );
+    let want = serde_json::to_string_pretty(&november()).unwrap() + "\n";
+    if std::env::var_os("SLAWATCH_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(path, &want).unwrap();
+    }
+    let got = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        got == want,
+        "{path} differs from november(): rerun with SLAWATCH_UPDATE_SNAPSHOTS=1"
+    );
 }

@@ -2,6 +2,8 @@
 //! `check-config`. Errors are one line naming the file, line and key at fault; exit
 //! codes: 0 success, 1 some batch rows failed, 2 bad usage or configuration.
 
+mod report;
+
 use crate::calendar::data::{self, RowKind};
 use crate::calendar::{Calendar, FIRST_YEAR, LAST_YEAR};
 use crate::clock::Clock;
@@ -85,6 +87,9 @@ pub enum Command {
     Calendar(CalendarCommand),
     /// Load and validate the configuration, calendar and catalogue.
     CheckConfig,
+    /// Reports the province files, from the store (read-only).
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Alert delivery.
     #[command(subcommand)]
     Notify(NotifyCommand),
@@ -364,6 +369,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Notify(NotifyCommand::Requeue) => runtime()
             .and_then(|rt| rt.block_on(notify_requeue(&cli.config)))
             .map(|_| ExitCode::SUCCESS),
+        Command::Report(report::ReportCommand::Tthc(args)) => {
+            runtime().and_then(|rt| rt.block_on(report::tthc(&cli.config, args)))
+        }
         Command::Notify(NotifyCommand::Preview { what, eml }) => {
             runtime().and_then(|rt| rt.block_on(notify_preview(&cli.config, &what, eml.as_deref())))
         }

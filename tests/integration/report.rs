@@ -1,0 +1,201 @@
+//! `slawatch report tthc` end to end: the hand-worked population of November 2026
+//! (src/report/tthc/tests.rs, where every cell is worked out by hand) stored as the
+//! daemon stores it, then reported by the binary in CSV, XLSX (read back with
+//! calamine, a reader that is not the writer) and JSON, on SQLite and PostgreSQL.
+
+use crate::scratch;
+use crate::support::PgDatabase;
+use chrono::{DateTime, Utc};
+use slawatch::calendar::Calendar;
+use slawatch::sla::model::Case;
+use slawatch::sla::policy::Policy;
+use slawatch::store::{self, Batch, CaseRow, EvalSummary};
+use std::path::{Path, PathBuf};
+
+/// Reported on 10/12/2026 09:00 (+07:00): November is closed.
+const NOW: &str = "2026-12-10T09:00:00+07:00";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn population() -> Vec<Case> {
+    let text =
+        std::fs::read_to_string(repo().join("tests/fixtures/report/november-2026.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Stores the cases with the evaluation the daemon would have made at `NOW`.
+async fn fill(url: &str) {
+    let s = store::open(url).await.unwrap();
+    s.migrate().await.unwrap();
+    let cal = Calendar::builtin();
+    let policy = Policy::default();
+    let now: DateTime<Utc> = DateTime::parse_from_rfc3339(NOW).unwrap().into();
+    let mut b = Batch::new("test", now);
+    for c in population() {
+        let e = slawatch::sla::evaluate(&c, None, &cal, &policy, now).unwrap();
+        let open = e.lifecycle == slawatch::sla::Lifecycle::Open;
+        let on_time = (!open)
+            .then(|| slawatch::sla::ratio::on_time_until(&c, None, &cal, &policy, now))
+            .flatten();
+        b.cases.push(CaseRow {
+            eval: Some(EvalSummary::of(&e, now).judged(on_time)),
+            case: c,
+            open,
+        });
+    }
+    s.commit(&b).await.unwrap();
+    s.close().await;
+}
+
+fn setup(tag: &str, url: &str) -> PathBuf {
+    let dir = scratch(tag);
+    std::fs::copy(
+        repo().join("tests/fixtures/report/units.toml"),
+        dir.join("units.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("slawatch.toml"),
+        format!("[directory]\nfile = \"units.toml\"\n[store]\nurl = \"{url}\"\n"),
+    )
+    .unwrap();
+    dir
+}
+
+fn report(dir: &Path, extra: &[&str]) -> std::process::Output {
+    crate::slawatch_at(NOW)
+        .current_dir(dir)
+        .args([
+            "--config",
+            "slawatch.toml",
+            "report",
+            "tthc",
+            "--period",
+            "2026-11",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Cols 3–13 of the line whose column 2 is `name`, from CSV text.
+fn csv_line(text: &str, name: &str) -> Vec<u64> {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let rec = r
+        .records()
+        .map(|x| x.unwrap())
+        .find(|x| x.get(1) == Some(name))
+        .unwrap_or_else(|| panic!("no line {name} in\n{text}"));
+    (2..13).map(|i| rec[i].parse().unwrap()).collect()
+}
+
+async fn the_hand_worked_numbers_come_out(url: &str, tag: &str) {
+    fill(url).await;
+    let dir = setup(tag, url);
+
+    // CSV: a BOM, then the form.
+    let o = report(&dir, &["--format", "csv"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stdout.starts_with(b"\xEF\xBB\xBF"));
+    let text = String::from_utf8(o.stdout[3..].to_vec()).unwrap();
+    // Worked by hand in src/report/tthc/tests.rs.
+    assert_eq!(
+        csv_line(&text, "Sở Tư pháp"),
+        [11, 3, 4, 4, 6, 2, 2, 2, 5, 2, 3]
+    );
+    assert_eq!(
+        csv_line(&text, "Sở Xây dựng"),
+        [8, 2, 6, 0, 4, 3, 0, 1, 4, 3, 1]
+    );
+    assert_eq!(
+        csv_line(&text, "UBND xã Thạch Hà"),
+        [3, 1, 1, 1, 3, 2, 1, 0, 0, 0, 0]
+    );
+    assert_eq!(
+        csv_line(&text, "Tổng cộng"),
+        [26, 7, 13, 6, 15, 7, 4, 4, 11, 6, 5]
+    );
+    assert!(text.contains("2 hồ sơ công dân rút trong kỳ"), "{text}");
+
+    // XLSX, by the extension of --output, read back by calamine.
+    let out = dir.join("bieu06.xlsx");
+    let o = report(&dir, &["--output", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    {
+        use calamine::{Data, DataType, Reader, Xlsx};
+        let mut book: Xlsx<_> = calamine::open_workbook(&out).unwrap();
+        let sheet = book.worksheet_range("Biểu 06").unwrap();
+        let total: Vec<f64> = sheet
+            .rows()
+            .find(|r| r.get(1) == Some(&Data::String("Tổng cộng".into())))
+            .unwrap()[2..13]
+            .iter()
+            .map(|c| c.as_f64().unwrap())
+            .collect();
+        assert_eq!(
+            total,
+            [26.0, 7.0, 13.0, 6.0, 15.0, 7.0, 4.0, 4.0, 11.0, 6.0, 5.0]
+        );
+        let ind = book.worksheet_range("Chỉ số 2.1").unwrap();
+        let sxd = ind
+            .rows()
+            .find(|r| r.get(1) == Some(&Data::String("Sở Xây dựng".into())))
+            .unwrap();
+        assert_eq!((sxd[2].as_f64(), sxd[3].as_f64()), (Some(3.0), Some(7.0)));
+        let late = book.worksheet_range("Hồ sơ trễ hạn").unwrap();
+        let ids: Vec<String> = late.rows().skip(4).map(|r| r[2].to_string()).collect();
+        assert_eq!(
+            ids,
+            ["A32", "A9", "A6", "A4", "A3", "A19", "A14", "A22", "A20"]
+        );
+    }
+
+    // JSON: numerator, denominator, points; no applicant identity.
+    let o = report(&dir, &["--format", "json"]);
+    assert!(o.status.success());
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["total"]["indicator_2_1"]["numerator"], 15);
+    assert_eq!(j["total"]["indicator_2_1"]["denominator"], 26);
+    assert_eq!(j["groups"][0]["rows"][0]["indicator_2_1"]["numerator"], 7);
+    assert_eq!(
+        j["groups"][0]["rows"][0]["indicator_2_1"]["denominator"],
+        12
+    );
+    assert_eq!(j["ranking_on_time"][0]["unit"], "XTH");
+
+    // One unit and its subtree; an unknown unit is one clear error.
+    let o = report(&dir, &["--unit", "STP"]);
+    let text = String::from_utf8(o.stdout[3..].to_vec()).unwrap();
+    assert_eq!(
+        csv_line(&text, "Phòng Hộ tịch"),
+        [1, 1, 0, 0, 1, 0, 1, 0, 0, 0, 0]
+    );
+    let o = report(&dir, &["--unit", "NOPE"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--unit NOPE: no such unit"));
+    let o = report(&dir, &["--format", "xlsx"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--output"));
+}
+
+#[tokio::test]
+async fn report_tthc_gives_the_hand_worked_numbers_on_sqlite() {
+    let dir = scratch("report-sqlite");
+    let url = format!("sqlite://{}", dir.join("store.db").display());
+    the_hand_worked_numbers_come_out(&url, "report-sqlite-cfg").await;
+}
+
+#[tokio::test]
+async fn report_tthc_gives_the_hand_worked_numbers_on_postgres() {
+    let Some(db) = PgDatabase::create("report").await else {
+        eprintln!("SLAWATCH_TEST_DATABASE_URL not set: PostgreSQL not tested here");
+        return;
+    };
+    the_hand_worked_numbers_come_out(&db.url, "report-pg-cfg").await;
+    db.drop_it().await;
+}
