@@ -2,12 +2,8 @@
 //! the ranking, from the store (read-only).
 
 use crate::jobs::report::TthcRequest;
-use crate::report::render;
-use crate::report::tthc::{By, Options};
-use crate::report::ReportPeriod;
-use crate::sla::model::Kind;
+use crate::report::render::{render_as, ReportFormat};
 use anyhow::{anyhow, bail, Context as _, Result};
-use chrono::NaiveDate;
 use clap::{Args, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
@@ -43,7 +39,7 @@ pub struct TthcArgs {
     pub kind: KindArg,
     /// csv, xlsx, json or html; by default from --output's extension, else csv.
     #[arg(long, value_enum)]
-    pub format: Option<ReportFormat>,
+    pub format: Option<FormatArg>,
     /// Write to this file instead of standard output (required for xlsx).
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -68,64 +64,50 @@ pub enum KindArg {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
+pub enum FormatArg {
     Csv,
     Xlsx,
     Json,
     Html,
 }
 
-impl ReportFormat {
-    pub fn parse(s: &str) -> Option<ReportFormat> {
-        match s.to_ascii_lowercase().as_str() {
-            "csv" => Some(ReportFormat::Csv),
-            "xlsx" => Some(ReportFormat::Xlsx),
-            "json" => Some(ReportFormat::Json),
-            "html" | "htm" => Some(ReportFormat::Html),
-            _ => None,
+impl FormatArg {
+    fn format(self) -> ReportFormat {
+        match self {
+            FormatArg::Csv => ReportFormat::Csv,
+            FormatArg::Xlsx => ReportFormat::Xlsx,
+            FormatArg::Json => ReportFormat::Json,
+            FormatArg::Html => ReportFormat::Html,
         }
     }
 }
 
-/// A date as provinces write it, or ISO.
-pub fn parse_day(s: &str) -> Result<NaiveDate> {
-    let s = s.trim();
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .or_else(|_| NaiveDate::parse_from_str(s, "%d/%m/%Y"))
-        .map_err(|_| anyhow!("date {s:?}: expected YYYY-MM-DD or dd/MM/yyyy"))
-}
-
 impl TthcArgs {
     fn request(&self) -> Result<TthcRequest> {
-        let period = match (&self.period, &self.from, &self.to) {
-            (Some(p), _, _) => ReportPeriod::parse(p).map_err(|e| anyhow!(e))?,
-            (None, Some(f), Some(t)) => {
-                ReportPeriod::between(parse_day(f)?, parse_day(t)?).map_err(|e| anyhow!(e))?
-            }
-            _ => bail!("give --period (e.g. 2026-11) or --from and --to"),
+        let by = match self.by {
+            ByArg::Unit => "unit",
+            ByArg::Field => "field",
+            ByArg::Procedure => "procedure",
         };
-        Ok(TthcRequest {
-            period,
-            by: match self.by {
-                ByArg::Unit => By::Unit,
-                ByArg::Field => By::Field,
-                ByArg::Procedure => By::Procedure,
-            },
-            unit: self.unit.clone(),
-            kind: match self.kind {
-                KindArg::Dossier => Kind::Dossier,
-                KindArg::Task => Kind::Task,
-                KindArg::Feedback => Kind::Feedback,
-            },
-            options: match &self.compat {
-                Some(list) => Options::parse(list).map_err(|e| anyhow!(e))?,
-                None => Options::default(),
-            },
-        })
+        let kind = match self.kind {
+            KindArg::Dossier => "dossier",
+            KindArg::Task => "task",
+            KindArg::Feedback => "feedback",
+        };
+        TthcRequest::from_words(
+            self.period.as_deref(),
+            self.from.as_deref(),
+            self.to.as_deref(),
+            Some(by),
+            self.unit.as_deref(),
+            Some(kind),
+            self.compat.as_deref(),
+        )
+        .map_err(|e| anyhow!(e))
     }
 
     fn format(&self) -> ReportFormat {
-        self.format.unwrap_or_else(|| {
+        self.format.map(FormatArg::format).unwrap_or_else(|| {
             self.output
                 .as_ref()
                 .and_then(|p| p.extension())
@@ -134,24 +116,6 @@ impl TthcArgs {
                 .unwrap_or(ReportFormat::Csv)
         })
     }
-}
-
-/// Renders a report in a format.
-pub fn render_as(
-    r: &crate::report::tthc::Report,
-    cal: &crate::calendar::Calendar,
-    format: ReportFormat,
-) -> Result<Vec<u8>> {
-    Ok(match format {
-        ReportFormat::Csv => render::csv(r, cal).map_err(|e| anyhow!(e))?,
-        ReportFormat::Xlsx => render::xlsx(r, cal).map_err(|e| anyhow!(e))?,
-        ReportFormat::Json => {
-            let mut v = serde_json::to_vec_pretty(&render::json(r, cal))?;
-            v.push(b'\n');
-            v
-        }
-        ReportFormat::Html => render::html(r, cal).map_err(|e| anyhow!(e))?.into_bytes(),
-    })
 }
 
 pub async fn tthc(config: &Option<PathBuf>, args: TthcArgs) -> Result<ExitCode> {
@@ -165,7 +129,7 @@ pub async fn tthc(config: &Option<PathBuf>, args: TthcArgs) -> Result<ExitCode> 
     let ctx = crate::state::Context::from_loaded(&loaded, std::sync::Arc::new(loaded.calendar()));
     let report = crate::jobs::report::tthc(store.as_ref(), &ctx, &req, super::now()).await?;
     store.close().await;
-    let bytes = render_as(&report, &ctx.calendar, format)?;
+    let bytes = render_as(&report, &ctx.calendar, format).map_err(|e| anyhow!(e))?;
     match &args.output {
         Some(p) => std::fs::write(p, &bytes).with_context(|| format!("writing {}", p.display()))?,
         None => std::io::stdout().lock().write_all(&bytes)?,

@@ -97,11 +97,11 @@ impl IntoResponse for ApiError {
 }
 
 #[derive(Clone)]
-struct Api {
-    shared: Arc<Shared>,
+pub(super) struct Api {
+    pub(super) shared: Arc<Shared>,
     token: Option<Arc<str>>,
-    /// One scan of the open cases at a time.
-    scans: Arc<tokio::sync::Semaphore>,
+    /// One scan of the open cases (or one report) at a time.
+    pub(super) scans: Arc<tokio::sync::Semaphore>,
 }
 
 /// The `/api/v1` routes (without the push endpoint), guarded by `token` when set.
@@ -120,6 +120,7 @@ pub fn routes(shared: Arc<Shared>, token: Option<String>) -> Router {
         .route("/api/v1/units/{code}", get(one_unit))
         .route("/api/v1/quarantine", get(quarantine))
         .route("/api/v1/sources", get(sources))
+        .route("/api/v1/reports/tthc", get(super::reports::tthc))
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), auth))
         .with_state(api)
 }
@@ -141,12 +142,12 @@ async fn auth(AxState(api): AxState<Api>, req: Request, next: Next) -> Response 
 }
 
 /// Query parameters, checked by hand so every mistake gets a precise message.
-struct Params {
+pub(super) struct Params {
     map: HashMap<String, String>,
 }
 
 impl Params {
-    fn new(map: HashMap<String, String>, allowed: &[&str]) -> Result<Params, ApiError> {
+    pub(super) fn new(map: HashMap<String, String>, allowed: &[&str]) -> Result<Params, ApiError> {
         let mut unknown: Vec<&str> = map
             .keys()
             .map(String::as_str)
@@ -163,11 +164,11 @@ impl Params {
         Ok(Params { map })
     }
 
-    fn text(&self, key: &str) -> Option<&str> {
+    pub(super) fn text(&self, key: &str) -> Option<&str> {
         self.map.get(key).map(String::as_str)
     }
 
-    fn one_of(
+    pub(super) fn one_of(
         &self,
         key: &str,
         allowed: &[&'static str],
@@ -188,7 +189,7 @@ impl Params {
         }
     }
 
-    fn number(&self, key: &str, default: usize, min: usize, max: usize) -> Result<usize, ApiError> {
+    pub(super) fn number(&self, key: &str, default: usize, min: usize, max: usize) -> Result<usize, ApiError> {
         match self.text(key) {
             None => Ok(default),
             Some(v) => match v.parse::<usize>() {
@@ -200,7 +201,7 @@ impl Params {
         }
     }
 
-    fn flag(&self, key: &str) -> Result<Option<bool>, ApiError> {
+    pub(super) fn flag(&self, key: &str) -> Result<Option<bool>, ApiError> {
         match self.text(key) {
             None => Ok(None),
             Some("true") => Ok(Some(true)),
@@ -301,6 +302,9 @@ async fn list_cases(
     AxState(api): AxState<Api>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    if q.contains_key("finished_from") || q.contains_key("finished_to") || q.contains_key("outcome") {
+        return finished_cases(&api, q).await;
+    }
     let p = Params::new(
         q,
         &[
@@ -352,6 +356,88 @@ async fn list_cases(
         "total": total,
         "limit": limit,
         "offset": offset,
+        "items": page,
+    })))
+}
+
+/// Cases that ended between two days (both included, local), from the store, in
+/// order of their end: `finished_from`, `finished_to` (YYYY-MM-DD or dd/MM/yyyy; one
+/// alone runs from the beginning or to now), `outcome`, and the list's filters.
+async fn finished_cases(api: &Api, q: HashMap<String, String>) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(
+        q,
+        &[
+            "finished_from",
+            "finished_to",
+            "outcome",
+            "unit",
+            "flag",
+            "kind",
+            "procedure",
+            "source",
+            "limit",
+            "offset",
+        ],
+    )?;
+    let ctx = api.shared.context();
+    let cal = ctx.calendar.clone();
+    let day = |key: &str| -> Result<Option<DateTime<Utc>>, ApiError> {
+        p.text(key)
+            .map(|v| {
+                crate::jobs::report::parse_day(v)
+                    .map_err(|e| ApiError::BadRequest(format!("`{key}`: {e}")))
+            })
+            .transpose()
+            .map(|d| d.map(|d| cal.instant(d.and_hms_opt(0, 0, 0).expect("midnight"))))
+    };
+    let from = day("finished_from")?.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let to = match day("finished_to")? {
+        Some(d) => d + chrono::Duration::days(1),
+        None => api.shared.now(),
+    };
+    if to <= from {
+        return Err(ApiError::BadRequest(
+            "`finished_to` is before `finished_from`".into(),
+        ));
+    }
+    let outcome = p.one_of("outcome", &["early", "on_time", "late"])?;
+    let kind = p.one_of("kind", &KINDS)?;
+    let flag = p.one_of("flag", &FLAGS)?;
+    let limit = p.number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let offset = p.number("offset", 0, 0, MAX_OFFSET)?;
+    let (unit, procedure, source) = (p.text("unit"), p.text("procedure"), p.text("source"));
+    let _turn = api.scans.acquire().await.expect("scan semaphore");
+    let mut total = 0usize;
+    let mut page = Vec::new();
+    api.shared
+        .store
+        .load_ended_each(from, to, &mut |c, e| {
+            let ev = e.as_ref();
+            let keep = unit.is_none_or(|u| match c.unit_code.as_deref() {
+                Some(code) => code == u,
+                None => u == crate::metrics::UNKNOWN_UNIT,
+            }) && kind.is_none_or(|k| c.kind.as_str() == k)
+                && outcome.is_none_or(|o| ev.and_then(|e| e.outcome).map(|x| x.as_str()) == Some(o))
+                && flag.is_none_or(|f| flags_of(ev).contains(&f))
+                && procedure.is_none_or(|pc| c.procedure_code.as_deref() == Some(pc))
+                && source.is_none_or(|s| &*c.source == s);
+            if keep {
+                if total >= offset && page.len() < limit {
+                    let mut v = summary_json(&c, ev, false, &cal);
+                    v["ended_at"] = at(ev.and_then(|e| e.ended_at), &cal);
+                    v["on_time_766"] = json!(ev.and_then(|e| e.on_time));
+                    page.push(v);
+                }
+                total += 1;
+            }
+        })
+        .await?;
+    Ok(Json(json!({
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "finished_from": at(Some(from), &cal),
+        "finished_before": at(Some(to), &cal),
         "items": page,
     })))
 }

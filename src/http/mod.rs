@@ -6,6 +6,7 @@
 
 pub mod api;
 mod push;
+mod reports;
 
 use crate::source::normalize::Mapping;
 use crate::source::SourceConfig;

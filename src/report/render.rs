@@ -377,6 +377,72 @@ pub fn csv(r: &Report, cal: &Calendar) -> Result<Vec<u8>, String> {
     w.into_inner().map_err(|e| e.to_string())
 }
 
+/// The formats a report is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Csv,
+    Xlsx,
+    Json,
+    Html,
+}
+
+impl ReportFormat {
+    pub fn parse(s: &str) -> Option<ReportFormat> {
+        match s.to_ascii_lowercase().as_str() {
+            "csv" => Some(ReportFormat::Csv),
+            "xlsx" => Some(ReportFormat::Xlsx),
+            "json" => Some(ReportFormat::Json),
+            "html" | "htm" => Some(ReportFormat::Html),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            ReportFormat::Csv => "csv",
+            ReportFormat::Xlsx => "xlsx",
+            ReportFormat::Json => "json",
+            ReportFormat::Html => "html",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ReportFormat::Csv => "text/csv; charset=utf-8",
+            ReportFormat::Xlsx => {
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            }
+            ReportFormat::Json => "application/json",
+            ReportFormat::Html => "text/html; charset=utf-8",
+        }
+    }
+}
+
+/// Renders a report in a format.
+pub fn render_as(r: &Report, cal: &Calendar, format: ReportFormat) -> Result<Vec<u8>, String> {
+    Ok(match format {
+        ReportFormat::Csv => csv(r, cal)?,
+        ReportFormat::Xlsx => xlsx(r, cal)?,
+        ReportFormat::Json => {
+            let mut v = serde_json::to_vec_pretty(&json(r, cal)).map_err(|e| e.to_string())?;
+            v.push(b'\n');
+            v
+        }
+        ReportFormat::Html => html(r, cal)?.into_bytes(),
+    })
+}
+
+/// A file name for the report: `bieu06-2026-11.xlsx`.
+pub fn file_name(r: &Report, format: ReportFormat) -> String {
+    let label: String = r
+        .period
+        .label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    format!("bieu06-{label}.{}", format.extension())
+}
+
 /// The report as one HTML page: the table, indicator 2.1, the late cases, the ranking.
 pub fn html(r: &Report, cal: &Calendar) -> Result<String, String> {
     let mut env = minijinja::Environment::new();

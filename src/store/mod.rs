@@ -415,6 +415,15 @@ pub trait Store: Send + Sync {
         visit: &mut (dyn FnMut(Case) + Send),
     ) -> Result<usize, StoreError>;
 
+    /// Cases that ended in `[from, to)`, with their stored evaluation, in order of
+    /// their end, one at a time.
+    async fn load_ended_each(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        visit: &mut (dyn FnMut(Case, Option<EvalSummary>) + Send),
+    ) -> Result<usize, StoreError>;
+
     /// Cases of a source by id (finished ones are not kept in memory).
     async fn get_cases(&self, source: &str, ids: &[String]) -> Result<Vec<Case>, StoreError>;
     /// Cases by id across sources, with their stored evaluation summary.

@@ -460,6 +460,31 @@ impl Store for PgStore {
         Ok(n)
     }
 
+    async fn load_ended_each(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        visit: &mut (dyn FnMut(Case, Option<EvalSummary>) + Send),
+    ) -> Result<usize, StoreError> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query(
+            "SELECT source, case_id, doc::text AS doc, state, outcome, flags, stuck, effective_due, \
+             overdue_workdays, evaluated_at, calendar_version, ended_at, on_time, calendar_estimated \
+             FROM cases WHERE NOT is_open AND ended_at >= $1 AND ended_at < $2 ORDER BY ended_at, source, case_id",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch(&self.pool);
+        let mut n = 0;
+        while let Some(r) = rows.try_next().await? {
+            let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            let eval = stored_eval_of!(r);
+            visit(parse_doc(&s, &c, &d)?, eval);
+            n += 1;
+        }
+        Ok(n)
+    }
+
     async fn load_held_each(
         &self,
         ended_since: Option<DateTime<Utc>>,

@@ -199,3 +199,129 @@ async fn report_tthc_gives_the_hand_worked_numbers_on_postgres() {
     the_hand_worked_numbers_come_out(&db.url, "report-pg-cfg").await;
     db.drop_it().await;
 }
+
+/// The API gives the same numbers: the report in JSON, CSV and XLSX behind the token,
+/// and the cases that finished in November by outcome.
+#[tokio::test]
+async fn the_api_gives_the_same_report_and_the_finished_cases() {
+    use slawatch::state::{Context, Shared};
+    use std::sync::Arc;
+    let dir = scratch("report-api");
+    let url = format!("sqlite://{}", dir.join("store.db").display());
+    fill(&url).await;
+    let units = std::fs::read_to_string(repo().join("tests/fixtures/report/units.toml")).unwrap();
+    let ctx = Context {
+        calendar: Arc::new(Calendar::builtin()),
+        policy: Policy::default(),
+        catalogue: Default::default(),
+        directory: slawatch::directory::Directory::parse(&units, "units.toml").unwrap(),
+    };
+    let now: DateTime<Utc> = DateTime::parse_from_rfc3339(NOW).unwrap().into();
+    let s = store::open(&url).await.unwrap();
+    let sh = Arc::new(
+        Shared::new(s, ctx, "salt".into())
+            .with_clock(slawatch::clock::Clock::starting_at(now)),
+    );
+    let app = slawatch::http::router(sh, vec![], 1 << 20, Some("tok".into()));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let c = reqwest::Client::new();
+    let get = |path: &str| c.get(format!("{base}{path}")).bearer_auth("tok").send();
+
+    let r = c
+        .get(format!("{base}/api/v1/reports/tthc?period=2026-11"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = get("/api/v1/reports/tthc?period=2026-11").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let j: serde_json::Value = r.json().await.unwrap();
+    let cols: Vec<u64> = (3..=13)
+        .map(|i| j["total"]["columns"][i.to_string()].as_u64().unwrap())
+        .collect();
+    assert_eq!(cols, [26, 7, 13, 6, 15, 7, 4, 4, 11, 6, 5]);
+    assert_eq!(j["total"]["indicator_2_1"]["numerator"], 15);
+    assert_eq!(j["total"]["indicator_2_1"]["denominator"], 26);
+
+    let r = get("/api/v1/reports/tthc?period=2026-11&format=csv").await.unwrap();
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"bieu06-2026-11.csv\""
+    );
+    let body = r.bytes().await.unwrap();
+    let text = String::from_utf8(body[3..].to_vec()).unwrap();
+    assert_eq!(
+        csv_line(&text, "UBND phường Thành Sen"),
+        [3, 1, 1, 1, 2, 0, 1, 1, 1, 0, 1]
+    );
+    let r = get("/api/v1/reports/tthc?period=2026-11&format=xlsx&unit=SXD")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let bytes = r.bytes().await.unwrap().to_vec();
+    {
+        use calamine::{Data, DataType, Reader, Xlsx};
+        let mut book = Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+        let sheet = book.worksheet_range("Biểu 06").unwrap();
+        let sxd: Vec<f64> = sheet
+            .rows()
+            .find(|r| r.get(1) == Some(&Data::String("Sở Xây dựng".into())))
+            .unwrap()[2..13]
+            .iter()
+            .map(|c| c.as_f64().unwrap())
+            .collect();
+        assert_eq!(sxd, [8.0, 2.0, 6.0, 0.0, 4.0, 3.0, 0.0, 1.0, 4.0, 3.0, 1.0]);
+    }
+    for (q, status) in [
+        ("period=2026-13", 400),
+        ("period=2026-11&format=pdf", 400),
+        ("period=2026-11&unit=NOPE", 404),
+        ("period=2026-11&by=colour", 400),
+        ("period=2026-11&compat=everything", 400),
+        ("periodo=2026-11", 400),
+    ] {
+        let r = get(&format!("/api/v1/reports/tthc?{q}")).await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{q}");
+    }
+
+    // Finished in November, late: A3 (06/11), A4 (04/11), A14 (26/11), A20 (06/11),
+    // in order of their end.
+    let r = get("/api/v1/cases?finished_from=2026-11-01&finished_to=30/11/2026&outcome=late")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let ids: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["case_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["A4", "A3", "A20", "A14"]);
+    assert_eq!(v["total"], 4);
+    assert_eq!(v["items"][0]["ended_at"], "2026-11-04T15:00:00+07:00");
+    assert_eq!(v["items"][0]["on_time_766"], false);
+    // Every case that ended in November (finished, withdrawn, refused): 15 finished
+    // in the table + A10, A31 withdrawn + A11 refused at intake + A24 counted with
+    // them already = 18.
+    let v: serde_json::Value = get("/api/v1/cases?finished_from=2026-11-01&finished_to=2026-11-30&limit=100")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["total"], 18);
+    let v: serde_json::Value = get("/api/v1/cases?finished_from=2026-11-01&finished_to=2026-11-30&outcome=early&unit=SXD")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // A12 (19/11), A13 (17/11), A16 (30/11).
+    assert_eq!(v["total"], 3);
+    let r = get("/api/v1/cases?finished_from=2026-11-31").await.unwrap();
+    assert_eq!(r.status(), 400);
+}
