@@ -80,6 +80,11 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
             .with_clock(clock),
     );
     let started = shared.now();
+    shared.metrics.config_reload_ok.set(1);
+    shared
+        .metrics
+        .config_reload_at
+        .set(started.timestamp_millis() as f64 / 1000.0);
     let n = shared.load(started).await.context("loading open cases")?;
     let counts = store.counts().await?;
     tracing::info!(
@@ -247,6 +252,8 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "reload failed: keeping the previous calendar, directory and catalogue");
+                    shared.metrics.config_reload_ok.set(0);
+                    shared.metrics.render();
                     continue;
                 }
             }
@@ -261,13 +268,20 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
                     "directory and catalogue reloaded"
                 );
                 shared.set_context(c);
+                shared.metrics.config_reload_ok.set(1);
+                shared
+                    .metrics
+                    .config_reload_at
+                    .set(shared.now().timestamp_millis() as f64 / 1000.0);
                 shared.metrics_changed();
                 if new_calendar.version() != old_calendar.version() {
                     tokio::spawn(apply_calendar(shared.clone(), old_calendar));
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "reload failed: keeping the previous calendar, directory and catalogue")
+                tracing::error!(error = %e, "reload failed: keeping the previous calendar, directory and catalogue");
+                shared.metrics.config_reload_ok.set(0);
+                shared.metrics.render();
             }
         }
     }

@@ -17,8 +17,8 @@ use crate::sla::State;
 use crate::store::FinishedGroup;
 use axum::body::Bytes;
 use prometheus::{
-    CounterVec, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    CounterVec, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -144,6 +144,8 @@ pub struct SourceFact {
 /// Everything [`Metrics::refresh`] needs, gathered by the daemon.
 pub struct Snapshot<'a> {
     pub open: &'a OpenTally,
+    /// The calendar says the offices are open now (a workday, inside a session).
+    pub office_open: bool,
     pub finished: &'a [FinishedGroup],
     pub directory: &'a Directory,
     pub sources: &'a [SourceFact],
@@ -162,6 +164,13 @@ pub struct Metrics {
     cases_flagged: IntGaugeVec,
     cases_finished: IntGaugeVec,
     on_time_ratio: GaugeVec,
+    on_time_cases: IntGaugeVec,
+    on_time_population: IntGaugeVec,
+    finished_total: IntCounterVec,
+    office_open: IntGauge,
+    pub last_evaluation: Gauge,
+    pub config_reload_ok: IntGauge,
+    pub config_reload_at: Gauge,
     overdue_age: HistogramVec,
     returned_late: IntGaugeVec,
     procedure_open: Option<IntGaugeVec>,
@@ -204,6 +213,24 @@ fn histogram(
         .expect("valid metric");
     r.register(Box::new(h.clone())).expect("registered once");
     h
+}
+
+fn int_counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+fn one_gauge(r: &Registry, name: &str, help: &str) -> Gauge {
+    let g = Gauge::with_opts(Opts::new(name, help)).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
+fn one_int_gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::with_opts(Opts::new(name, help)).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("registered once");
+    g
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
@@ -251,6 +278,49 @@ impl Metrics {
             "Decision 766 indicator 2.1 for the running period to date: on time / population (absent for an empty population).",
             &["kind", "unit", "period"],
         );
+        let on_time_cases = int_gauge(
+            &r,
+            "slawatch_on_time_cases",
+            "Decision 766 indicator 2.1 numerator: cases on time in the running period to date (sum with slawatch_on_time_population over any set of units).",
+            &["kind", "unit", "period"],
+        );
+        let on_time_population = int_gauge(
+            &r,
+            "slawatch_on_time_population",
+            "Decision 766 indicator 2.1 denominator: cases accepted before now that ended in the running period or are still open (open cases count).",
+            &["kind", "unit", "period"],
+        );
+        let finished_total = int_counter(
+            &r,
+            "slawatch_cases_finished_total",
+            "Ended cases with an outcome (early, on_time, late), ever stored: use increase() over any range.",
+            &["kind", "unit", "outcome"],
+        );
+        let office_open = one_int_gauge(
+            &r,
+            "slawatch_office_open",
+            "1 while the working calendar says the offices are open (a workday or make-up Saturday, inside a session), else 0.",
+        );
+        let last_evaluation = one_gauge(
+            &r,
+            "slawatch_last_evaluation_timestamp_seconds",
+            "Unix time of the last evaluation pass over the open cases.",
+        );
+        let config_reload_ok = one_int_gauge(
+            &r,
+            "slawatch_config_last_reload_successful",
+            "1 when the last load or reload of the configuration (directory, catalogue, calendar) succeeded, else 0.",
+        );
+        let config_reload_at = one_gauge(
+            &r,
+            "slawatch_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful load or reload of the configuration.",
+        );
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("registered once");
         let overdue_age = histogram(
             &r,
             "slawatch_overdue_age_workdays",
@@ -354,6 +424,8 @@ impl Metrics {
             &["version"],
         );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        // Present from the start, at zero.
+        let _ = evaluation_duration.with_label_values::<&str>(&[]);
         Metrics {
             registry: r,
             procedure_labels,
@@ -363,6 +435,13 @@ impl Metrics {
             cases_flagged,
             cases_finished,
             on_time_ratio,
+            on_time_cases,
+            on_time_population,
+            finished_total,
+            office_open,
+            last_evaluation,
+            config_reload_ok,
+            config_reload_at,
             overdue_age,
             returned_late,
             procedure_open,
@@ -403,6 +482,8 @@ impl Metrics {
         self.cases_flagged.reset();
         self.cases_finished.reset();
         self.on_time_ratio.reset();
+        self.on_time_cases.reset();
+        self.on_time_population.reset();
         self.overdue_age.reset();
         self.returned_late.reset();
         for (kind, unit) in &pairs {
@@ -460,8 +541,44 @@ impl Metrics {
                 self.returned_late
                     .with_label_values(&[k, unit, period])
                     .set(0);
+                self.on_time_cases
+                    .with_label_values(&[k, unit, period])
+                    .set(0);
+                self.on_time_population
+                    .with_label_values(&[k, unit, period])
+                    .set(0);
             }
         }
+        // Ended cases ever, by outcome: a counter, moved up to the stored count (a
+        // case reopened or purged lowers it: then the series restarts, as after a
+        // restart, which increase() handles).
+        let mut ever: BTreeMap<(Kind, Arc<str>, &str), u64> = BTreeMap::new();
+        for (kind, unit) in &pairs {
+            for o in OUTCOMES {
+                ever.insert((*kind, unit.clone(), o), 0);
+            }
+        }
+        for g in s.finished {
+            let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == g.kind) else {
+                continue;
+            };
+            if let Some(o) = OUTCOMES.iter().find(|o| Some(**o) == g.outcome.as_deref()) {
+                let unit: Arc<str> = Arc::from(g.unit.as_deref().unwrap_or(UNKNOWN_UNIT));
+                *ever.entry((kind, unit, o)).or_default() += g.all_time.max(0) as u64;
+            }
+        }
+        for ((kind, unit, o), n) in ever {
+            let labels = [kind.as_str(), &unit, o];
+            let c = self.finished_total.with_label_values(&labels);
+            let have = c.get();
+            if n > have {
+                c.inc_by(n - have);
+            } else if n < have {
+                let _ = self.finished_total.remove_label_values(&labels);
+                self.finished_total.with_label_values(&labels).inc_by(n);
+            }
+        }
+        self.office_open.set(s.office_open as i64);
         // Period counts: the ended cases of each period plus the open ones to now.
         let mut ratio: BTreeMap<(Kind, Arc<str>, &str), (u64, u64)> = BTreeMap::new();
         for ((kind, unit), (ok, all)) in &s.open.ratio {
@@ -502,6 +619,12 @@ impl Metrics {
             }
         }
         for ((kind, unit, period), (ok, all)) in ratio {
+            self.on_time_cases
+                .with_label_values(&[kind.as_str(), &unit, period])
+                .set(ok as i64);
+            self.on_time_population
+                .with_label_values(&[kind.as_str(), &unit, period])
+                .set(all as i64);
             if all > 0 {
                 self.on_time_ratio
                     .with_label_values(&[kind.as_str(), &unit, period])
@@ -785,6 +908,7 @@ mod tests {
                 in_year: 4,
                 in_quarter: 4,
                 in_month: 2,
+                all_time: 9,
             },
             FinishedGroup {
                 kind: "dossier".into(),
@@ -795,6 +919,7 @@ mod tests {
                 in_year: 1,
                 in_quarter: 1,
                 in_month: 1,
+                all_time: 1,
             },
             FinishedGroup {
                 kind: "dossier".into(),
@@ -805,10 +930,12 @@ mod tests {
                 in_year: 1,
                 in_quarter: 1,
                 in_month: 1,
+                all_time: 1,
             },
         ];
         m.refresh(&Snapshot {
             open: &tally,
+            office_open: true,
             finished: &finished,
             directory: &directory(),
             sources: &[SourceFact {
@@ -879,6 +1006,45 @@ mod tests {
             )),
             "0.75"
         );
+        // Its numerator and denominator, to sum over units.
+        assert_eq!(
+            at(&format!(
+                "slawatch_on_time_cases{{{k},period=\"year\",unit=\"SXD\"}}"
+            )),
+            "6"
+        );
+        assert_eq!(
+            at(&format!(
+                "slawatch_on_time_population{{{k},period=\"year\",unit=\"SXD\"}}"
+            )),
+            "8"
+        );
+        // Zeros where nothing is judged (the unknown unit's one case is due soon,
+        // on time to date: 1/1).
+        assert_eq!(
+            at(&format!(
+                "slawatch_on_time_population{{{k},period=\"month\",unit=\"unknown\"}}"
+            )),
+            "1"
+        );
+        // Ended ever, by outcome: early 9 (5 of them before this year), on time 1,
+        // late 1; a counter.
+        assert_eq!(
+            at(&format!(
+                "slawatch_cases_finished_total{{{k},outcome=\"early\",unit=\"SXD\"}}"
+            )),
+            "9"
+        );
+        assert!(text.contains("# TYPE slawatch_cases_finished_total counter"));
+        assert_eq!(
+            at(&format!(
+                "slawatch_cases_finished_total{{{k},outcome=\"late\",unit=\"unknown\"}}"
+            )),
+            "0"
+        );
+        assert_eq!(at("slawatch_office_open"), "1");
+        assert_eq!(at("slawatch_evaluation_duration_seconds_count"), "0");
+        assert!(text.contains("process_resident_memory_bytes"));
         assert_eq!(
             at(&format!(
                 "slawatch_cases_finished{{{k},outcome=\"early\",period=\"quarter\",unit=\"SXD\"}}"
@@ -925,12 +1091,47 @@ mod tests {
     }
 
     #[test]
+    fn the_finished_counter_only_rises_and_restarts_when_the_store_holds_fewer() {
+        let m = Metrics::new(false);
+        let tally = OpenTally::default();
+        let group = |n: i64| FinishedGroup {
+            kind: "dossier".into(),
+            unit: Some("SXD".into()),
+            outcome: Some("late".into()),
+            on_time: Some(false),
+            returned_late: false,
+            in_year: 0,
+            in_quarter: 0,
+            in_month: 0,
+            all_time: n,
+        };
+        let series =
+            "slawatch_cases_finished_total{kind=\"dossier\",outcome=\"late\",unit=\"SXD\"}";
+        let mut seen = Vec::new();
+        for n in [3, 5, 2, 4] {
+            m.refresh(&Snapshot {
+                open: &tally,
+                office_open: false,
+                finished: &[group(n)],
+                directory: &directory(),
+                sources: &[],
+                official_until: None,
+            });
+            let text = String::from_utf8(m.exposition().to_vec()).unwrap();
+            seen.push(line(&text, series).unwrap().to_string());
+        }
+        // 3 → 5 rises; a case reopened (2) restarts the series, as a restart would.
+        assert_eq!(seen, ["3", "5", "2", "4"]);
+    }
+
+    #[test]
     fn an_empty_population_reports_no_ratio() {
         let m = Metrics::new(false);
         let mut tally = OpenTally::default();
         tally.add(&fact(Some("SXD"), "no_deadline", None));
         m.refresh(&Snapshot {
             open: &tally,
+            office_open: false,
             finished: &[],
             directory: &directory(),
             sources: &[],

@@ -592,6 +592,16 @@ impl Calendar {
         self.day_kind(date).is_workday()
     }
 
+    /// Whether the offices are open at `t`: a workday (make-up Saturdays included),
+    /// inside one of its sessions `[open, close)`.
+    pub fn is_open(&self, t: DateTime<Utc>) -> bool {
+        let local = self.local(t);
+        let sod = chrono::Timelike::num_seconds_from_midnight(&local.time());
+        self.sessions(local.date())
+            .iter()
+            .any(|s| s.open <= sod && sod < s.close)
+    }
+
     /// The office sessions of a date (empty on a day off).
     pub fn sessions(&self, date: NaiveDate) -> &[Session] {
         match self.day_index(date) {

@@ -125,7 +125,10 @@ pub async fn tthc(config: &Option<PathBuf>, args: TthcArgs) -> Result<ExitCode> 
         bail!("an XLSX report is a file: give --output FILE.xlsx");
     }
     let loaded = super::load(config)?;
-    let store = super::open_migrated_store(&loaded).await?;
+    let url = &loaded.config.store.url;
+    let store = crate::store::open_read_only(url)
+        .await
+        .with_context(|| format!("opening the store {}", crate::store::redact_url(url)))?;
     let ctx = crate::state::Context::from_loaded(&loaded, std::sync::Arc::new(loaded.calendar()));
     let report = crate::jobs::report::tthc(store.as_ref(), &ctx, &req, super::now()).await?;
     store.close().await;

@@ -189,7 +189,13 @@ impl Params {
         }
     }
 
-    pub(super) fn number(&self, key: &str, default: usize, min: usize, max: usize) -> Result<usize, ApiError> {
+    pub(super) fn number(
+        &self,
+        key: &str,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, ApiError> {
         match self.text(key) {
             None => Ok(default),
             Some(v) => match v.parse::<usize>() {
@@ -302,7 +308,8 @@ async fn list_cases(
     AxState(api): AxState<Api>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    if q.contains_key("finished_from") || q.contains_key("finished_to") || q.contains_key("outcome") {
+    if q.contains_key("finished_from") || q.contains_key("finished_to") || q.contains_key("outcome")
+    {
         return finished_cases(&api, q).await;
     }
     let p = Params::new(
@@ -375,10 +382,17 @@ async fn finished_cases(api: &Api, q: HashMap<String, String>) -> Result<Json<Va
             "kind",
             "procedure",
             "source",
+            "state",
+            "stuck",
+            "sort",
             "limit",
             "offset",
         ],
     )?;
+    // An ended case has no state and is never stuck: asking for one selects none.
+    // Finished cases come in the order of their end whatever `sort` says.
+    let none_wanted = p.one_of("state", &STATES)?.is_some() || p.flag("stuck")? == Some(true);
+    p.one_of("sort", &SORTS)?;
     let ctx = api.shared.context();
     let cal = ctx.calendar.clone();
     let day = |key: &str| -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -395,11 +409,6 @@ async fn finished_cases(api: &Api, q: HashMap<String, String>) -> Result<Json<Va
         Some(d) => d + chrono::Duration::days(1),
         None => api.shared.now(),
     };
-    if to <= from {
-        return Err(ApiError::BadRequest(
-            "`finished_to` is before `finished_from`".into(),
-        ));
-    }
     let outcome = p.one_of("outcome", &["early", "on_time", "late"])?;
     let kind = p.one_of("kind", &KINDS)?;
     let flag = p.one_of("flag", &FLAGS)?;
@@ -409,6 +418,11 @@ async fn finished_cases(api: &Api, q: HashMap<String, String>) -> Result<Json<Va
     let _turn = api.scans.acquire().await.expect("scan semaphore");
     let mut total = 0usize;
     let mut page = Vec::new();
+    let (from, to) = if none_wanted || to <= from {
+        (from, from)
+    } else {
+        (from, to)
+    };
     api.shared
         .store
         .load_ended_each(from, to, &mut |c, e| {
@@ -417,7 +431,8 @@ async fn finished_cases(api: &Api, q: HashMap<String, String>) -> Result<Json<Va
                 Some(code) => code == u,
                 None => u == crate::metrics::UNKNOWN_UNIT,
             }) && kind.is_none_or(|k| c.kind.as_str() == k)
-                && outcome.is_none_or(|o| ev.and_then(|e| e.outcome).map(|x| x.as_str()) == Some(o))
+                && outcome
+                    .is_none_or(|o| ev.and_then(|e| e.outcome).map(|x| x.as_str()) == Some(o))
                 && flag.is_none_or(|f| flags_of(ev).contains(&f))
                 && procedure.is_none_or(|pc| c.procedure_code.as_deref() == Some(pc))
                 && source.is_none_or(|s| &*c.source == s);

@@ -16,12 +16,16 @@ pub(super) async fn tthc(
 ) -> Result<Response, ApiError> {
     let p = Params::new(
         q,
-        &["period", "from", "to", "by", "unit", "kind", "compat", "format"],
+        &[
+            "period", "from", "to", "by", "unit", "kind", "compat", "format",
+        ],
     )?;
     let format = match p.text("format") {
         None => ReportFormat::Json,
         Some(f) => ReportFormat::parse(f).ok_or_else(|| {
-            ApiError::BadRequest(format!("`format` must be one of json, csv, xlsx, html, not `{f}`"))
+            ApiError::BadRequest(format!(
+                "`format` must be one of json, csv, xlsx, html, not `{f}`"
+            ))
         })?,
     };
     let req = TthcRequest::from_words(
@@ -37,7 +41,9 @@ pub(super) async fn tthc(
     let ctx = api.shared.context();
     if let Some(u) = req.unit.as_deref() {
         if ctx.directory.get(u).is_none() {
-            return Err(ApiError::NotFound(format!("no unit `{u}` in the directory")));
+            return Err(ApiError::NotFound(format!(
+                "no unit `{u}` in the directory"
+            )));
         }
     }
     let _turn = api.scans.acquire().await.expect("scan semaphore");

@@ -26,6 +26,19 @@ pub async fn dispatch_loop(
     cancel: CancellationToken,
 ) {
     let pace = Pace::default();
+    // Every rule's series, sent and failed, present from the start at zero.
+    for rule in crate::alert::RULES
+        .iter()
+        .chain(&["digest", "weekly", "monthly_report"])
+    {
+        for result in ["sent", "failed"] {
+            let _ =
+                shared
+                    .metrics
+                    .notifications
+                    .with_label_values(&[transport.name(), rule, result]);
+        }
+    }
     loop {
         let now = shared.now();
         let offset = *shared.context().calendar.with_zone(now).offset();

@@ -52,6 +52,12 @@ pub async fn reevaluate(shared: &Shared, now: DateTime<Utc>) -> Result<usize, St
         .start_timer();
     let n = reevaluate_inner(shared, now).await;
     timer.observe_duration();
+    if n.is_ok() {
+        shared
+            .metrics
+            .last_evaluation
+            .set(now.timestamp_millis() as f64 / 1000.0);
+    }
     shared.metrics_changed();
     n
 }

@@ -106,6 +106,7 @@ impl Shared {
         let finished = self.finished.lock().expect("finished lock").groups.clone();
         let snapshot = Snapshot {
             open: &tally,
+            office_open: ctx.calendar.is_open(now),
             finished: &finished,
             directory: &ctx.directory,
             sources: &sources,

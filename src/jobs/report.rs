@@ -35,7 +35,9 @@ impl TthcRequest {
         let period = match (period, from, to) {
             (Some(p), None, None) => ReportPeriod::parse(p)?,
             (None, Some(f), Some(t)) => ReportPeriod::between(parse_day(f)?, parse_day(t)?)?,
-            (Some(_), _, _) => return Err("give a period, or a first and a last day, not both".into()),
+            (Some(_), _, _) => {
+                return Err("give a period, or a first and a last day, not both".into())
+            }
             _ => return Err("give a period (e.g. 2026-11) or a first and a last day".into()),
         };
         let by = match by.unwrap_or("unit") {

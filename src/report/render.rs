@@ -438,7 +438,13 @@ pub fn file_name(r: &Report, format: ReportFormat) -> String {
         .period
         .label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("bieu06-{label}.{}", format.extension())
 }

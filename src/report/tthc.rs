@@ -49,7 +49,7 @@ impl Options {
     /// Parses a comma-separated list of option names.
     pub fn parse(list: &str) -> Result<Options, String> {
         let mut o = Options::default();
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        for name in list.split(',') {
             match name {
                 "dates-only" => o.dates_only = true,
                 "withdrawn-on-time" => o.withdrawn_on_time = true,

@@ -355,6 +355,8 @@ pub struct FinishedGroup {
     pub in_year: i64,
     pub in_quarter: i64,
     pub in_month: i64,
+    /// Ended at any time (`slawatch_cases_finished_total`).
+    pub all_time: i64,
 }
 
 /// Row counts, for start-up logs and readiness.

@@ -4,6 +4,7 @@
 
 use super::*;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::ConnectOptions;
 use sqlx::Row;
 use std::time::Duration;
 
@@ -85,7 +86,8 @@ impl PgStore {
     /// A pool whose sessions are read-only (see [`super::open_read_only`]).
     pub async fn connect_read_only(url: &str) -> Result<PgStore, StoreError> {
         let options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url)?
-            .options([("default_transaction_read_only", "on")]);
+            .options([("default_transaction_read_only", "on")])
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(30))
@@ -925,8 +927,9 @@ impl Store for PgStore {
     ) -> Result<Vec<FinishedGroup>, StoreError> {
         let rows = sqlx::query(
             "SELECT kind, unit_code, outcome, on_time, position('returned_late' in flags) > 0 AS returned_late, \
-             COUNT(*) AS y, COUNT(*) FILTER (WHERE ended_at >= $2) AS q, COUNT(*) FILTER (WHERE ended_at >= $3) AS m \
-             FROM cases WHERE NOT is_open AND ended_at >= $1 GROUP BY 1, 2, 3, 4, 5",
+             COUNT(*) FILTER (WHERE ended_at >= $1) AS y, COUNT(*) FILTER (WHERE ended_at >= $2) AS q, \
+             COUNT(*) FILTER (WHERE ended_at >= $3) AS m, COUNT(*) AS a \
+             FROM cases WHERE NOT is_open AND ended_at IS NOT NULL GROUP BY 1, 2, 3, 4, 5",
         )
         .bind(since.year)
         .bind(since.quarter)
@@ -944,6 +947,7 @@ impl Store for PgStore {
                     in_year: r.try_get("y")?,
                     in_quarter: r.try_get("q")?,
                     in_month: r.try_get("m")?,
+                    all_time: r.try_get("a")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -3,6 +3,7 @@
 
 use super::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
@@ -125,7 +126,8 @@ impl SqliteStore {
             .read_only(true)
             .create_if_missing(false)
             .busy_timeout(Duration::from_secs(30))
-            .pragma("cache_size", "-65536");
+            .pragma("cache_size", "-65536")
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(30))
@@ -842,8 +844,8 @@ impl Store for SqliteStore {
         // Instants are RFC 3339 text in UTC, so they compare as strings.
         let rows = sqlx::query(
             "SELECT kind, unit_code, outcome, on_time, instr(flags, 'returned_late') > 0 AS returned_late, \
-             COUNT(*) AS y, SUM(ended_at >= ?2) AS q, SUM(ended_at >= ?3) AS m \
-             FROM cases WHERE is_open = 0 AND ended_at >= ?1 GROUP BY 1, 2, 3, 4, 5",
+             SUM(ended_at >= ?1) AS y, SUM(ended_at >= ?2) AS q, SUM(ended_at >= ?3) AS m, COUNT(*) AS a \
+             FROM cases WHERE is_open = 0 AND ended_at IS NOT NULL GROUP BY 1, 2, 3, 4, 5",
         )
         .bind(since.year)
         .bind(since.quarter)
@@ -861,6 +863,7 @@ impl Store for SqliteStore {
                     in_year: r.try_get("y")?,
                     in_quarter: r.try_get("q")?,
                     in_month: r.try_get("m")?,
+                    all_time: r.try_get("a")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -39,7 +39,7 @@ fn tool(name: &str, args: &[&str], dir: &Path) -> Option<String> {
 fn prometheus_rules_pass_their_unit_tests() {
     let dir = root().join("deploy/prometheus");
     if let Some(out) = tool("promtool", &["check", "rules", "slawatch.rules.yml"], &dir) {
-        assert!(out.contains("SUCCESS: 15 rules found"), "{out}");
+        assert!(out.contains("SUCCESS: 21 rules found"), "{out}");
     }
     tool("promtool", &["test", "rules", "rules_test.yml"], &dir);
     tool("promtool", &["check", "config", "prometheus.yml"], &dir);
@@ -71,6 +71,24 @@ fn alertmanager_example_is_valid_and_routes_by_severity_and_team() {
     ]) {
         assert_eq!(r, "provincial-office");
     }
+    if let Some(r) = route(&[
+        "alertname=SlawatchOfficeClosed",
+        "severity=none",
+        "team=calendar",
+    ]) {
+        assert_eq!(r, "nobody");
+    }
+    // The province's warnings are grouped by alert name only: one message for every
+    // unit below target.
+    let text = std::fs::read_to_string(dir.join("alertmanager.yml")).unwrap();
+    let province = text
+        .split("- matchers:")
+        .find(|r| r.contains("team=\"province\""))
+        .unwrap();
+    assert!(province.contains("group_by: [alertname]"), "{province}");
+    // Office hours come from the calendar, not a fixed weekday schedule.
+    assert!(!text.contains("weekdays:"));
+    assert!(text.contains("source_matchers: ['alertname=\"SlawatchOfficeClosed\"']"));
 }
 
 /// Every PromQL expression of the dashboard, with its variables filled in.

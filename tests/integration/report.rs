@@ -219,9 +219,10 @@ async fn the_api_gives_the_same_report_and_the_finished_cases() {
     let now: DateTime<Utc> = DateTime::parse_from_rfc3339(NOW).unwrap().into();
     let s = store::open(&url).await.unwrap();
     let sh = Arc::new(
-        Shared::new(s, ctx, "salt".into())
-            .with_clock(slawatch::clock::Clock::starting_at(now)),
+        Shared::new(s, ctx, "salt".into()).with_clock(slawatch::clock::Clock::starting_at(now)),
     );
+    sh.load(now).await.unwrap();
+    sh.refresh_metrics(now).await.unwrap();
     let app = slawatch::http::router(sh, vec![], 1 << 20, Some("tok".into()));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", l.local_addr().unwrap());
@@ -245,7 +246,9 @@ async fn the_api_gives_the_same_report_and_the_finished_cases() {
     assert_eq!(j["total"]["indicator_2_1"]["numerator"], 15);
     assert_eq!(j["total"]["indicator_2_1"]["denominator"], 26);
 
-    let r = get("/api/v1/reports/tthc?period=2026-11&format=csv").await.unwrap();
+    let r = get("/api/v1/reports/tthc?period=2026-11&format=csv")
+        .await
+        .unwrap();
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
     assert_eq!(
         r.headers()["content-disposition"],
@@ -307,21 +310,87 @@ async fn the_api_gives_the_same_report_and_the_finished_cases() {
     // Every case that ended in November (finished, withdrawn, refused): 15 finished
     // in the table + A10, A31 withdrawn + A11 refused at intake + A24 counted with
     // them already = 18.
-    let v: serde_json::Value = get("/api/v1/cases?finished_from=2026-11-01&finished_to=2026-11-30&limit=100")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value =
+        get("/api/v1/cases?finished_from=2026-11-01&finished_to=2026-11-30&limit=100")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     assert_eq!(v["total"], 18);
-    let v: serde_json::Value = get("/api/v1/cases?finished_from=2026-11-01&finished_to=2026-11-30&outcome=early&unit=SXD")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value =
+        get("/api/v1/cases?finished_from=2026-11-01&finished_to=2026-11-30&outcome=early&unit=SXD")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     // A12 (19/11), A13 (17/11), A16 (30/11).
     assert_eq!(v["total"], 3);
     let r = get("/api/v1/cases?finished_from=2026-11-31").await.unwrap();
     assert_eq!(r.status(), 400);
+
+    // The metrics agree, and aggregate. Q4 to date (10/12 09:00), dossiers of STP's
+    // tree, by hand: A1 A2 A3 A4 A5 A6 A7 (ended 29/10, in Q4) A8 A9 A10 A28 A29 A32 = 13,
+    // on time A1 A2 A5 A7 A8 A10 A28 A29 = 8 (A6, A9, A32 are past their due, A3 and A4
+    // finished late). The metrics count the holding unit: STP 7/12, STP-HT 1/1.
+    let metrics = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sample = |name: &str, labels: &[&str]| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{' | b' '))
+            })
+            .find(|l| labels.iter().all(|p| l.contains(p)))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} {labels:?}"))
+    };
+    let q = ["kind=\"dossier\"", "period=\"quarter\""];
+    let stp = |name: &str| sample(name, &[q[0], q[1], "unit=\"STP\""]);
+    let ht = |name: &str| sample(name, &[q[0], q[1], "unit=\"STP-HT\""]);
+    assert_eq!(
+        (
+            stp("slawatch_on_time_cases"),
+            stp("slawatch_on_time_population")
+        ),
+        (7.0, 12.0)
+    );
+    assert_eq!(
+        (
+            ht("slawatch_on_time_cases"),
+            ht("slawatch_on_time_population")
+        ),
+        (1.0, 1.0)
+    );
+    assert!((stp("slawatch_on_time_ratio") - 7.0 / 12.0).abs() < 1e-9);
+    let j: serde_json::Value = get("/api/v1/reports/tthc?period=2026-Q4&unit=STP")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(j["total"]["indicator_2_1"]["numerator"], 8);
+    assert_eq!(j["total"]["indicator_2_1"]["denominator"], 13);
+    // Ended with an outcome, ever: STP early A1 A5 A7 (29/10 before 31/10), on time A2,
+    // late A3 A4 A9 A32.
+    let ever = |o: &str| {
+        sample(
+            "slawatch_cases_finished_total",
+            &["unit=\"STP\"", q[0], &format!("outcome=\"{o}\"")],
+        )
+    };
+    assert_eq!(
+        (ever("early"), ever("on_time"), ever("late")),
+        (3.0, 1.0, 4.0)
+    );
+    // 10/12/2026 09:00 is a Thursday morning session: the offices are open.
+    assert_eq!(sample("slawatch_office_open", &[]), 1.0);
 }

@@ -687,7 +687,7 @@ fn a_table_that_does_not_add_up_is_an_error() {
 #[test]
 fn options_by_name() {
     assert_eq!(
-        Options::parse("dates-only, paused-in-time").unwrap(),
+        Options::parse("dates-only,paused-in-time").unwrap(),
         Options {
             dates_only: true,
             withdrawn_on_time: false,
@@ -695,6 +695,8 @@ fn options_by_name() {
         }
     );
     assert!(Options::parse("count-everything").is_err());
+    assert!(Options::parse("").is_err());
+    assert!(Options::parse("dates-only,").is_err());
 }
 
 /// The integration tests read the same population from a file: it must be this one.
