@@ -39,7 +39,7 @@ fn tool(name: &str, args: &[&str], dir: &Path) -> Option<String> {
 fn prometheus_rules_pass_their_unit_tests() {
     let dir = root().join("deploy/prometheus");
     if let Some(out) = tool("promtool", &["check", "rules", "slawatch.rules.yml"], &dir) {
-        assert!(out.contains("SUCCESS: 21 rules found"), "{out}");
+        assert!(out.contains("SUCCESS: 22 rules found"), "{out}");
     }
     tool("promtool", &["test", "rules", "rules_test.yml"], &dir);
     tool("promtool", &["check", "config", "prometheus.yml"], &dir);
@@ -99,7 +99,13 @@ pub fn dashboard_queries() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for p in d["panels"].as_array().unwrap() {
         for t in p["targets"].as_array().unwrap() {
-            let expr = t["expr"].as_str().unwrap().replace("$unit", ".*");
+            let expr = t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$unit", ".*")
+                .replace("$kind", "dossier")
+                .replace("$period", "month")
+                .replace("$__range", "1h");
             out.push((p["title"].as_str().unwrap().to_string(), expr));
         }
     }
@@ -115,36 +121,72 @@ fn grafana_dashboard_has_the_panels_and_valid_queries() {
     assert_eq!(d["uid"], "slawatch-overview");
     assert!(d["title"].as_str().unwrap().contains("slawatch"));
     let ds = std::fs::read_to_string(g.join("provisioning/datasources/slawatch.yml")).unwrap();
-    assert!(ds.contains("uid: slawatch-prometheus"));
+    assert!(ds.contains("type: prometheus"));
     let provider = std::fs::read_to_string(g.join("provisioning/dashboards/slawatch.yml")).unwrap();
     assert!(provider.contains("path: /var/lib/grafana/dashboards/slawatch"));
-    // The unit variable, from slawatch_unit_info.
+    // Imports anywhere: a datasource input, a datasource variable, and no fixed
+    // datasource uid in any panel or target.
+    assert_eq!(d["__inputs"][0]["type"], "datasource");
+    assert_eq!(d["__inputs"][0]["pluginId"], "prometheus");
     let vars = d["templating"]["list"].as_array().unwrap();
-    let unit = vars
-        .iter()
-        .find(|v| v["name"] == "unit")
-        .expect("a unit variable");
-    assert!(unit["query"]["query"]
+    let var = |name: &str| {
+        vars.iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no variable {name}"))
+    };
+    assert_eq!(var("datasource")["type"], "datasource");
+    assert_eq!(var("datasource")["query"], "prometheus");
+    let text = serde_json::to_string(&d).unwrap();
+    assert!(
+        !text.contains("slawatch-prometheus"),
+        "a fixed datasource uid"
+    );
+    let mut uids = Vec::new();
+    fn walk(v: &Value, uids: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(ds) = m.get("datasource") {
+                    uids.push(ds["uid"].as_str().unwrap_or("").to_string());
+                }
+                m.values().for_each(|x| walk(x, uids));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, uids)),
+            _ => {}
+        }
+    }
+    walk(&d, &mut uids);
+    assert!(uids.len() > 20);
+    assert!(uids.iter().all(|u| u == "${datasource}"), "{uids:?}");
+    // Kind and unit variables: units shown by name, selected by code.
+    assert_eq!(var("kind")["current"]["value"], "dossier");
+    let unit = var("unit");
+    assert!(unit["definition"]
         .as_str()
         .unwrap()
-        .contains("label_values(slawatch_unit_info, unit)"));
+        .contains("slawatch_unit_info"));
+    let regex = unit["regex"].as_str().unwrap();
+    assert!(
+        regex.contains("(?<text>") && regex.contains("(?<value>"),
+        "{regex}"
+    );
     let panels = d["panels"].as_array().unwrap();
     let all_exprs: Vec<String> = panels
         .iter()
         .flat_map(|p| p["targets"].as_array().unwrap())
         .map(|t| t["expr"].as_str().unwrap().to_string())
         .collect();
-    // The overview the issue asks for: on-time ratio by unit and period, open by
-    // state, overdue age, flagged, stuck, source health; names from unit_info.
     for needle in [
-        "slawatch_on_time_ratio",
+        "slawatch_on_time_cases",
+        "slawatch_on_time_population",
+        "slawatch:on_time_ratio:month_end",
         "slawatch_cases_open",
         "slawatch_overdue_age_workdays_bucket",
         "slawatch_cases_flagged",
         "slawatch_cases_stuck",
+        "slawatch_cases_finished_total",
         "slawatch_source_up",
-        "slawatch_source_last_success_timestamp_seconds",
-        "group_left(name) slawatch_unit_info",
+        "slawatch_outbox_pending",
+        "group_left(name)",
     ] {
         assert!(
             all_exprs.iter().any(|e| e.contains(needle)),
@@ -152,15 +194,42 @@ fn grafana_dashboard_has_the_panels_and_valid_queries() {
         );
     }
     for p in panels {
-        assert!(p["title"].as_str().is_some_and(|t| !t.is_empty()));
+        let title = p["title"].as_str().unwrap();
+        assert!(!title.is_empty());
         for t in p["targets"].as_array().unwrap() {
-            assert_eq!(
-                t["datasource"]["uid"], "slawatch-prometheus",
-                "panel {} target without the datasource uid",
-                p["title"]
-            );
+            let e = t["expr"].as_str().unwrap();
+            // Cases are never summed across kinds.
+            if e.contains("slawatch_cases_")
+                || e.contains("slawatch_on_time_")
+                || e.contains("slawatch_overdue_")
+            {
+                assert!(e.contains("kind=\"$kind\""), "{title}: {e}");
+            }
+            // Histogram buckets only through the heatmap format, never summed into bars.
+            if e.contains("_bucket") {
+                assert_eq!(t["format"], "heatmap", "{title}");
+            }
+        }
+        // No panel left on Grafana's default thresholds (red at 80).
+        let steps = &p["fieldConfig"]["defaults"]["thresholds"]["steps"];
+        if let Some(steps) = steps.as_array() {
+            assert!(!steps.iter().any(|s| s["value"] == 80), "{title}");
+        }
+        if p["fieldConfig"]["defaults"]["unit"] == "percentunit" {
+            assert_eq!(steps[1]["value"], 0.9, "{title}");
+            assert_eq!(steps[2]["value"], 0.95, "{title}");
         }
     }
+    // Vietnamese names for states and flags.
+    assert!(
+        text.contains("\"overdue\":{\"index\":3,\"text\":\"Quá hạn\"}") || text.contains("Quá hạn")
+    );
+    assert!(text.contains("Yêu cầu bổ sung khi đã quá hạn"));
+    let heat = panels
+        .iter()
+        .find(|p| p["type"] == "heatmap")
+        .expect("a heatmap");
+    assert_eq!(heat["options"]["calculate"], false);
     // promtool parses every expression (as recording rules of a scratch file).
     let dir = scratch("dashboard-promql");
     let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
