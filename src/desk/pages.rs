@@ -92,6 +92,7 @@ pub fn routes(
             axum::routing::post(acknowledge),
         )
         .route("/desk/province", get(province_page))
+        .route("/desk/province/report", get(province_report))
         .route("/desk/login", get(login_page).post(login))
         .with_state(desk)
 }
@@ -852,19 +853,17 @@ async fn acknowledge(
 /// `/desk/province`: units ranked by open overdue cases and by the quarter's on-time
 /// ratio (dossiers), each linking to its page; for links that cover every unit (the
 /// province's head, the provincial office, an administrator).
-async fn province_page(
-    AxState(desk): AxState<Desk>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: axum::http::HeaderMap,
-) -> Response {
-    let lang = lang_of(&q);
-    let scope = match desk.scope(&q, &headers, lang) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+/// The scope of a link or sign-in that covers every unit (the province's pages).
+fn province_scope(
+    desk: &Desk,
+    q: &HashMap<String, String>,
+    headers: &axum::http::HeaderMap,
+    lang: Lang,
+) -> Result<Scope, Box<Response>> {
+    let scope = desk.scope(q, headers, lang)?;
     let ctx = desk.shared.context();
     if !ctx.directory.units().iter().all(|u| scope.covers(&u.code)) {
-        return desk.refused(
+        return Err(Box::new(desk.refused(
             StatusCode::FORBIDDEN,
             lang,
             pick(
@@ -872,8 +871,105 @@ async fn province_page(
                 "Đường dẫn này không mở được trang toàn tỉnh.",
                 "This link does not open the province's page.",
             ),
-        );
+        )));
     }
+    Ok(scope)
+}
+
+/// Biểu 06 of a month (`period`, default this month to date), as a page (`format`
+/// html) or a file to file (`xlsx`, `csv`), for those who see the province's page.
+async fn province_report(
+    AxState(desk): AxState<Desk>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    use crate::report::render::{file_name, render_as, ReportFormat};
+    let lang = lang_of(&q);
+    if let Err(r) = province_scope(&desk, &q, &headers, lang) {
+        return *r;
+    }
+    let ctx = desk.shared.context();
+    let now = desk.shared.now();
+    let today = ctx.calendar.local(now).date();
+    let period = match q.get("period") {
+        Some(p) => match crate::report::ReportPeriod::parse(p) {
+            Ok(p) => p,
+            Err(e) => return desk.refused(StatusCode::BAD_REQUEST, lang, e),
+        },
+        None => crate::report::ReportPeriod::month_of(today),
+    };
+    let format = match q.get("format").map(String::as_str) {
+        None => ReportFormat::Html,
+        Some(f) => match ReportFormat::parse(f) {
+            Some(ReportFormat::Json) | None => {
+                return desk.refused(
+                    StatusCode::BAD_REQUEST,
+                    lang,
+                    pick(
+                        lang,
+                        "Định dạng: html, xlsx hoặc csv.",
+                        "Format: html, xlsx or csv.",
+                    ),
+                )
+            }
+            Some(f) => f,
+        },
+    };
+    let req = crate::jobs::report::TthcRequest {
+        period,
+        by: crate::report::tthc::By::Unit,
+        unit: None,
+        kind: crate::sla::model::Kind::Dossier,
+        options: Default::default(),
+    };
+    let report = match crate::jobs::report::tthc(desk.shared.store.as_ref(), &ctx, &req, now).await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "desk report failed");
+            return desk.refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang,
+                pick(
+                    lang,
+                    "Chưa lập được báo cáo; thử lại sau.",
+                    "The report could not be made; try again later.",
+                ),
+            );
+        }
+    };
+    match render_as(&report, &ctx.calendar, format) {
+        Ok(body) => {
+            let mut r = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
+            if format != ReportFormat::Html {
+                let d = format!("attachment; filename=\"{}\"", file_name(&report, format));
+                if let Ok(v) = header::HeaderValue::from_str(&d) {
+                    r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+                }
+            }
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "desk report failed");
+            desk.refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                lang,
+                "internal error".into(),
+            )
+        }
+    }
+}
+
+async fn province_page(
+    AxState(desk): AxState<Desk>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let lang = lang_of(&q);
+    let scope = match province_scope(&desk, &q, &headers, lang) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
     let t = q.get("t").cloned().unwrap_or_default();
     let qs = query(&t, lang);
     let summaries = desk.shared.unit_summaries();
@@ -940,6 +1036,21 @@ async fn province_page(
             .unwrap_or(std::cmp::Ordering::Equal)
             .then_with(|| a["name"].as_str().cmp(&b["name"].as_str()))
     });
+    let today = desk
+        .shared
+        .context()
+        .calendar
+        .local(desk.shared.now())
+        .date();
+    let this = crate::report::ReportPeriod::month_of(today).label;
+    let last = crate::report::ReportPeriod::previous_month(today).label;
+    let link = |p: &str, f: &str| format!("/desk/province/report{qs}&period={p}&format={f}");
+    let reports = json!([
+        {"label": pick(lang, &format!("Tháng {} (đến nay)", month_words(&this)), &format!("{this} (to date)")),
+         "html": link(&this, "html"), "xlsx": link(&this, "xlsx")},
+        {"label": pick(lang, &format!("Tháng {}", month_words(&last)), &last),
+         "html": link(&last, "html"), "xlsx": link(&last, "xlsx")},
+    ]);
     desk.render(
         StatusCode::OK,
         "province.html",
@@ -949,7 +1060,10 @@ async fn province_page(
             "title": pick(lang, "Toàn tỉnh", "The province"),
             "by_overdue": by_overdue,
             "by_ratio": by_ratio,
+            "reports": reports,
             "t": {
+                "reports": pick(lang, "Biểu 06 (Thông tư 01/2020/TT-VPCP) và chỉ số 2.1", "Biểu 06 (Circular 01/2020/TT-VPCP) and indicator 2.1"),
+                "view": pick(lang, "Xem", "View"),
                 "period": pick(lang, "Hồ sơ đang mở theo đơn vị; tỷ lệ đúng hạn (chỉ số 2.1, Quyết định 766) của quý này, hồ sơ TTHC.", "Open cases by unit; the quarter's on-time ratio (indicator 2.1, Decision 766), dossiers."),
                 "by_overdue": pick(lang, "Xếp theo số hồ sơ quá hạn", "By open overdue cases"),
                 "by_ratio": pick(lang, "Xếp theo tỷ lệ đúng hạn, thấp nhất trước", "By on-time ratio, lowest first"),
@@ -962,6 +1076,14 @@ async fn province_page(
             },
         }),
     )
+}
+
+/// `2026-11` as "11/2026".
+fn month_words(label: &str) -> String {
+    match label.split_once('-') {
+        Some((y, m)) => format!("{m}/{y}"),
+        None => label.to_string(),
+    }
 }
 
 fn login_context(lang: Lang, message: Option<String>) -> Value {

@@ -285,8 +285,45 @@ async fn the_province_page_and_the_administrators_sign_in() {
         "{html}"
     );
     assert!(html.contains("<td><b>50,0%</b></td><td>2/4</td>"), "{html}");
+    // It links this month's and last month's Biểu 06, as a page and as XLSX.
+    let links: Vec<String> = html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|h| h.split('"').next())
+        .filter(|h| h.starts_with("/desk/province/report"))
+        .map(|h| h.replace("&amp;", "&"))
+        .collect();
+    assert_eq!(links.len(), 4, "{html}");
+    let month = slawatch::report::ReportPeriod::month_of(
+        now().with_timezone(&crate::vietnam()).date_naive(),
+    )
+    .label;
+    assert!(
+        links[1].ends_with(&format!("&period={month}&format=xlsx")),
+        "{links:?}"
+    );
+    let r = reqwest::get(format!("{base}{}", links[1])).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    {
+        use calamine::Reader;
+        let bytes = r.bytes().await.unwrap().to_vec();
+        let book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+        assert_eq!(book.sheet_names()[0], "Biểu 06");
+    }
+    let (status, page) = get(format!("{base}{}", links[0])).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Biểu số 06"), "{page}");
     let stp = link_for(&["STP"], now().timestamp() + 86_400);
     let (status, _) = get(format!("{base}/desk/province?t={stp}")).await;
+    assert_eq!(status, 403);
+    let (status, _) = get(format!(
+        "{base}/desk/province/report?t={stp}&period={month}&format=xlsx"
+    ))
+    .await;
     assert_eq!(status, 403);
 
     // Sign-in: a wrong token is refused, the right one sets the session cookie.
