@@ -186,6 +186,9 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
     jobs.push(Arc::new(WeeklyJob {
         schedule: cfg.alerts.weekly_schedule.clone(),
     }));
+    jobs.push(Arc::new(MonthlyJob {
+        schedule: cfg.alerts.weekly_schedule.clone(),
+    }));
     jobs.push(Arc::new(PurgeJob {
         retention_days: cfg.store.quarantine_retention_days as i64,
     }));

@@ -57,7 +57,9 @@ pub struct Unit {
     pub copies: Vec<String>,
     #[serde(default)]
     pub deputies: Vec<Deputy>,
-    /// Roles: `service_centre`, `provincial_office`, `province` (who receives what).
+    /// Roles: `service_centre`, `provincial_office`, `province`, `home_affairs` (who
+    /// receives what: the monthly report goes to the provincial office and home
+    /// affairs).
     #[serde(default)]
     pub tags: Vec<String>,
 }

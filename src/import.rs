@@ -376,7 +376,12 @@ const UNIT_COLUMNS: Columns = Columns {
 };
 
 /// The tags a unit may carry, and what each one does.
-pub const UNIT_TAGS: &[&str] = &["service_centre", "provincial_office", "province"];
+pub const UNIT_TAGS: &[&str] = &[
+    "service_centre",
+    "provincial_office",
+    "province",
+    "home_affairs",
+];
 
 /// Reads a unit sheet and returns the text of `units.toml`.
 pub fn units(path: &Path) -> Result<String, ImportErrors> {

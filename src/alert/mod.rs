@@ -174,6 +174,21 @@ pub fn service_centre(dir: &Directory) -> Option<Recipient> {
     tagged(dir, "service_centre").and_then(person)
 }
 
+/// The heads of the units carrying a tag, each once.
+pub fn tagged_heads(dir: &Directory, tags: &[&str]) -> Vec<Recipient> {
+    let mut out: Vec<Recipient> = Vec::new();
+    for u in dir.units() {
+        if u.tags.iter().any(|t| tags.contains(&t.as_str())) {
+            if let Some(r) = person(u) {
+                if !out.iter().any(|o| o.email.eq_ignore_ascii_case(&r.email)) {
+                    out.push(r);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The head of the provincial office (weekly report).
 pub fn provincial_office(dir: &Directory) -> Option<Recipient> {
     tagged(dir, "provincial_office").and_then(person)

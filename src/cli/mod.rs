@@ -817,6 +817,7 @@ async fn notify_test(config: &Option<PathBuf>, to: &str) -> Result<()> {
         },
         cc: Vec::new(),
         rendered,
+        attachments: Vec::new(),
     };
     transport
         .send(&email)

@@ -384,8 +384,12 @@ pub struct AlertsConfig {
     /// only, make-up Saturdays included.
     pub digest_schedule: String,
     /// When the weekly report is considered (6-field cron, local time): it goes out
-    /// on the first workday of each week.
+    /// on the first workday of each week. The monthly report is considered at the
+    /// same time.
     pub weekly_schedule: String,
+    /// The previous month's Biểu 06 (XLSX attached) to the heads of the units tagged
+    /// `provincial_office` and `home_affairs`, on the first workday of each month.
+    pub monthly_report: bool,
     /// When unit heads' e-mail may go out: `office_hours` (from the first session's
     /// start to the last session's end on workdays) or `always`.
     pub send_window: String,
@@ -425,6 +429,7 @@ impl Default for AlertsConfig {
             it_recipients: Vec::new(),
             stale_after_minutes: 60,
             weekly_schedule: "0 0 8 * * *".into(),
+            monthly_report: true,
         }
     }
 }

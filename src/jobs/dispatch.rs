@@ -245,8 +245,11 @@ pub async fn dispatch_paced(
                     }
                     done.events.push(("digest".into(), "sent"));
                 }
-                for _ in group.iter().filter(|r| r.rule == "weekly") {
-                    done.events.push(("weekly".into(), "sent"));
+                for r in group
+                    .iter()
+                    .filter(|r| matches!(r.rule.as_str(), "weekly" | "monthly_report"))
+                {
+                    done.events.push((r.rule.clone(), "sent"));
                 }
                 for row in group.iter().filter(|r| !is_report(&r.rule)) {
                     let level = serde_json::from_str::<Value>(&row.item)
@@ -319,9 +322,10 @@ pub async fn dispatch_paced(
     Ok(done)
 }
 
-/// Digests and the weekly report: whole messages, never bundled with alerts.
+/// Digests and the weekly and monthly reports: whole messages, never bundled with
+/// alerts.
 fn is_report(rule: &str) -> bool {
-    matches!(rule, "digest" | "weekly")
+    matches!(rule, "digest" | "weekly" | "monthly_report")
 }
 
 /// The copies a row names (only rows queued before messages were per person).
@@ -445,9 +449,31 @@ pub fn compose_email(
     };
     let recipient = serde_json::json!({"name": to.name, "email": to.email});
     let generated_at = local.format("%d/%m/%Y %H:%M").to_string();
+    let mut attachments = Vec::new();
     let mut ctx = if is_report(&first.rule) {
-        serde_json::from_str(&first.item)
-            .map_err(|e| NotifyError::Build(format!("item of {}: {e}", first.message_id)))?
+        let mut v: Value = serde_json::from_str(&first.item)
+            .map_err(|e| NotifyError::Build(format!("item of {}: {e}", first.message_id)))?;
+        // A report's file travels in its item, base64, and is not template context.
+        if let Some(files) = v.as_object_mut().and_then(|o| o.remove("attachments")) {
+            for f in files.as_array().into_iter().flatten() {
+                let bytes = base64::Engine::decode(
+                    &base64::engine::general_purpose::STANDARD,
+                    f["base64"].as_str().unwrap_or(""),
+                )
+                .map_err(|e| {
+                    NotifyError::Build(format!("attachment of {}: {e}", first.message_id))
+                })?;
+                attachments.push(crate::notify::Attachment {
+                    name: f["name"].as_str().unwrap_or("report").to_string(),
+                    content_type: f["content_type"]
+                        .as_str()
+                        .unwrap_or("application/octet-stream")
+                        .to_string(),
+                    bytes,
+                });
+            }
+        }
+        v
     } else {
         let items = group
             .iter()
@@ -508,5 +534,6 @@ pub fn compose_email(
         date: local,
         items: group.len(),
         rendered,
+        attachments,
     })
 }

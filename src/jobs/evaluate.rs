@@ -149,6 +149,14 @@ impl super::Job for EvaluateJob {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "weekly catch-up failed"),
         }
+        match super::monthly_pass(shared, alerts, &alerts.weekly_schedule, shared.now()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(messages = n, "monthly report caught up");
+                env.dispatch_wanted.notify_one();
+            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "monthly report catch-up failed"),
+        }
         match super::alert_pass(shared, alerts, shared.now()).await {
             Ok(p) if p.fired + p.resolved > 0 => {
                 tracing::info!(

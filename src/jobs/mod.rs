@@ -8,6 +8,7 @@ pub mod digest;
 pub mod dispatch;
 pub mod evaluate;
 pub mod metrics;
+pub mod monthly;
 pub mod poll;
 pub mod report;
 pub mod weekly;
@@ -17,6 +18,7 @@ pub use digest::*;
 pub use dispatch::*;
 pub use evaluate::*;
 pub use metrics::*;
+pub use monthly::*;
 pub use poll::*;
 pub use weekly::*;
 

@@ -28,6 +28,16 @@ pub struct Email {
     /// How many queued messages it carries (`X-Slawatch-Items`).
     pub items: usize,
     pub rendered: Rendered,
+    /// Files sent with it (the monthly report's XLSX).
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file sent with an e-mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    pub name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,12 +95,24 @@ pub fn build(email: &Email) -> Result<Message, NotifyError> {
     b = b
         .raw_header(raw("Auto-Submitted", "auto-generated".into()))
         .raw_header(raw("X-Slawatch-Items", email.items.to_string()));
+    let body = MultiPart::alternative()
+        .singlepart(SinglePart::plain(email.rendered.text.clone()))
+        .singlepart(SinglePart::html(email.rendered.html.clone()));
+    let body = if email.attachments.is_empty() {
+        body
+    } else {
+        let mut mixed = MultiPart::mixed().multipart(body);
+        for a in &email.attachments {
+            let ct = lettre::message::header::ContentType::parse(&a.content_type)
+                .map_err(|e| NotifyError::Build(format!("attachment {}: {e}", a.name)))?;
+            mixed = mixed.singlepart(
+                lettre::message::Attachment::new(a.name.clone()).body(a.bytes.clone(), ct),
+            );
+        }
+        mixed
+    };
     let mut m = b
-        .multipart(
-            MultiPart::alternative()
-                .singlepart(SinglePart::plain(email.rendered.text.clone()))
-                .singlepart(SinglePart::html(email.rendered.html.clone())),
-        )
+        .multipart(body)
         .map_err(|e| NotifyError::Build(e.to_string()))?;
     // lettre writes `Date:` in UTC; a reader's client shows the zone it was sent in.
     m.headers_mut().remove_raw("Date");
@@ -260,6 +282,11 @@ impl Transport for WebhookTransport {
             "subject": email.rendered.subject,
             "text": email.rendered.text,
             "html": email.rendered.html,
+            "attachments": email.attachments.iter().map(|a| serde_json::json!({
+                "name": a.name,
+                "content_type": a.content_type,
+                "base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &a.bytes),
+            })).collect::<Vec<_>>(),
         });
         let mut req = self.client.post(&self.url).json(&body);
         if let Some(t) = &self.token {

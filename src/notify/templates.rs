@@ -12,7 +12,7 @@ use std::path::Path;
 /// The languages messages are written in.
 pub const LANGS: [&str; 2] = ["vi", "en"];
 /// The message kinds (one set of three parts per language each).
-pub const NAMES: [&str; 3] = ["alert", "digest", "weekly"];
+pub const NAMES: [&str; 4] = ["alert", "digest", "weekly", "monthly_report"];
 
 const BUILTIN: &[(&str, &str)] = &[
     (
@@ -120,6 +120,30 @@ Sent automatically by slawatch at {{ generated_at }}; please do not reply.\n",
     (
         "digest.en.html",
         include_str!("../../templates/mail/digest.en.html"),
+    ),
+    (
+        "monthly_report.vi.subject",
+        include_str!("../../templates/mail/monthly_report.vi.subject"),
+    ),
+    (
+        "monthly_report.vi.txt",
+        include_str!("../../templates/mail/monthly_report.vi.txt"),
+    ),
+    (
+        "monthly_report.vi.html",
+        include_str!("../../templates/mail/monthly_report.vi.html"),
+    ),
+    (
+        "monthly_report.en.subject",
+        include_str!("../../templates/mail/monthly_report.en.subject"),
+    ),
+    (
+        "monthly_report.en.txt",
+        include_str!("../../templates/mail/monthly_report.en.txt"),
+    ),
+    (
+        "monthly_report.en.html",
+        include_str!("../../templates/mail/monthly_report.en.html"),
     ),
 ];
 
@@ -312,6 +336,38 @@ pub fn fixture_for(name: &str, lang: &str) -> Value {
             "by_ratio": [{"rank": 1, "unit": "STP", "unit_name": "Sở Tư pháp", "head": "Giám đốc Sở Tư pháp", "ratio": if lang == "en" { "50.0%" } else { "50,0%" }, "on_time": 2, "population": 4}],
             "regularly_late": [{"unit": "STP", "unit_name": "Sở Tư pháp", "head": "Giám đốc Sở Tư pháp", "weeks": 3}],
         });
+    }
+    if name == "monthly_report" {
+        let en = lang == "en";
+        let n = |v: u64| crate::report::mail::count(v, lang);
+        let dec = |vi: &str| {
+            if en {
+                vi.replace(',', ".")
+            } else {
+                vi.to_string()
+            }
+        };
+        let mut ctx = json!({
+            "period": "2024-02",
+            "period_name": if en { "2024-02" } else { "tháng 02/2024" },
+            "from": "01/02/2024", "to": "29/02/2024",
+            "reporter": "UBND tỉnh Hà Tĩnh",
+            "received": n(10504), "received_online": n(4496), "carried_over": n(2879),
+            "finished": n(7384), "early": n(6035), "on_time": n(1099), "late": n(250),
+            "in_progress": n(3120), "overdue": n(376),
+            "ratio": dec("92,8%"), "points": dec("18,56"),
+            "numerator": n(18032), "denominator": n(19435), "late_cases": n(626),
+            "lowest": [{"name": "Sở Xây dựng", "ratio": dec("81,3%"), "on_time": n(406), "population": n(499)}],
+            "most_overdue": [{"name": "Sở Xây dựng", "overdue": n(36)}],
+            "regularly_late": [{"name": "Sở Xây dựng", "head": "Giám đốc Sở Xây dựng"}],
+            "file_name": "bieu06-2024-02.xlsx",
+            "calendar": "vn-official@364100",
+            "until": "01/03/2024 00:00",
+        });
+        sending(&mut ctx, lang);
+        ctx["recipient"] =
+            json!({"name": "Chánh Văn phòng", "email": "chanhvanphong@ubnd.example.gov.vn"});
+        return ctx;
     }
     if name != "digest" {
         return fixture(lang);

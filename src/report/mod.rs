@@ -4,6 +4,7 @@
 //! the units ranked. [`tthc`] computes (pure: cases, the context and the instants are
 //! arguments); [`render`] writes CSV, JSON, HTML and XLSX.
 
+pub mod mail;
 pub mod render;
 pub mod tthc;
 

@@ -464,10 +464,10 @@ pub fn html(r: &Report, cal: &Calendar) -> Result<String, String> {
             json!({
                 "stt": l.stt,
                 "name": l.name,
-                "cols": l.cells.columns(),
+                "cols": l.cells.columns().iter().map(|v| super::mail::count(*v, "vi")).collect::<Vec<_>>(),
                 "kind": match l.kind { LineKind::Group => "group", LineKind::Row => "row", LineKind::Total => "total" },
-                "numerator": l.on_time.on_time,
-                "denominator": l.on_time.population,
+                "numerator": super::mail::count(l.on_time.on_time, "vi"),
+                "denominator": super::mail::count(l.on_time.population, "vi"),
                 "percent": percent(l.on_time),
                 "points": points(l.on_time),
             })

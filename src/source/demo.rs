@@ -372,7 +372,16 @@ impl Source for DemoSource {
             .directory
             .units()
             .iter()
-            .filter(|u| u.tags.is_empty())
+            // Offices that hold no dossiers of their own; a Sở tagged for the reports
+            // it receives (home_affairs) still handles its procedures.
+            .filter(|u| {
+                !u.tags.iter().any(|t| {
+                    matches!(
+                        t.as_str(),
+                        "service_centre" | "provincial_office" | "province"
+                    )
+                })
+            })
             .map(|u| (u.code.clone(), u.name.clone()))
             .collect();
         if units.is_empty() {

@@ -1004,6 +1004,7 @@ async fn smtp_over_tls_with_a_private_authority_and_credentials() {
             date: chrono::DateTime::parse_from_rfc3339("2024-03-15T08:00:00+07:00").unwrap(),
             items: 1,
             rendered: rendered.clone(),
+            attachments: Vec::new(),
         };
         // The public roots alone do not know the private authority.
         let untrusted = SmtpTransport::new(&AlertsConfig {

@@ -456,7 +456,7 @@ fn check_config_accepts_the_shipped_config_and_names_faults() {
     .unwrap();
     let o = slawatch(&dir, &["check-config"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("templates: 18 rendered"));
+    assert!(stdout(&o).contains("templates: 24 rendered"));
     // A copy address that is not one is caught before any e-mail is built.
     std::fs::write(
         dir.join("config/slawatch.toml"),
@@ -588,7 +588,7 @@ fn imports_refuse_bad_rows_with_their_line_and_column() {
         format!("{f}:4:3 (parent): `ZZZ` is not the code of a unit in this file"),
         format!("{f}:4:4 (level): `one` is not a level 0–9"),
         format!("{f}:4:5 (head_email): `not-an-address` is not an e-mail address"),
-        format!("{f}:4:6 (tags): `centre` is not a tag: one of service_centre, provincial_office, province"),
+        format!("{f}:4:6 (tags): `centre` is not a tag: one of service_centre, provincial_office, province, home_affairs"),
         format!("{f}:5:1 (code): unit `A` is listed twice (first on line 2)"),
     ] {
         assert!(e.contains(&line), "missing `{line}` in:\n{e}");

@@ -603,7 +603,7 @@ fn kill_9_mid_dispatch_loses_nothing_and_repeats_only_the_message_in_flight() {
         &format!(
             "[alerts]\ntransport = \"smtp\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_tls = \"none\"\n\
              from = \"slawatch <slawatch@pvhcc.example.gov.vn>\"\nsend_window = \"always\"\nretry_base_seconds = 1\n\
-             claim_seconds = 6\n\
+             claim_seconds = 6\nmonthly_report = false\n\
              [[source]]\nname = \"vendor\"\ntype = \"push\"\ntoken_env = \"PUSH_TOKEN\"\n",
             sink.port()
         ),
@@ -707,7 +707,8 @@ fn two_daemons_on_one_postgres_send_each_message_once() {
     let base = serve_portal(portal);
     let extra = format!(
         "[alerts]\ntransport = \"smtp\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_tls = \"none\"\n\
-         from = \"slawatch <slawatch@pvhcc.example.gov.vn>\"\nsend_window = \"always\"\nretry_base_seconds = 1\n{}",
+         from = \"slawatch <slawatch@pvhcc.example.gov.vn>\"\nsend_window = \"always\"\nretry_base_seconds = 1\n\
+         monthly_report = false\n{}",
         sink.port(),
         portal_source(&base)
     );

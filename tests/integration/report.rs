@@ -394,3 +394,175 @@ async fn the_api_gives_the_same_report_and_the_finished_cases() {
     // 10/12/2026 09:00 is a Thursday morning session: the offices are open.
     assert_eq!(sample("slawatch_office_open", &[]), 1.0);
 }
+
+/// The monthly report: on the first workday of December 2026 (Tuesday 01/12), once the
+/// schedule (08:00) has fired, November's Biểu 06 goes to the heads tagged
+/// `provincial_office` and `home_affairs`, XLSX attached, once; missed that day, it is
+/// caught up later; never before the month's first workday.
+#[tokio::test]
+async fn the_monthly_report_goes_out_once_with_the_form_attached() {
+    use slawatch::state::{Context, Shared};
+    use std::sync::Arc;
+    let units = std::fs::read_to_string(repo().join("tests/fixtures/report/units.toml")).unwrap()
+        + r#"
+[[unit]]
+code = "VP"
+name = "Văn phòng UBND tỉnh"
+parent = "UBND-T"
+level = 1
+head = { name = "Chánh Văn phòng", email = "chanhvanphong@ubnd.example.gov.vn" }
+tags = ["provincial_office"]
+
+[[unit]]
+code = "SNV"
+name = "Sở Nội vụ"
+parent = "UBND-T"
+level = 1
+head = { name = "Giám đốc Sở Nội vụ", email = "giamdoc@snv.example.gov.vn" }
+tags = ["home_affairs"]
+"#;
+    let at = |s: &str| -> DateTime<Utc> { DateTime::parse_from_rfc3339(s).unwrap().into() };
+    let shared = |url: &str| {
+        let url = url.to_string();
+        let units = units.clone();
+        async move {
+            let ctx = Context {
+                calendar: Arc::new(Calendar::builtin()),
+                policy: Policy::default(),
+                catalogue: Default::default(),
+                directory: slawatch::directory::Directory::parse(&units, "units.toml").unwrap(),
+            };
+            Arc::new(Shared::new(
+                store::open(&url).await.unwrap(),
+                ctx,
+                "salt".into(),
+            ))
+        }
+    };
+    let cfg = slawatch::config::AlertsConfig {
+        from: "slawatch <slawatch@ubnd.example.gov.vn>".into(),
+        ..Default::default()
+    };
+    let schedule = cfg.weekly_schedule.clone();
+    let dir = scratch("report-monthly");
+    let url = format!("sqlite://{}", dir.join("store.db").display());
+    fill(&url).await;
+    let sh = shared(&url).await;
+    let pass = |t: &str| {
+        let sh = sh.clone();
+        let (cfg, schedule, t) = (cfg.clone(), schedule.clone(), at(t));
+        async move {
+            slawatch::jobs::monthly_pass(&sh, &cfg, &schedule, t)
+                .await
+                .unwrap()
+        }
+    };
+    // Before the 08:00 run on the first workday: nothing.
+    assert_eq!(pass("2026-12-01T07:00:00+07:00").await, 0);
+    assert_eq!(pass("2026-12-01T08:05:00+07:00").await, 2);
+    assert_eq!(pass("2026-12-01T09:00:00+07:00").await, 0, "once");
+    assert_eq!(pass("2026-12-02T08:05:00+07:00").await, 0, "once a month");
+
+    let out = dir.join("outbox");
+    let transport = slawatch::notify::FileTransport { dir: out.clone() };
+    let templates = slawatch::notify::templates::Templates::load(None).unwrap();
+    let d = crate::support::dispatch_once(
+        sh.store.as_ref(),
+        &transport,
+        &templates,
+        &cfg,
+        at("2026-12-01T08:06:00+07:00"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d.sent, 2);
+    let mut heads = Vec::new();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let raw = std::fs::read(entry.unwrap().path()).unwrap();
+        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        heads.push(
+            m.to()
+                .unwrap()
+                .first()
+                .unwrap()
+                .address()
+                .unwrap()
+                .to_string(),
+        );
+        let subject = m.subject().unwrap();
+        // 15/26 on time (worked by hand), 5 open overdue at the month's end.
+        assert_eq!(
+            subject,
+            "Báo cáo tháng 11/2026: 57,7% hồ sơ đúng hạn, 5 đang quá hạn (Biểu 06 đính kèm)"
+        );
+        let text = m.body_text(0).unwrap().replace("\r\n", "\n");
+        assert!(
+            text.contains("- Nhận giải quyết: 26 hồ sơ (7 trực tuyến; 6 từ kỳ trước)."),
+            "{text}"
+        );
+        assert!(
+            text.contains("- Đã giải quyết: 15 hồ sơ — 7 trước hạn, 4 đúng hạn, 4 quá hạn."),
+            "{text}"
+        );
+        assert!(
+            text.contains("Chỉ số 2.1 (Quyết định 766): 57,7% đúng hạn (15/26), 11,54/20 điểm."),
+            "{text}"
+        );
+        let att = m.attachment(0).expect("the form attached");
+        use mail_parser::MimeHeaders;
+        assert_eq!(att.attachment_name(), Some("bieu06-2026-11.xlsx"));
+        {
+            use calamine::{Data, DataType, Reader, Xlsx};
+            let mut book = Xlsx::new(std::io::Cursor::new(att.contents().to_vec())).unwrap();
+            let sheet = book.worksheet_range("Biểu 06").unwrap();
+            let total: Vec<f64> = sheet
+                .rows()
+                .find(|r| r.get(1) == Some(&Data::String("Tổng cộng".into())))
+                .unwrap()[2..13]
+                .iter()
+                .map(|c| c.as_f64().unwrap())
+                .collect();
+            assert_eq!(
+                total,
+                [26.0, 7.0, 13.0, 6.0, 15.0, 7.0, 4.0, 4.0, 11.0, 6.0, 5.0]
+            );
+        }
+    }
+    heads.sort();
+    assert_eq!(
+        heads,
+        [
+            "chanhvanphong@ubnd.example.gov.vn",
+            "giamdoc@snv.example.gov.vn"
+        ]
+    );
+
+    // Missed on the first workday (the daemon was down): caught up on the 3rd.
+    let dir = scratch("report-monthly-late");
+    let url = format!("sqlite://{}", dir.join("store.db").display());
+    fill(&url).await;
+    let late = shared(&url).await;
+    assert_eq!(
+        slawatch::jobs::monthly_pass(&late, &cfg, &schedule, at("2026-12-03T10:00:00+07:00"))
+            .await
+            .unwrap(),
+        2
+    );
+    // 01/01/2027 is New Year's day: January's first workday is Monday 04/01.
+    assert_eq!(
+        slawatch::jobs::monthly_pass(&late, &cfg, &schedule, at("2027-01-01T09:00:00+07:00"))
+            .await
+            .unwrap(),
+        0
+    );
+    let off = slawatch::config::AlertsConfig {
+        monthly_report: false,
+        ..cfg.clone()
+    };
+    assert_eq!(
+        slawatch::jobs::monthly_pass(&late, &off, &schedule, at("2027-01-04T09:00:00+07:00"))
+            .await
+            .unwrap(),
+        0
+    );
+}
