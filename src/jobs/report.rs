@@ -88,7 +88,7 @@ pub async fn tthc(
     };
     let mut b = Builder::new(ctx, spec).map_err(|e| anyhow!(e))?;
     store
-        .load_period_each(bounds.start, bounds.end, &mut |c| b.add(&c))
+        .load_report_each(bounds.start, bounds.end, &mut |r| b.add_row(&r))
         .await
         .context("reading the cases of the period")?;
     let last_day = ctx

@@ -25,6 +25,7 @@ use crate::sla::model::{Case, Channel, DueChangeCause, Kind};
 use crate::sla::ratio::{judge, Ratio};
 use crate::sla::{Flags, Lifecycle, Outcome, State};
 use crate::state::Context;
+use crate::store::ReportRow;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -347,40 +348,16 @@ pub fn judge_case(case: &Case, ctx: &Context, b: Bounds, opts: Options) -> Judge
         Received::CarriedOver
     };
     let result = match end {
-        Some(e) => {
-            let terminal_stop = ev.lifecycle == Lifecycle::Stopped;
-            match ev.lifecycle {
-                Lifecycle::Withdrawn if !opts.withdrawn_on_time => {
-                    j.standing = Standing::Noted(Note::Withdrawn);
-                    return j;
-                }
-                Lifecycle::Withdrawn | Lifecycle::RefusedAfterAppraisal
-                    if opts.withdrawn_on_time =>
-                {
-                    Column::OnTime
-                }
-                _ if terminal_stop && opts.paused_in_time => Column::InTime,
-                _ => match (ev.due, ev.outcome) {
-                    (None, _) | (_, None) => {
-                        j.without_due = true;
-                        Column::OnTime
-                    }
-                    (Some(due), Some(o)) if opts.dates_only => {
-                        let _ = o;
-                        if day(e) < day(due) {
-                            Column::Early
-                        } else if day(e) == day(due) {
-                            Column::OnTime
-                        } else {
-                            Column::Late
-                        }
-                    }
-                    (_, Some(Outcome::Early)) => Column::Early,
-                    (_, Some(Outcome::OnTime)) => Column::OnTime,
-                    (_, Some(Outcome::Late)) => Column::Late,
-                },
+        Some(e) => match ended(ev.lifecycle, ev.outcome, ev.due, e, opts, cal) {
+            Some((col, without_due)) => {
+                j.without_due = without_due;
+                col
             }
-        }
+            None => {
+                j.standing = Standing::Noted(Note::Withdrawn);
+                return j;
+            }
+        },
         None => {
             // Open at the period's end: judged as it stood then.
             let then = as_of(case, b.end);
@@ -418,6 +395,98 @@ pub fn judge_case(case: &Case, ctx: &Context, b: Bounds, opts: Options) -> Judge
     j.standing = Standing::In(Placed {
         received: got,
         result,
+    });
+    j
+}
+
+/// The column of a case that ended in the period (withdrawals: `None`, a note), and
+/// whether it had no due.
+fn ended(
+    lifecycle: Lifecycle,
+    outcome: Option<Outcome>,
+    due: Option<DateTime<Utc>>,
+    end: DateTime<Utc>,
+    opts: Options,
+    cal: &crate::calendar::Calendar,
+) -> Option<(Column, bool)> {
+    let day = |t: DateTime<Utc>| cal.local(t).date();
+    Some(match lifecycle {
+        Lifecycle::Withdrawn if !opts.withdrawn_on_time => return None,
+        Lifecycle::Withdrawn | Lifecycle::RefusedAfterAppraisal if opts.withdrawn_on_time => {
+            (Column::OnTime, false)
+        }
+        Lifecycle::Stopped if opts.paused_in_time => (Column::InTime, false),
+        _ => match (due, outcome) {
+            (None, _) | (_, None) => (Column::OnTime, true),
+            (Some(due), Some(_)) if opts.dates_only => {
+                let col = if day(end) < day(due) {
+                    Column::Early
+                } else if day(end) == day(due) {
+                    Column::OnTime
+                } else {
+                    Column::Late
+                };
+                (col, false)
+            }
+            (_, Some(Outcome::Early)) => (Column::Early, false),
+            (_, Some(Outcome::OnTime)) => (Column::OnTime, false),
+            (_, Some(Outcome::Late)) => (Column::Late, false),
+        },
+    })
+}
+
+/// Judges a case that ended in the period from its stored columns (its document
+/// stayed in the store: [`crate::store::Store::load_report_each`] sends it along
+/// whenever the columns do not say enough — open at the end, late, refused).
+pub fn judge_row(
+    r: &ReportRow,
+    b: Bounds,
+    opts: Options,
+    cal: &crate::calendar::Calendar,
+) -> Judged {
+    let mut j = Judged {
+        standing: Standing::Out,
+        on_time_766: None,
+        without_due: false,
+        unknown_channel: false,
+        late: None,
+    };
+    let Some(received) = r.received_at else {
+        j.standing = Standing::Noted(Note::NoReceipt);
+        return j;
+    };
+    let Some(end) = r.ended_at else {
+        return j;
+    };
+    if received >= b.end || end < b.start || end >= b.end {
+        return j;
+    }
+    j.on_time_766 = r.on_time;
+    let lifecycle = match r.status as u8 {
+        crate::sla::model::status::WITHDRAWN => Lifecycle::Withdrawn,
+        crate::sla::model::status::STOPPED => Lifecycle::Stopped,
+        crate::sla::model::status::REFUSED => Lifecycle::RefusedAfterAppraisal,
+        _ => Lifecycle::Finished,
+    };
+    let outcome = r.outcome.as_deref().and_then(Outcome::parse);
+    let Some((col, without_due)) = ended(lifecycle, outcome, r.due, end, opts, cal) else {
+        j.standing = Standing::Noted(Note::Withdrawn);
+        return j;
+    };
+    j.without_due = without_due;
+    let got = if received >= b.start {
+        j.unknown_channel = r.channel.is_none();
+        if r.channel.as_deref() == Some("online") {
+            Received::Online
+        } else {
+            Received::InPerson
+        }
+    } else {
+        Received::CarriedOver
+    };
+    j.standing = Standing::In(Placed {
+        received: got,
+        result: col,
     });
     j
 }
@@ -696,11 +765,17 @@ impl<'a> Builder<'a> {
 
     /// The row a case counts in, or `None` when it is outside the report (another
     /// kind, or outside `--unit`'s subtree).
-    fn row_of(&self, case: &Case) -> Option<(String, String)> {
-        if case.kind != self.spec.kind {
+    fn row_of(
+        &self,
+        kind: Kind,
+        unit: Option<&str>,
+        field: Option<&str>,
+        procedure: Option<&str>,
+        procedure_name: Option<&str>,
+    ) -> Option<(String, String)> {
+        if kind != self.spec.kind {
             return None;
         }
-        let unit = case.unit_code.as_deref();
         if self.spec.unit.is_some() && unit.is_none_or(|u| !self.layout.row_of.contains_key(u)) {
             return None;
         }
@@ -713,17 +788,17 @@ impl<'a> Builder<'a> {
                 ),
             },
             By::Field => {
-                let field = case
-                    .field_code
-                    .as_deref()
-                    .map(str::to_string)
-                    .or_else(|| self.ctx.procedure(case).and_then(|p| p.field.clone()));
+                let field = field.map(str::to_string).or_else(|| {
+                    procedure
+                        .and_then(|p| self.ctx.catalogue.get(p))
+                        .and_then(|p| p.field.clone())
+                });
                 match field {
                     Some(f) => (f.clone(), f),
                     None => (UNKNOWN_UNIT.to_string(), "Chưa rõ lĩnh vực".to_string()),
                 }
             }
-            By::Procedure => match case.procedure_code.as_deref() {
+            By::Procedure => match procedure {
                 Some(p) => {
                     let name = self
                         .ctx
@@ -731,7 +806,7 @@ impl<'a> Builder<'a> {
                         .get(p)
                         .map(|x| x.name.clone())
                         .filter(|n| !n.is_empty())
-                        .or_else(|| case.procedure_name.as_deref().map(str::to_string))
+                        .or_else(|| procedure_name.map(str::to_string))
                         .unwrap_or_else(|| p.to_string());
                     (p.to_string(), name)
                 }
@@ -740,18 +815,53 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// Adds a stored row: from its columns, or its case when it came along.
+    pub fn add_row(&mut self, r: &ReportRow) {
+        if let Some(c) = &r.case {
+            return self.add(c);
+        }
+        let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == r.kind) else {
+            return;
+        };
+        let Some((key, name)) = self.row_of(
+            kind,
+            r.unit_code.as_deref(),
+            r.field_code.as_deref(),
+            r.procedure_code.as_deref(),
+            None,
+        ) else {
+            return;
+        };
+        let j = judge_row(r, self.spec.bounds, self.spec.options, &self.ctx.calendar);
+        self.place(key, name, j);
+    }
+
     pub fn add(&mut self, case: &Case) {
-        let Some((key, name)) = self.row_of(case) else {
+        let Some((key, name)) = self.row_of(
+            case.kind,
+            case.unit_code.as_deref(),
+            case.field_code.as_deref(),
+            case.procedure_code.as_deref(),
+            case.procedure_name.as_deref(),
+        ) else {
             return;
         };
         let j = judge_case(case, self.ctx, self.spec.bounds, self.spec.options);
+        self.place(key, name, j);
+    }
+
+    fn place(&mut self, key: String, name: String, j: Judged) {
         if j.standing == Standing::Out {
             return;
         }
         let row = self
             .rows
             .entry(key.clone())
-            .or_insert_with(|| (name, Cells::default(), Ratio::default()));
+            .or_insert_with(|| (name.clone(), Cells::default(), Ratio::default()));
+        // A procedure first met by its code alone takes the name a case gives it.
+        if row.0 == key && name != key {
+            row.0 = name;
+        }
         if let Some(on_time) = j.on_time_766 {
             row.2.population += 1;
             row.2.on_time += on_time as u64;

@@ -117,6 +117,36 @@ impl EvalSummary {
     }
 }
 
+/// A stored case as a report reads it: its columns, and its document when they do
+/// not say enough ([`Store::load_report_each`]).
+#[derive(Clone, Debug)]
+pub struct ReportRow {
+    pub case: Option<Case>,
+    pub kind: String,
+    pub unit_code: Option<String>,
+    pub procedure_code: Option<String>,
+    pub field_code: Option<String>,
+    /// `online`, `in_person`, `postal`.
+    pub channel: Option<String>,
+    pub status: i64,
+    pub received_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub on_time: Option<bool>,
+    /// The effective due of the stored evaluation.
+    pub due: Option<DateTime<Utc>>,
+}
+
+/// The stored name of a channel (its serde name).
+pub fn channel_name(c: crate::sla::model::Channel) -> &'static str {
+    use crate::sla::model::Channel;
+    match c {
+        Channel::InPerson => "in_person",
+        Channel::Online => "online",
+        Channel::Postal => "postal",
+    }
+}
+
 /// A case to write, with whether it is open and its evaluation.
 #[derive(Clone, Debug)]
 pub struct CaseRow {
@@ -409,12 +439,14 @@ pub trait Store: Send + Sync {
     ) -> Result<usize, StoreError>;
 
     /// The cases a report of `[from, to)` can count: received before `to` (or with no
-    /// receipt time) and open, or ended at or after `from`, one at a time.
-    async fn load_period_each(
+    /// receipt time) and open, or ended at or after `from`, one at a time, each from
+    /// its columns, with its document only when the columns do not say enough (open
+    /// at `to`, ended late, refused, never evaluated).
+    async fn load_report_each(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        visit: &mut (dyn FnMut(Case) + Send),
+        visit: &mut (dyn FnMut(ReportRow) + Send),
     ) -> Result<usize, StoreError>;
 
     /// Cases that ended in `[from, to)`, with their stored evaluation, in order of

@@ -59,6 +59,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "calendar estimated",
         include_str!("../../migrations/postgres/0010_calendar_estimated.sql"),
     ),
+    (
+        11,
+        "report columns",
+        include_str!("../../migrations/postgres/0011_report_columns.sql"),
+    ),
 ]);
 
 /// The statements this backend shares with the other ([`shared_sql!`]).
@@ -150,6 +155,8 @@ impl Store for PgStore {
             let mut ended = Vec::with_capacity(n);
             let mut on_times = Vec::with_capacity(n);
             let mut estimated = Vec::with_capacity(n);
+            let mut channels = Vec::with_capacity(n);
+            let mut fields = Vec::with_capacity(n);
             for r in rows {
                 let c = &r.case;
                 let e = r.eval.as_ref();
@@ -175,22 +182,25 @@ impl Store for PgStore {
                 ended.push(e.and_then(|e| e.ended_at));
                 on_times.push(e.and_then(|e| e.on_time));
                 estimated.push(e.is_some_and(|e| e.calendar_estimated));
+                channels.push(c.channel.map(channel_name));
+                fields.push(c.field_code.as_deref());
             }
             sqlx::query(
                 "INSERT INTO cases (source, case_id, kind, status, is_open, unit_code, unit_name, procedure_code, \
                  received_at, due_at, updated_at, doc, state, outcome, flags, stuck, effective_due, \
-                 overdue_workdays, evaluated_at, calendar_version, ended_at, on_time, calendar_estimated) \
+                 overdue_workdays, evaluated_at, calendar_version, ended_at, on_time, calendar_estimated, \
+                 channel, field_code) \
                  SELECT $1, t.case_id, t.kind, t.status, t.is_open, t.unit_code, t.unit_name, t.procedure_code, \
                  t.received_at, t.due_at, t.updated_at, t.doc::jsonb, t.state, t.outcome, t.flags, t.stuck, \
                  t.effective_due, t.overdue_workdays, t.evaluated_at, t.calendar_version, t.ended_at, t.on_time, \
-                 t.calendar_estimated \
+                 t.calendar_estimated, t.channel, t.field_code \
                  FROM UNNEST($2::text[], $3::text[], $4::int2[], $5::bool[], $6::text[], $7::text[], $8::text[], \
                  $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], \
                  $15::text[], $16::bool[], $17::timestamptz[], $18::int4[], $19::timestamptz[], $20::text[], \
-                 $21::timestamptz[], $22::bool[], $23::bool[]) \
+                 $21::timestamptz[], $22::bool[], $23::bool[], $24::text[], $25::text[]) \
                  AS t(case_id, kind, status, is_open, unit_code, unit_name, procedure_code, received_at, due_at, \
                  updated_at, doc, state, outcome, flags, stuck, effective_due, overdue_workdays, evaluated_at, \
-                 calendar_version, ended_at, on_time, calendar_estimated) \
+                 calendar_version, ended_at, on_time, calendar_estimated, channel, field_code) \
                  ON CONFLICT (source, case_id) DO UPDATE SET kind = excluded.kind, status = excluded.status, \
                  is_open = excluded.is_open, unit_code = excluded.unit_code, unit_name = excluded.unit_name, \
                  procedure_code = excluded.procedure_code, received_at = excluded.received_at, \
@@ -199,7 +209,8 @@ impl Store for PgStore {
                  stuck = excluded.stuck, effective_due = excluded.effective_due, \
                  overdue_workdays = excluded.overdue_workdays, evaluated_at = excluded.evaluated_at, \
                  calendar_version = excluded.calendar_version, ended_at = excluded.ended_at, \
-                 on_time = excluded.on_time, calendar_estimated = excluded.calendar_estimated \
+                 on_time = excluded.on_time, calendar_estimated = excluded.calendar_estimated, \
+                 channel = excluded.channel, field_code = excluded.field_code \
                  WHERE cases.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= cases.updated_at",
             )
             .bind(&batch.source)
@@ -225,6 +236,8 @@ impl Store for PgStore {
             .bind(&ended)
             .bind(&on_times)
             .bind(&estimated)
+            .bind(&channels)
+            .bind(&fields)
             .execute(&mut *tx)
             .await?;
         }
@@ -438,25 +451,26 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn load_period_each(
+    async fn load_report_each(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        visit: &mut (dyn FnMut(Case) + Send),
+        visit: &mut (dyn FnMut(ReportRow) + Send),
     ) -> Result<usize, StoreError> {
         use futures_util::TryStreamExt;
         let mut rows = sqlx::query(
-            "SELECT source, case_id, doc::text FROM cases \
-             WHERE (received_at IS NULL OR received_at < $2) \
-             AND (is_open OR ended_at IS NULL OR ended_at >= $1)",
+            "SELECT kind, unit_code, procedure_code, field_code, channel, status::int8 AS status, received_at, ended_at, \
+             outcome, on_time, effective_due, \
+             CASE WHEN is_open OR ended_at IS NULL OR ended_at >= $2 OR outcome = 'late' OR status = 3 \
+             OR evaluated_at IS NULL THEN doc::text END AS doc, source, case_id FROM cases \
+             WHERE (received_at IS NULL OR received_at < $2) AND (is_open OR ended_at IS NULL OR ended_at >= $1)",
         )
         .bind(from)
         .bind(to)
         .fetch(&self.pool);
         let mut n = 0;
         while let Some(r) = rows.try_next().await? {
-            let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-            visit(parse_doc(&s, &c, &d)?);
+            visit(q::report_row(&r)?);
             n += 1;
         }
         Ok(n)

@@ -22,6 +22,32 @@ macro_rules! shared_sql {
             })
         }
 
+        /// A report row: the columns, and the case when the document came along.
+        pub(super) fn report_row(r: &DbRow) -> Result<ReportRow, StoreError> {
+            let doc: Option<String> = r.try_get("doc")?;
+            let case = match doc {
+                Some(d) => {
+                    let (s, c): (String, String) = (r.try_get("source")?, r.try_get("case_id")?);
+                    Some(super::super::parse_doc(&s, &c, &d)?)
+                }
+                None => None,
+            };
+            Ok(ReportRow {
+                case,
+                kind: r.try_get("kind")?,
+                unit_code: r.try_get("unit_code")?,
+                procedure_code: r.try_get("procedure_code")?,
+                field_code: r.try_get("field_code")?,
+                channel: r.try_get("channel")?,
+                status: r.try_get("status")?,
+                received_at: r.try_get("received_at")?,
+                ended_at: r.try_get("ended_at")?,
+                outcome: r.try_get("outcome")?,
+                on_time: r.try_get("on_time")?,
+                due: r.try_get("effective_due")?,
+            })
+        }
+
         /// An acknowledgement row with its id.
         pub(super) fn ack_of(r: &DbRow) -> Result<(i64, Ack), sqlx::Error> {
             Ok((

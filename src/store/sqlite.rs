@@ -59,9 +59,14 @@ const MIGRATIONS: Embedded = Embedded(&[
         "calendar estimated",
         include_str!("../../migrations/sqlite/0010_calendar_estimated.sql"),
     ),
+    (
+        11,
+        "report columns",
+        include_str!("../../migrations/sqlite/0011_report_columns.sql"),
+    ),
 ]);
 
-/// Rows per multi-row statement (22 columns: well under SQLite's 32,766 parameters).
+/// Rows per multi-row statement (25 columns: well under SQLite's 32,766 parameters).
 const CHUNK: usize = 1000;
 
 /// The statements this backend shares with the other ([`shared_sql!`]).
@@ -174,7 +179,8 @@ impl Store for SqliteStore {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO cases (source, case_id, kind, status, is_open, unit_code, unit_name, procedure_code, \
                  received_at, due_at, updated_at, doc, state, outcome, flags, stuck, effective_due, \
-                 overdue_workdays, evaluated_at, calendar_version, ended_at, on_time, calendar_estimated) ",
+                 overdue_workdays, evaluated_at, calendar_version, ended_at, on_time, calendar_estimated, \
+                 channel, field_code) ",
             );
             q.push_values(chunk, |mut b, r| {
                 let c = &r.case;
@@ -201,7 +207,9 @@ impl Store for SqliteStore {
                     .push_bind(e.map(|e| e.calendar_version.clone()))
                     .push_bind(e.and_then(|e| e.ended_at))
                     .push_bind(e.and_then(|e| e.on_time))
-                    .push_bind(e.is_some_and(|e| e.calendar_estimated));
+                    .push_bind(e.is_some_and(|e| e.calendar_estimated))
+                    .push_bind(c.channel.map(channel_name))
+                    .push_bind(c.field_code.as_deref());
             });
             q.push(
                 " ON CONFLICT (source, case_id) DO UPDATE SET kind = excluded.kind, status = excluded.status, \
@@ -212,7 +220,8 @@ impl Store for SqliteStore {
                  stuck = excluded.stuck, effective_due = excluded.effective_due, \
                  overdue_workdays = excluded.overdue_workdays, evaluated_at = excluded.evaluated_at, \
                  calendar_version = excluded.calendar_version, ended_at = excluded.ended_at, \
-                 on_time = excluded.on_time, calendar_estimated = excluded.calendar_estimated \
+                 on_time = excluded.on_time, calendar_estimated = excluded.calendar_estimated, \
+                 channel = excluded.channel, field_code = excluded.field_code \
                  WHERE cases.updated_at IS NULL OR excluded.updated_at IS NULL OR excluded.updated_at >= cases.updated_at",
             );
             q.build().execute(&mut *tx).await?;
@@ -370,25 +379,26 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn load_period_each(
+    async fn load_report_each(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        visit: &mut (dyn FnMut(Case) + Send),
+        visit: &mut (dyn FnMut(ReportRow) + Send),
     ) -> Result<usize, StoreError> {
         use futures_util::TryStreamExt;
         let mut rows = sqlx::query(
-            "SELECT source, case_id, doc FROM cases \
-             WHERE (received_at IS NULL OR received_at < ?2) \
-             AND (is_open = 1 OR ended_at IS NULL OR ended_at >= ?1)",
+            "SELECT kind, unit_code, procedure_code, field_code, channel, status, received_at, ended_at, \
+             outcome, on_time, effective_due, \
+             CASE WHEN is_open = 1 OR ended_at IS NULL OR ended_at >= ?2 OR outcome = 'late' OR status = 3 \
+             OR evaluated_at IS NULL THEN doc END AS doc, source, case_id FROM cases \
+             WHERE (received_at IS NULL OR received_at < ?2) AND (is_open = 1 OR ended_at IS NULL OR ended_at >= ?1)",
         )
         .bind(from)
         .bind(to)
         .fetch(&self.pool);
         let mut n = 0;
         while let Some(r) = rows.try_next().await? {
-            let (s, c, d): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-            visit(parse_doc(&s, &c, &d)?);
+            visit(q::report_row(&r)?);
             n += 1;
         }
         Ok(n)

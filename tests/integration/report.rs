@@ -97,6 +97,32 @@ fn csv_line(text: &str, name: &str) -> Vec<u64> {
 async fn the_hand_worked_numbers_come_out(url: &str, tag: &str) {
     fill(url).await;
     let dir = setup(tag, url);
+    // The report reads cases ended in November, on time and not refused, from their
+    // columns alone: A1 A2 A5 A28 A12 A13 A16 A21 A23 A25 and the withdrawn A10 A31.
+    {
+        let s = store::open_read_only(url).await.unwrap();
+        let cal = Calendar::builtin();
+        let b = slawatch::report::ReportPeriod::parse("2026-11")
+            .unwrap()
+            .bounds(&cal, DateTime::parse_from_rfc3339(NOW).unwrap().into());
+        let mut light = 0;
+        let mut whole = 0;
+        s.load_report_each(b.start, b.end, &mut |r| {
+            if r.case.is_some() {
+                whole += 1
+            } else {
+                light += 1
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(light, 12);
+        // Late A3 A4 A14 A20, refused A11 A24, open at the end A6 A8 A9 A15 A18 A19
+        // A22 A26 A29 A30 A32 (A17 after the end, A27 a task counted here, dropped
+        // later), no receipt A33.
+        assert_eq!(whole, 19);
+        s.close().await;
+    }
 
     // CSV: a BOM, then the form.
     let o = report(&dir, &["--format", "csv"]);
