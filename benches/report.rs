@@ -172,6 +172,25 @@ async fn main() {
     s.close().await;
     // As `slawatch report` reads it: a read-only store.
     let ro = store::open_read_only(&url).await.unwrap();
+    // The store's part alone: the year's rows read, nothing judged.
+    let year = ReportPeriod::parse("2025")
+        .unwrap()
+        .bounds(&ctx.calendar, now);
+    let t = Instant::now();
+    let (mut light, mut whole) = (0u64, 0u64);
+    ro.load_report_each(year.start, year.end, &mut |r| {
+        if r.case.is_some() {
+            whole += 1
+        } else {
+            light += r.count
+        }
+    })
+    .await
+    .unwrap();
+    println!(
+        "read the year's rows: {:.2} s ({light} counted by their columns, {whole} with their document)",
+        t.elapsed().as_secs_f64()
+    );
     for label in ["2025", "2025-Q4", "2025-11"] {
         let req = TthcRequest {
             period: ReportPeriod::parse(label).unwrap(),

@@ -136,23 +136,24 @@ impl Cells {
         self.overdue += o.overdue;
     }
 
-    fn place(&mut self, p: &Placed) {
+    /// Counts `n` cases placed alike.
+    fn place(&mut self, p: &Placed, n: u64) {
         match p.received {
-            Received::Online => self.online += 1,
-            Received::InPerson => self.in_person += 1,
-            Received::CarriedOver => self.carried_over += 1,
+            Received::Online => self.online += n,
+            Received::InPerson => self.in_person += n,
+            Received::CarriedOver => self.carried_over += n,
         }
-        self.received += 1;
+        self.received += n;
         match p.result {
-            Column::Early => self.early += 1,
-            Column::OnTime => self.on_time += 1,
-            Column::Late => self.late += 1,
-            Column::InTime => self.in_time += 1,
-            Column::Overdue => self.overdue += 1,
+            Column::Early => self.early += n,
+            Column::OnTime => self.on_time += n,
+            Column::Late => self.late += n,
+            Column::InTime => self.in_time += n,
+            Column::Overdue => self.overdue += n,
         }
         match p.result {
-            Column::Early | Column::OnTime | Column::Late => self.finished += 1,
-            Column::InTime | Column::Overdue => self.in_progress += 1,
+            Column::Early | Column::OnTime | Column::Late => self.finished += n,
+            Column::InTime | Column::Overdue => self.in_progress += n,
         }
     }
 
@@ -435,46 +436,40 @@ fn ended(
     })
 }
 
-/// Judges a case that ended in the period from its stored columns (its document
-/// stayed in the store: [`crate::store::Store::load_report_each`] sends it along
-/// whenever the columns do not say enough — open at the end, late, refused).
-pub fn judge_row(
-    r: &ReportRow,
-    b: Bounds,
-    opts: Options,
-    cal: &crate::calendar::Calendar,
-) -> Judged {
+/// Judges cases that ended in the period early or on time (not refused) from their
+/// stored columns ([`crate::store::Store::load_report_each`] counts them; every other
+/// case comes with its document). `dates-only` changes none of them: stored `early`
+/// is an end on an earlier date than the due, stored `on_time` an end on the due's
+/// date before its hour.
+pub fn judge_row(r: &ReportRow, opts: Options) -> Judged {
     let mut j = Judged {
         standing: Standing::Out,
-        on_time_766: None,
+        on_time_766: r.on_time,
         without_due: false,
         unknown_channel: false,
         late: None,
     };
-    let Some(received) = r.received_at else {
-        j.standing = Standing::Noted(Note::NoReceipt);
-        return j;
-    };
-    let Some(end) = r.ended_at else {
-        return j;
-    };
-    if received >= b.end || end < b.start || end >= b.end {
-        return j;
-    }
-    j.on_time_766 = r.on_time;
     let lifecycle = match r.status as u8 {
         crate::sla::model::status::WITHDRAWN => Lifecycle::Withdrawn,
         crate::sla::model::status::STOPPED => Lifecycle::Stopped,
-        crate::sla::model::status::REFUSED => Lifecycle::RefusedAfterAppraisal,
         _ => Lifecycle::Finished,
     };
     let outcome = r.outcome.as_deref().and_then(Outcome::parse);
-    let Some((col, without_due)) = ended(lifecycle, outcome, r.due, end, opts, cal) else {
-        j.standing = Standing::Noted(Note::Withdrawn);
-        return j;
+    let col = match (lifecycle, outcome) {
+        (Lifecycle::Withdrawn, _) if !opts.withdrawn_on_time => {
+            j.standing = Standing::Noted(Note::Withdrawn);
+            return j;
+        }
+        (Lifecycle::Withdrawn, _) => Column::OnTime,
+        (Lifecycle::Stopped, _) if opts.paused_in_time => Column::InTime,
+        (_, Some(Outcome::Early)) => Column::Early,
+        (_, Some(Outcome::OnTime)) => Column::OnTime,
+        (_, _) => {
+            j.without_due = true;
+            Column::OnTime
+        }
     };
-    j.without_due = without_due;
-    let got = if received >= b.start {
+    let got = if r.received_in_period {
         j.unknown_channel = r.channel.is_none();
         if r.channel.as_deref() == Some("online") {
             Received::Online
@@ -832,8 +827,8 @@ impl<'a> Builder<'a> {
         ) else {
             return;
         };
-        let j = judge_row(r, self.spec.bounds, self.spec.options, &self.ctx.calendar);
-        self.place(key, name, j);
+        let j = judge_row(r, self.spec.options);
+        self.place(key, name, j, r.count);
     }
 
     pub fn add(&mut self, case: &Case) {
@@ -847,10 +842,11 @@ impl<'a> Builder<'a> {
             return;
         };
         let j = judge_case(case, self.ctx, self.spec.bounds, self.spec.options);
-        self.place(key, name, j);
+        self.place(key, name, j, 1);
     }
 
-    fn place(&mut self, key: String, name: String, j: Judged) {
+    /// Counts `n` cases judged alike.
+    fn place(&mut self, key: String, name: String, j: Judged, n: u64) {
         if j.standing == Standing::Out {
             return;
         }
@@ -863,18 +859,18 @@ impl<'a> Builder<'a> {
             row.0 = name;
         }
         if let Some(on_time) = j.on_time_766 {
-            row.2.population += 1;
-            row.2.on_time += on_time as u64;
+            row.2.population += n;
+            row.2.on_time += on_time as u64 * n;
         }
         match j.standing {
             Standing::Out => {}
-            Standing::Noted(Note::Withdrawn) => self.notes.withdrawn += 1,
-            Standing::Noted(Note::RefusedAtIntake) => self.notes.refused_at_intake += 1,
-            Standing::Noted(Note::NoReceipt) => self.notes.no_receipt += 1,
+            Standing::Noted(Note::Withdrawn) => self.notes.withdrawn += n,
+            Standing::Noted(Note::RefusedAtIntake) => self.notes.refused_at_intake += n,
+            Standing::Noted(Note::NoReceipt) => self.notes.no_receipt += n,
             Standing::In(p) => {
-                row.1.place(&p);
-                self.notes.finished_without_due += j.without_due as u64;
-                self.notes.unknown_channel += j.unknown_channel as u64;
+                row.1.place(&p, n);
+                self.notes.finished_without_due += j.without_due as u64 * n;
+                self.notes.unknown_channel += j.unknown_channel as u64 * n;
             }
         }
         if let Some(mut l) = j.late {

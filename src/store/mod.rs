@@ -117,11 +117,14 @@ impl EvalSummary {
     }
 }
 
-/// A stored case as a report reads it: its columns, and its document when they do
-/// not say enough ([`Store::load_report_each`]).
+/// Stored cases as a report reads them ([`Store::load_report_each`]): either one case
+/// with its document (`case`), or `count` cases that ended in the period and share
+/// these columns, counted by the store (an ended case on time or early, not refused:
+/// its columns say all a report needs).
 #[derive(Clone, Debug)]
 pub struct ReportRow {
     pub case: Option<Case>,
+    pub count: u64,
     pub kind: String,
     pub unit_code: Option<String>,
     pub procedure_code: Option<String>,
@@ -129,12 +132,10 @@ pub struct ReportRow {
     /// `online`, `in_person`, `postal`.
     pub channel: Option<String>,
     pub status: i64,
-    pub received_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
+    /// Received in the period (else before it).
+    pub received_in_period: bool,
     pub outcome: Option<String>,
     pub on_time: Option<bool>,
-    /// The effective due of the stored evaluation.
-    pub due: Option<DateTime<Utc>>,
 }
 
 /// The stored name of a channel (its serde name).
@@ -439,9 +440,10 @@ pub trait Store: Send + Sync {
     ) -> Result<usize, StoreError>;
 
     /// The cases a report of `[from, to)` can count: received before `to` (or with no
-    /// receipt time) and open, or ended at or after `from`, one at a time, each from
-    /// its columns, with its document only when the columns do not say enough (open
-    /// at `to`, ended late, refused, never evaluated).
+    /// receipt time) and open, or ended at or after `from`. Those that ended in the
+    /// period early or on time (not refused, evaluated) come counted by their columns;
+    /// every other one comes alone with its document (open at `to`, late, refused,
+    /// never evaluated, no receipt time).
     async fn load_report_each(
         &self,
         from: DateTime<Utc>,

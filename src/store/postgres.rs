@@ -458,19 +458,33 @@ impl Store for PgStore {
         visit: &mut (dyn FnMut(ReportRow) + Send),
     ) -> Result<usize, StoreError> {
         use futures_util::TryStreamExt;
+        let groups = sqlx::query(
+            "SELECT kind, unit_code, procedure_code, field_code, channel, status::int8 AS status, outcome, on_time, \
+             CASE WHEN received_at >= $1 THEN 1::int8 ELSE 0::int8 END AS in_period, COUNT(*) AS n FROM cases \
+             WHERE NOT is_open AND ended_at >= $1 AND ended_at < $2 AND received_at IS NOT NULL \
+             AND received_at < $2 AND COALESCE(outcome, '') <> 'late' AND status <> 3 \
+             AND evaluated_at IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut n = 0;
+        for r in &groups {
+            let row = q::report_group(r)?;
+            n += row.count as usize;
+            visit(row);
+        }
         let mut rows = sqlx::query(
-            "SELECT kind, unit_code, procedure_code, field_code, channel, status::int8 AS status, received_at, ended_at, \
-             outcome, on_time, effective_due, \
-             CASE WHEN is_open OR ended_at IS NULL OR ended_at >= $2 OR outcome = 'late' OR status = 3 \
-             OR evaluated_at IS NULL THEN doc::text END AS doc, source, case_id FROM cases \
-             WHERE (received_at IS NULL OR received_at < $2) AND (is_open OR ended_at IS NULL OR ended_at >= $1)",
+            "SELECT source, case_id, doc::text AS doc FROM cases WHERE (received_at IS NULL OR received_at < $2) \
+             AND (is_open OR ended_at IS NULL OR ended_at >= $2 OR (ended_at >= $1 AND \
+             (received_at IS NULL OR COALESCE(outcome, '') = 'late' OR status = 3 OR evaluated_at IS NULL)))",
         )
         .bind(from)
         .bind(to)
         .fetch(&self.pool);
-        let mut n = 0;
         while let Some(r) = rows.try_next().await? {
-            visit(q::report_row(&r)?);
+            visit(q::report_case(&r)?);
             n += 1;
         }
         Ok(n)

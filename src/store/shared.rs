@@ -22,29 +22,42 @@ macro_rules! shared_sql {
             })
         }
 
-        /// A report row: the columns, and the case when the document came along.
-        pub(super) fn report_row(r: &DbRow) -> Result<ReportRow, StoreError> {
-            let doc: Option<String> = r.try_get("doc")?;
-            let case = match doc {
-                Some(d) => {
-                    let (s, c): (String, String) = (r.try_get("source")?, r.try_get("case_id")?);
-                    Some(super::super::parse_doc(&s, &c, &d)?)
-                }
-                None => None,
-            };
+        /// A report row counted by the store: its columns and how many.
+        pub(super) fn report_group(r: &DbRow) -> Result<ReportRow, StoreError> {
+            let in_period: i64 = r.try_get("in_period")?;
+            let n: i64 = r.try_get("n")?;
             Ok(ReportRow {
-                case,
+                case: None,
+                count: n.max(0) as u64,
                 kind: r.try_get("kind")?,
                 unit_code: r.try_get("unit_code")?,
                 procedure_code: r.try_get("procedure_code")?,
                 field_code: r.try_get("field_code")?,
                 channel: r.try_get("channel")?,
                 status: r.try_get("status")?,
-                received_at: r.try_get("received_at")?,
-                ended_at: r.try_get("ended_at")?,
+                received_in_period: in_period != 0,
                 outcome: r.try_get("outcome")?,
                 on_time: r.try_get("on_time")?,
-                due: r.try_get("effective_due")?,
+            })
+        }
+
+        /// A report row of one case with its document.
+        pub(super) fn report_case(r: &DbRow) -> Result<ReportRow, StoreError> {
+            let (s, c, d): (String, String, String) =
+                (r.try_get("source")?, r.try_get("case_id")?, r.try_get("doc")?);
+            let case = super::super::parse_doc(&s, &c, &d)?;
+            Ok(ReportRow {
+                count: 1,
+                kind: case.kind.as_str().to_string(),
+                unit_code: None,
+                procedure_code: None,
+                field_code: None,
+                channel: None,
+                status: case.status as i64,
+                received_in_period: false,
+                outcome: None,
+                on_time: None,
+                case: Some(case),
             })
         }
 
