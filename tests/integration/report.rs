@@ -357,9 +357,10 @@ async fn the_api_gives_the_same_report_and_the_finished_cases() {
     assert_eq!(r.status(), 400);
 
     // The metrics agree, and aggregate. Q4 to date (10/12 09:00), dossiers of STP's
-    // tree, by hand: A1 A2 A3 A4 A5 A6 A7 (ended 29/10, in Q4) A8 A9 A10 A28 A29 A32 = 13,
-    // on time A1 A2 A5 A7 A8 A10 A28 A29 = 8 (A6, A9, A32 are past their due, A3 and A4
-    // finished late). The metrics count the holding unit: STP 7/12, STP-HT 1/1.
+    // tree, by hand: A1 A2 A3 A4 A5 A6 A7 (ended 29/10, in Q4) A8 A9 A10 A28 A29 A32 A34
+    // (received 30/09 in Q3, finished 01/10 in Q4) = 14, on time A1 A2 A5 A7 A8 A10 A28
+    // A29 A34 = 9 (A6, A9, A32 are past their due, A3 and A4 finished late). The metrics
+    // count the holding unit: STP 8/13, STP-HT 1/1.
     let metrics = c
         .get(format!("{base}/metrics"))
         .send()
@@ -387,7 +388,7 @@ async fn the_api_gives_the_same_report_and_the_finished_cases() {
             stp("slawatch_on_time_cases"),
             stp("slawatch_on_time_population")
         ),
-        (7.0, 12.0)
+        (8.0, 13.0)
     );
     assert_eq!(
         (
@@ -396,17 +397,25 @@ async fn the_api_gives_the_same_report_and_the_finished_cases() {
         ),
         (1.0, 1.0)
     );
-    assert!((stp("slawatch_on_time_ratio") - 7.0 / 12.0).abs() < 1e-9);
+    assert!((stp("slawatch_on_time_ratio") - 8.0 / 13.0).abs() < 1e-9);
     let j: serde_json::Value = get("/api/v1/reports/tthc?period=2026-Q4&unit=STP")
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(j["total"]["indicator_2_1"]["numerator"], 8);
-    assert_eq!(j["total"]["indicator_2_1"]["denominator"], 13);
-    // Ended with an outcome, ever: STP early A1 A5 A7 (29/10 before 31/10), on time A2,
-    // late A3 A4 A9 A32.
+    assert_eq!(j["total"]["indicator_2_1"]["numerator"], 9);
+    assert_eq!(j["total"]["indicator_2_1"]["denominator"], 14);
+    // Biểu 06 of Q4 to date for STP's tree, by hand: received online A1 A4 A9 A28 (4),
+    // in person A2 A3 A5 A6 A7 A8 A29 A32 (8), from Q3 A34 (1) = 13; finished early A1
+    // A5 A7 A34, on time A2 A28, late A3 A4 A9 (03/12 > 20/11) A32 = 10; in progress in
+    // time A8 A29, overdue A6 = 3.
+    let cols: Vec<u64> = (3..=13)
+        .map(|i| j["total"]["columns"][i.to_string()].as_u64().unwrap())
+        .collect();
+    assert_eq!(cols, [13, 4, 8, 1, 10, 4, 2, 4, 3, 2, 1]);
+    // Ended with an outcome, ever: STP early A1 A5 A7 (29/10 before 31/10) A34, on time
+    // A2, late A3 A4 A9 A32.
     let ever = |o: &str| {
         sample(
             "slawatch_cases_finished_total",
@@ -415,7 +424,7 @@ async fn the_api_gives_the_same_report_and_the_finished_cases() {
     };
     assert_eq!(
         (ever("early"), ever("on_time"), ever("late")),
-        (3.0, 1.0, 4.0)
+        (4.0, 1.0, 4.0)
     );
     // 10/12/2026 09:00 is a Thursday morning session: the offices are open.
     assert_eq!(sample("slawatch_office_open", &[]), 1.0);

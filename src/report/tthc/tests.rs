@@ -24,6 +24,7 @@
 //! | A29 | STP | in person R 30/11 20:00, D 15/12, open | 5, 12 | on |
 //! | A32 | STP | R 10/10, D 30/10 10:00, F 01/12 09:00 | 6, 13; Nov has 20 workdays → 20 wd | late |
 //! | A33 | STP | no receipt time | note: no receipt | – |
+//! | A34 | STP | in person R 30/09 16:00 (Q3), D 02/10, F 01/10 09:00 (Q4) | – ended before P (in Q4: 6, 8) | – (Q4: on) |
 //! | A12 | SXD | in person R 02/11, D 20/11, two supplements, F 19/11 | 5, 8 | late (two requests) |
 //! | A13 | SXD | R 02/11, D 12/11 10:00; supplement 05/11 09:00 → 09/11 09:00 moved it to 16/11, re-appointed to 18/11; F 17/11 10:00 | 5, 8 (17 < 18) | late: 17/11 − 4 d = 13/11 10:00 > 12/11 10:00 |
 //! | A14 | SXD | online R 16/11, D 18/11 10:00, a step due 17/11 acted 20/11, F 26/11 10:00 | 4, 10; 19, 20, 23, 25, 26 → 5 wd | late |
@@ -199,6 +200,10 @@ pub(crate) fn november() -> Vec<Case> {
             x
         },
         c("A33", "STP", 1, "", "2026-11-20 10:00"),
+        fin(
+            c("A34", "STP", 1, "2026-09-30 16:00", "2026-10-02 16:00"),
+            "2026-10-01 09:00",
+        ),
         fin(
             supp(
                 supp(
