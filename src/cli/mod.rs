@@ -145,6 +145,13 @@ pub enum PreviewKind {
     },
     /// The weekly report to the provincial office.
     Weekly,
+    /// The monthly report (Biểu 06 attached) to the heads tagged provincial_office
+    /// and home_affairs.
+    Monthly {
+        /// The month (`2026-11`); default: the previous month.
+        #[arg(long)]
+        period: Option<String>,
+    },
 }
 
 /// Calendar adjustments for one command.
@@ -762,6 +769,22 @@ async fn notify_preview(
             let today = ctx.calendar.local(at).date();
             let context = crate::jobs::weekly_context(&shared, cfg, today).await?;
             groups.push(vec![row("weekly", &to, context.to_string())]);
+        }
+        PreviewKind::Monthly { period } => {
+            let to = crate::alert::tagged_heads(&ctx.directory, &crate::jobs::MONTHLY_TAGS);
+            if to.is_empty() {
+                bail!("no unit tagged provincial_office or home_affairs with a head e-mail: no monthly report");
+            }
+            let today = ctx.calendar.local(at).date();
+            let period = match period {
+                Some(p) => crate::report::ReportPeriod::parse(p).map_err(|e| anyhow!(e))?,
+                None => crate::report::ReportPeriod::previous_month(today),
+            };
+            let item =
+                crate::jobs::monthly_item(shared.store.as_ref(), &ctx, cfg, &period, at).await?;
+            for r in &to {
+                groups.push(vec![row("monthly_report", r, item.clone())]);
+            }
         }
     }
     let local = ctx.calendar.with_zone(at);

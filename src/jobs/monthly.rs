@@ -75,22 +75,7 @@ pub async fn monthly_pass(
     {
         return Ok(0);
     }
-    let req = TthcRequest {
-        period: period.clone(),
-        by: By::Unit,
-        unit: None,
-        kind: Kind::Dossier,
-        options: Options::default(),
-    };
-    let report = crate::jobs::report::tthc(shared.store.as_ref(), &ctx, &req, now).await?;
-    let xlsx = crate::report::render::xlsx(&report, &ctx.calendar).map_err(anyhow::Error::msg)?;
-    let mut item = crate::report::mail::context(&report, &ctx.calendar, &cfg.language);
-    item["attachments"] = serde_json::json!([{
-        "name": crate::report::render::file_name(&report, crate::report::render::ReportFormat::Xlsx),
-        "content_type": crate::report::render::ReportFormat::Xlsx.content_type(),
-        "base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &xlsx),
-    }]);
-    let item = item.to_string();
+    let item = monthly_item(shared.store.as_ref(), &ctx, cfg, &period, now).await?;
     let domain = crate::alert::message::domain_of(&cfg.from);
     let rows: Vec<OutboxNew> = to
         .iter()
@@ -117,6 +102,32 @@ pub async fn monthly_pass(
     shared.store.alerts_apply(&[], &[], &rows, now).await?;
     shared.store.meta_put(MONTHLY_DONE, &period.label).await?;
     Ok(rows.len())
+}
+
+/// The outbox item of a month's report e-mail: the summary, and the XLSX (base64).
+pub async fn monthly_item(
+    store: &dyn crate::store::Store,
+    ctx: &crate::state::Context,
+    cfg: &crate::config::AlertsConfig,
+    period: &ReportPeriod,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    let req = TthcRequest {
+        period: period.clone(),
+        by: By::Unit,
+        unit: None,
+        kind: Kind::Dossier,
+        options: Options::default(),
+    };
+    let report = crate::jobs::report::tthc(store, ctx, &req, now).await?;
+    let xlsx = crate::report::render::xlsx(&report, &ctx.calendar).map_err(anyhow::Error::msg)?;
+    let mut item = crate::report::mail::context(&report, &ctx.calendar, &cfg.language);
+    item["attachments"] = serde_json::json!([{
+        "name": crate::report::render::file_name(&report, crate::report::render::ReportFormat::Xlsx),
+        "content_type": crate::report::render::ReportFormat::Xlsx.content_type(),
+        "base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &xlsx),
+    }]);
+    Ok(item.to_string())
 }
 
 /// The monthly report, considered on `alerts.weekly_schedule` (daily).

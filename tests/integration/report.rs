@@ -601,3 +601,63 @@ tags = ["home_affairs"]
         0
     );
 }
+
+/// `notify preview monthly` shows the monthly e-mails, the form attached, without
+/// queueing anything.
+#[tokio::test]
+async fn notify_preview_monthly_shows_the_report_mail() {
+    let dir = scratch("report-preview");
+    let url = format!("sqlite://{}", dir.join("store.db").display());
+    fill(&url).await;
+    let cfg = setup("report-preview-cfg", &url);
+    let mut units = std::fs::read_to_string(cfg.join("units.toml")).unwrap();
+    units.push_str(
+        "\n[[unit]]\ncode = \"VP\"\nname = \"Văn phòng UBND tỉnh\"\nparent = \"UBND-T\"\nlevel = 1\n\
+         head = { name = \"Chánh Văn phòng\", email = \"chanhvanphong@ubnd.example.gov.vn\" }\ntags = [\"provincial_office\"]\n",
+    );
+    std::fs::write(cfg.join("units.toml"), units).unwrap();
+    let o = crate::slawatch_at(NOW)
+        .current_dir(&cfg)
+        .args([
+            "--config",
+            "slawatch.toml",
+            "notify",
+            "preview",
+            "monthly",
+            "--period",
+            "2026-11",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.starts_with("To: chanhvanphong@ubnd.example.gov.vn\nSubject: Báo cáo tháng 11/2026: 57,7% hồ sơ đúng hạn"), "{text}");
+    let eml = dir.join("eml");
+    let o = crate::slawatch_at(NOW)
+        .current_dir(&cfg)
+        .args([
+            "--config",
+            "slawatch.toml",
+            "notify",
+            "preview",
+            "monthly",
+            "--period",
+            "2026-11",
+            "--eml",
+        ])
+        .arg(&eml)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let raw = std::fs::read(eml.join("chanhvanphong@ubnd.example.gov.vn.eml")).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    use mail_parser::MimeHeaders;
+    assert_eq!(
+        m.attachment(0).unwrap().attachment_name(),
+        Some("bieu06-2026-11.xlsx")
+    );
+    // Nothing queued.
+    let s = store::open_read_only(&url).await.unwrap();
+    assert_eq!(s.outbox_pending().await.unwrap(), 0);
+    s.close().await;
+}
