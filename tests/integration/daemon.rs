@@ -890,3 +890,72 @@ fn in_the_default_set_up_the_e_mail_links_to_the_desk_too() {
         200
     );
 }
+
+/// A real daemon's metrics from start-up: the notification counters at zero for every
+/// rule, the evaluation histogram and its last run, the configuration's reload state
+/// (a broken directory file turns it to 0), the process metrics, and whether the
+/// calendar says the offices are open (a Wednesday morning: yes; a Saturday that is
+/// no make-up day: no).
+#[test]
+fn the_metrics_say_what_runs_from_start_up() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = scratch("daemon-metrics-start");
+    std::fs::copy(root.join("config/units.toml"), dir.join("units.toml")).unwrap();
+    std::fs::write(
+        dir.join("slawatch.toml"),
+        format!(
+            "[catalogue]\nfile = \"{root}/config/procedures.toml\"\n[directory]\nfile = \"units.toml\"\n\
+             [store]\nurl = \"sqlite://{db}/slawatch.db\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             [daemon]\nevaluate_schedule = \"*/2 * * * * *\"\n[alerts]\ntransport = \"file\"\nfile_dir = \"{db}/outbox\"\n",
+            root = root.display(),
+            db = dir.display(),
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start_at(&dir, &[], Some("2026-12-02T09:00:00+07:00"));
+    wait_until(Duration::from_secs(20), "a first evaluation", || {
+        d.metric("slawatch_last_evaluation_timestamp_seconds") > 0.0
+    });
+    let text = d.text("/metrics");
+    for rule in [
+        "overdue",
+        "escalated",
+        "due_soon",
+        "digest",
+        "weekly",
+        "monthly_report",
+    ] {
+        for result in ["sent", "failed"] {
+            let series = format!(
+                "slawatch_notifications_total{{channel=\"file\",result=\"{result}\",rule=\"{rule}\"}} 0"
+            );
+            assert!(
+                text.lines().any(|l| l == series),
+                "no `{series}` in\n{text}"
+            );
+        }
+    }
+    assert!(text.contains("\nslawatch_evaluation_duration_seconds_count "));
+    assert!(text.contains("\nprocess_resident_memory_bytes "));
+    assert_eq!(d.metric("slawatch_office_open"), 1.0);
+    assert_eq!(d.metric("slawatch_config_last_reload_successful"), 1.0);
+    // 09:00 on 02/12/2026 +07:00 is 02:00 UTC, 1796176800.
+    assert_eq!(
+        d.metric("slawatch_config_last_reload_success_timestamp_seconds")
+            .floor(),
+        1_796_176_800.0
+    );
+    // The directory file breaks: the reload is refused, and the metric says so.
+    std::fs::write(dir.join("units.toml"), "[[unit]]\ncode = \n").unwrap();
+    wait_until(Duration::from_secs(20), "the failed reload", || {
+        d.metric("slawatch_config_last_reload_successful") == 0.0
+    });
+    drop(d);
+    // Saturday 05/12/2026 is no make-up day: the offices are closed.
+    std::fs::copy(root.join("config/units.toml"), dir.join("units.toml")).unwrap();
+    let d = Daemon::start_at(&dir, &[], Some("2026-12-05T09:00:00+07:00"));
+    wait_until(Duration::from_secs(20), "a first evaluation", || {
+        d.metric("slawatch_last_evaluation_timestamp_seconds") > 0.0
+    });
+    assert_eq!(d.metric("slawatch_office_open"), 0.0);
+}
