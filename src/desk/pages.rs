@@ -883,7 +883,7 @@ async fn province_report(
     Query(q): Query<HashMap<String, String>>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    use crate::report::render::{file_name, render_as, ReportFormat};
+    use crate::report::render::ReportFormat;
     let lang = lang_of(&q);
     if let Err(r) = province_scope(&desk, &q, &headers, lang) {
         return *r;
@@ -938,17 +938,8 @@ async fn province_report(
             );
         }
     };
-    match render_as(&report, &ctx.calendar, format) {
-        Ok(body) => {
-            let mut r = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
-            if format != ReportFormat::Html {
-                let d = format!("attachment; filename=\"{}\"", file_name(&report, format));
-                if let Ok(v) = header::HeaderValue::from_str(&d) {
-                    r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-                }
-            }
-            r
-        }
+    match crate::http::reports::response(&report, &ctx.calendar, format) {
+        Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "desk report failed");
             desk.refused(

@@ -6,7 +6,7 @@
 
 pub mod api;
 mod push;
-mod reports;
+pub(crate) mod reports;
 
 use crate::source::normalize::Mapping;
 use crate::source::SourceConfig;

@@ -50,10 +50,20 @@ pub(super) async fn tthc(
     let report = crate::jobs::report::tthc(api.shared.store.as_ref(), &ctx, &req, api.shared.now())
         .await
         .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
-    let body = render_as(&report, &ctx.calendar, format).map_err(ApiError::Internal)?;
+    response(&report, &ctx.calendar, format).map_err(ApiError::Internal)
+}
+
+/// A report as an HTTP answer: its content type, and a file name for CSV and XLSX
+/// (the API's and the desk's).
+pub(crate) fn response(
+    report: &crate::report::tthc::Report,
+    cal: &crate::calendar::Calendar,
+    format: ReportFormat,
+) -> Result<Response, String> {
+    let body = render_as(report, cal, format)?;
     let mut r = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
     if matches!(format, ReportFormat::Csv | ReportFormat::Xlsx) {
-        let disposition = format!("attachment; filename=\"{}\"", file_name(&report, format));
+        let disposition = format!("attachment; filename=\"{}\"", file_name(report, format));
         if let Ok(v) = header::HeaderValue::from_str(&disposition) {
             r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
         }

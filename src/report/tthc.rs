@@ -378,7 +378,7 @@ pub fn judge_case(case: &Case, ctx: &Context, b: Bounds, opts: Options) -> Judge
                 let mut l = late_case(&then, ctx, &at, None);
                 if at.state == Some(State::Paused) {
                     // How late it already was when the supplement was asked for.
-                    let asked = crate::sla::engine::first_supplement_request(&then);
+                    let (asked, _) = crate::sla::engine::supplement_requests(&then);
                     if let (Some(d), Some(a)) = (at.due, asked) {
                         l.workdays_late = cal.overdue_workdays(d, a).unwrap_or(0);
                     }
@@ -493,11 +493,9 @@ fn late_case(
     ended: Option<DateTime<Utc>>,
 ) -> LateCase {
     let mut reasons = Vec::new();
-    let requests = case.supplements.len();
     if ev.flags.contains(Flags::MULTIPLE_SUPPLEMENTS) {
-        reasons.push(Reason::MultipleSupplements {
-            requests: requests.max(2),
-        });
+        let (_, requests) = crate::sla::engine::supplement_requests(case);
+        reasons.push(Reason::MultipleSupplements { requests });
     }
     if ev.flags.contains(Flags::SUPPLEMENT_AFTER_DUE) {
         reasons.push(Reason::SupplementAfterDue);

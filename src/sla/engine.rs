@@ -318,10 +318,11 @@ pub(crate) fn supplement_intervals(case: &Case) -> Vec<Interval> {
     v
 }
 
-/// When the first supplement was requested (from the source's list, else the status
-/// history).
-pub fn first_supplement_request(case: &Case) -> Option<DateTime<Utc>> {
-    supplement_intervals(case).first().map(|s| s.0)
+/// When the first supplement was requested, and how many were (from the source's
+/// list, else the status history).
+pub fn supplement_requests(case: &Case) -> (Option<DateTime<Utc>>, usize) {
+    let v = supplement_intervals(case);
+    (v.first().map(|s| s.0), v.len())
 }
 
 /// Pauses other than supplements (statuses 6 and 8 when the rules pause them), from

@@ -221,10 +221,39 @@ fn grafana_dashboard_has_the_panels_and_valid_queries() {
         }
     }
     // Vietnamese names for states and flags.
-    assert!(
-        text.contains("\"overdue\":{\"index\":3,\"text\":\"Quá hạn\"}") || text.contains("Quá hạn")
+    // The open-by-state panel maps and renames the contract names.
+    let by_state = panels
+        .iter()
+        .find(|p| {
+            p["targets"][0]["expr"]
+                .as_str()
+                .unwrap()
+                .starts_with("sum by (state)")
+        })
+        .expect("a panel by state");
+    assert_eq!(
+        by_state["fieldConfig"]["defaults"]["mappings"][0]["options"]["overdue"]["text"],
+        "Quá hạn"
     );
-    assert!(text.contains("Yêu cầu bổ sung khi đã quá hạn"));
+    assert!(by_state["fieldConfig"]["overrides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["matcher"]["options"] == "paused" && o["properties"][0]["value"] == "Tạm dừng"));
+    let flagged = panels
+        .iter()
+        .find(|p| {
+            p["targets"][0]["expr"]
+                .as_str()
+                .unwrap()
+                .contains("slawatch_cases_flagged")
+        })
+        .expect("a flagged panel");
+    assert_eq!(
+        flagged["fieldConfig"]["defaults"]["mappings"][0]["options"]["supplement_after_due"]
+            ["text"],
+        "Yêu cầu bổ sung khi đã quá hạn"
+    );
     let heat = panels
         .iter()
         .find(|p| p["type"] == "heatmap")
