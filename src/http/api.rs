@@ -391,7 +391,9 @@ async fn finished_cases(api: &Api, q: HashMap<String, String>) -> Result<Json<Va
     )?;
     // An ended case has no state and is never stuck: asking for one selects none.
     // Finished cases come in the order of their end whatever `sort` says.
-    let none_wanted = p.one_of("state", &STATES)?.is_some() || p.flag("stuck")? == Some(true);
+    // Both checked, so a bad value is refused whatever the other says.
+    let (state, stuck) = (p.one_of("state", &STATES)?, p.flag("stuck")?);
+    let none_wanted = state.is_some() || stuck == Some(true);
     p.one_of("sort", &SORTS)?;
     let ctx = api.shared.context();
     let cal = ctx.calendar.clone();

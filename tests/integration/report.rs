@@ -351,6 +351,11 @@ async fn the_api_gives_the_same_report_and_the_finished_cases() {
     assert_eq!(v["total"], 3);
     let r = get("/api/v1/cases?finished_from=2026-11-31").await.unwrap();
     assert_eq!(r.status(), 400);
+    // A bad `stuck` is refused even beside a `state` that already selects nothing.
+    let r = get("/api/v1/cases?finished_from=2026-11-01&state=due_soon&stuck=null")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
 
     // The metrics agree, and aggregate. Q4 to date (10/12 09:00), dossiers of STP's
     // tree, by hand: A1 A2 A3 A4 A5 A6 A7 (ended 29/10, in Q4) A8 A9 A10 A28 A29 A32 A34
