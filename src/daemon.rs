@@ -77,6 +77,7 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
     let shared = Arc::new(
         Shared::new(store.clone(), context, salt)
             .with_procedure_metrics(cfg.metrics.procedure_labels)
+            .with_lease_span(chrono::Duration::seconds(cfg.daemon.lease_seconds as i64))
             .with_clock(clock),
     );
     let started = shared.now();
@@ -131,11 +132,27 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
         );
     }
     let cancel = CancellationToken::new();
+    let leader = shared
+        .contend_metrics(shared.now())
+        .await
+        .context("contending for the metrics lease")?;
+    tracing::info!(
+        holder = %shared.holder,
+        metrics_leader = leader,
+        lease_seconds = cfg.daemon.lease_seconds,
+        "replica"
+    );
     shared
         .refresh_metrics(shared.now())
         .await
         .context("first metrics")?;
     let metrics_task = tokio::spawn(metrics_loop(shared.clone(), cancel.clone()));
+    let lease_task = tokio::spawn(lease_loop(shared.clone(), cancel.clone()));
+    let follow_task = tokio::spawn(follow_loop(
+        shared.clone(),
+        std::time::Duration::from_millis(cfg.daemon.follow_interval_ms),
+        cancel.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.http.listen))?;
@@ -171,10 +188,13 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
     });
     let mut jobs: Vec<Arc<dyn Job>> = Vec::new();
     for rt in runtimes {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        shared.add_polled(&rt.config.name, wake.clone());
         jobs.push(Arc::new(PollJob {
             runtime: rt,
             timeout: std::time::Duration::from_secs(cfg.daemon.poll_timeout_seconds),
             max_backoff: cfg.daemon.max_backoff_seconds,
+            wake,
         }));
     }
     jobs.push(Arc::new(EvaluateJob {
@@ -292,6 +312,8 @@ pub async fn run(loaded: Loaded, clock: Clock) -> Result<()> {
     cancel.cancel();
     let _ = server.await;
     let _ = metrics_task.await;
+    let _ = follow_task.await;
+    let _ = lease_task.await;
     if let Some(d) = dispatcher {
         let _ = d.await;
     }

@@ -188,6 +188,29 @@ pub struct Metrics {
     pub outbox_dead: IntGaugeVec,
     pub evaluation_duration: HistogramVec,
     rendered: RwLock<Bytes>,
+    /// This replica holds the metrics lease: it exports the case metrics.
+    leader: std::sync::atomic::AtomicBool,
+    replica_leader: IntGauge,
+}
+
+/// The families every replica exports about its own process; the others describe
+/// the province (cases, periods, sources, quarantine, outbox, calendar) and come only
+/// from the replica holding the metrics lease, so sums over replicas never double.
+pub const PER_PROCESS: &[&str] = &[
+    "slawatch_source_poll_duration_seconds",
+    "slawatch_ingest_records_total",
+    "slawatch_notifications_total",
+    "slawatch_evaluation_duration_seconds",
+    "slawatch_last_evaluation_timestamp_seconds",
+    "slawatch_config_last_reload_successful",
+    "slawatch_config_last_reload_success_timestamp_seconds",
+    "slawatch_build_info",
+    "slawatch_replica_leader",
+];
+
+/// Whether a family is exported by every replica (else by the metrics leader only).
+pub fn per_process(family: &str) -> bool {
+    family.starts_with("process_") || PER_PROCESS.contains(&family)
 }
 
 fn int_gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -424,6 +447,12 @@ impl Metrics {
             &["version"],
         );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let replica_leader = one_int_gauge(
+            &r,
+            "slawatch_replica_leader",
+            "1 on the replica that holds the metrics lease and exports the case metrics, 0 on the others.",
+        );
+        replica_leader.set(1);
         // Present from the start, at zero.
         let _ = evaluation_duration.with_label_values::<&str>(&[]);
         Metrics {
@@ -458,7 +487,20 @@ impl Metrics {
             outbox_dead,
             evaluation_duration,
             rendered: RwLock::new(Bytes::new()),
+            leader: std::sync::atomic::AtomicBool::new(true),
+            replica_leader,
         }
+    }
+
+    /// Whether this replica exports the case metrics.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets whether this replica exports the case metrics (the metrics lease).
+    pub fn set_leader(&self, on: bool) {
+        self.leader.store(on, std::sync::atomic::Ordering::Relaxed);
+        self.replica_leader.set(on as i64);
     }
 
     /// Whether the per-procedure family is on.
@@ -692,7 +734,10 @@ impl Metrics {
 
     /// Renders the registry into the cache that scrapes read.
     pub fn render(&self) {
-        let families = self.registry.gather();
+        let mut families = self.registry.gather();
+        if !self.is_leader() {
+            families.retain(|f| per_process(f.name()));
+        }
         let mut out = String::with_capacity(64 * 1024);
         if let Err(e) = TextEncoder::new().encode_utf8(&families, &mut out) {
             tracing::error!(error = %e, "cannot render metrics");

@@ -24,6 +24,8 @@ struct Job {
     run: JobFn,
     at_start: bool,
     guard: Arc<Mutex<()>>,
+    /// Fires the job between ticks when notified (a replica took over its work).
+    wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 pub struct Scheduler {
@@ -107,6 +109,24 @@ impl Scheduler {
         self.push(name, expr, Arc::new(run), true)
     }
 
+    /// A job that also runs whenever `wake` is notified, between its ticks (under the
+    /// same guard: a wake during a run is skipped like a tick).
+    pub fn add_waking<F>(
+        &mut self,
+        name: &str,
+        expr: &str,
+        at_start: bool,
+        wake: Arc<tokio::sync::Notify>,
+        run: F,
+    ) -> Result<(), ScheduleError>
+    where
+        F: Fn() -> JobFuture + Send + Sync + 'static,
+    {
+        self.push(name, expr, Arc::new(run), at_start)?;
+        self.jobs.last_mut().expect("just pushed").wake = Some(wake);
+        Ok(())
+    }
+
     fn push(
         &mut self,
         name: &str,
@@ -123,6 +143,7 @@ impl Scheduler {
             run,
             at_start,
             guard,
+            wake: None,
         });
         Ok(())
     }
@@ -182,9 +203,16 @@ async fn tick(job: Job, zone: Tz, clock: Clock, cancel: CancellationToken) {
                 break;
             }
             let wait = (next - now).to_std().unwrap_or_default().min(MAX_SLEEP);
+            let woken = async {
+                match &job.wake {
+                    Some(w) => w.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
+                _ = woken => fire(&job),
             }
         }
         if cancel.is_cancelled() {

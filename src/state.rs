@@ -75,8 +75,10 @@ pub struct Entry {
     pub eval: Option<EvalSummary>,
 }
 
-/// A source's health, for `/readyz` (and metrics later).
-#[derive(Clone, Debug, Default, Serialize)]
+/// A source's health, for `/readyz` and the metrics; shared through the store with the
+/// replicas that do not poll it.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SourceHealth {
     pub name: String,
     pub kind: String,
@@ -148,6 +150,15 @@ pub struct Shared {
     pub(crate) write_gate: Arc<tokio::sync::RwLock<()>>,
     /// Where "now" comes from for every job and handler.
     pub clock: Clock,
+    /// The leases this replica holds, with the end it last gave them.
+    pub(crate) leases: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// How long a lease lasts unless renewed (`daemon.lease_seconds`).
+    pub lease_span: chrono::Duration,
+    /// The polled sources, each with the waker of its poll job (run when this replica
+    /// takes its lease over).
+    pub(crate) polled: Mutex<Vec<(String, Arc<tokio::sync::Notify>)>>,
+    /// Where this replica stands in the change feed.
+    pub(crate) feed: tokio::sync::Mutex<crate::jobs::replica::FeedCursor>,
 }
 
 /// The acknowledgements a daemon has read: an acknowledged (case, rule, due) sends no
@@ -228,11 +239,22 @@ impl Shared {
             acks: Mutex::new(AckCache::default()),
             write_gate: Arc::new(tokio::sync::RwLock::new(())),
             clock: Clock::system(),
+            leases: Mutex::new(HashMap::new()),
+            lease_span: chrono::Duration::seconds(30),
+            feed: tokio::sync::Mutex::new(Default::default()),
+            polled: Mutex::new(Vec::new()),
             holder: format!(
                 "{}:{}:{}",
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .map(|h| h.trim().to_string())
-                    .unwrap_or_else(|_| "host".into()),
+                std::env::var("SLAWATCH_REPLICA")
+                    .ok()
+                    .filter(|r| !r.is_empty())
+                    .or_else(|| {
+                        std::fs::read_to_string("/proc/sys/kernel/hostname")
+                            .ok()
+                            .map(|h| h.trim().to_string())
+                    })
+                    .unwrap_or_else(|| "host".into())
+                    .replace(':', "-"),
                 std::process::id(),
                 {
                     use std::hash::{BuildHasher, Hasher};
@@ -247,6 +269,19 @@ impl Shared {
     /// Turns on the per-procedure metric family.
     pub fn with_procedure_metrics(mut self, on: bool) -> Shared {
         self.metrics = Metrics::new(on);
+        self
+    }
+
+    /// Names this process as a lease holder (`host:pid:nonce`; tests run replicas
+    /// side by side in one process).
+    pub fn with_holder(mut self, holder: &str) -> Shared {
+        self.holder = holder.to_string();
+        self
+    }
+
+    /// How long leases last unless renewed: the bound on a takeover after a replica dies.
+    pub fn with_lease_span(mut self, span: chrono::Duration) -> Shared {
+        self.lease_span = span.max(chrono::Duration::seconds(1));
         self
     }
 
@@ -356,6 +391,8 @@ impl Shared {
 
     /// Loads the open cases from the store and evaluates them.
     pub async fn load(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        // The feed's position first: what commits during the load is followed again.
+        let seq = self.store.changes_latest().await?;
         let ctx = self.context();
         let mut loaded: HashMap<(String, String), Entry> = HashMap::new();
         let mut interner = std::mem::take(&mut *self.interner.lock().expect("interner lock"));
@@ -375,6 +412,9 @@ impl Shared {
         let n = loaded.len();
         *self.interner.lock().expect("interner lock") = interner;
         *self.open.lock().expect("open lock") = loaded;
+        let mut feed = self.feed.lock().await;
+        feed.last_seq = feed.last_seq.max(seq);
+        feed.followed_at = Some(now);
         Ok(n)
     }
 }

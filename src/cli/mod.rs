@@ -1150,7 +1150,7 @@ async fn backfill(config: &Option<PathBuf>, source: &str, since: &str) -> Result
     if c.stats.inserted + c.stats.updated > 0 {
         writeln!(
             out,
-            "a running daemon evaluates the cases read here once it polls them again or restarts"
+            "running daemons on this store take the cases read here within seconds (the change feed)"
         )?;
     }
     store.close().await;

@@ -488,6 +488,13 @@ pub struct DaemonConfig {
     pub poll_timeout_seconds: u64,
     /// Longest back-off after repeated failures of a source, in seconds.
     pub max_backoff_seconds: u64,
+    /// How long a replica's lease on singleton work (polling a source, the alert pass,
+    /// digests, the case metrics) lasts unless renewed, in seconds: a replica that dies
+    /// has its work taken over within this and one tick of the work's schedule.
+    pub lease_seconds: u64,
+    /// How often a replica reads the change feed for what other replicas committed,
+    /// in milliseconds.
+    pub follow_interval_ms: u64,
 }
 
 impl Default for DaemonConfig {
@@ -496,6 +503,8 @@ impl Default for DaemonConfig {
             evaluate_schedule: "0 * * * * *".into(),
             poll_timeout_seconds: 600,
             max_backoff_seconds: 900,
+            lease_seconds: 30,
+            follow_interval_ms: 2000,
         }
     }
 }

@@ -210,6 +210,11 @@ async fn push_records(State(st): State<PushState>, headers: HeaderMap, body: Byt
         .collect();
     let _one_at_a_time = p.lock.lock().await;
     let now = st.shared.now();
+    // Another replica may have taken a push of the same cases a moment ago: merge
+    // with what the store holds, not with a memory a follow behind.
+    if let Err(e) = st.shared.follow(now).await {
+        tracing::warn!(source = %p.name, error = %e, "cannot follow the change feed before a push");
+    }
     match ingest(
         &st.shared,
         &p.name,
@@ -221,6 +226,9 @@ async fn push_records(State(st): State<PushState>, headers: HeaderMap, body: Byt
     {
         Ok(s) => {
             st.shared.touch_source(&p.name, now, n);
+            if let Err(e) = st.shared.share_health(&p.name).await {
+                tracing::warn!(source = %p.name, error = %e, "cannot store the source's health");
+            }
             st.shared.count_ingest(&p.name, &s);
             st.shared.metrics_changed();
             (

@@ -140,6 +140,7 @@ pub async fn prepare(
     } = delivery;
     let ctx = shared.context();
     let mut batch = Batch::new(source, now);
+    batch.writer = shared.holder.clone();
     let mut stats = IngestStats::default();
     let mut items: Vec<(Normalized, String)> = Vec::new();
     for rec in records {

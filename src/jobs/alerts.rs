@@ -43,11 +43,7 @@ pub async fn alert_pass(
     now: DateTime<Utc>,
 ) -> Result<AlertPass, StoreError> {
     // One daemon at a time fires and resolves alerts (several may share a database).
-    if !shared
-        .store
-        .lease("alerts", &shared.holder, now + Span::minutes(2), now)
-        .await?
-    {
+    if !shared.hold("alerts", now).await?.ours() {
         // Another holder decides; re-read the fired set when this one takes over.
         *shared.alerts.lock().expect("alerts lock") = None;
         return Ok(AlertPass::default());

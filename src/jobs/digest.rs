@@ -97,11 +97,7 @@ pub async fn digest_pass(
         tracing::info!(date = %today, "not a workday: no digest");
         return Ok(DigestPass::default());
     }
-    if !shared
-        .store
-        .lease("digest", &shared.holder, now + Span::minutes(10), now)
-        .await?
-    {
+    if !shared.hold("digest", now).await?.ours() {
         return Ok(DigestPass::default());
     }
     let digests = build_digests(shared, cfg, now).await?;

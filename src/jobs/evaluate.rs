@@ -197,6 +197,17 @@ impl super::Job for PurgeJob {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "quarantine purge failed"),
         }
+        // The change feed is read within seconds; a day of it is kept for replicas
+        // that were cut off a while (one cut off longer reloads its memory whole).
+        match shared
+            .store
+            .changes_purge(shared.now() - super::replica::CHANGES_KEPT)
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "change feed purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "change feed purge failed"),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod metrics;
 pub mod monthly;
 pub mod poll;
+pub mod replica;
 pub mod report;
 pub mod weekly;
 
@@ -20,6 +21,7 @@ pub use evaluate::*;
 pub use metrics::*;
 pub use monthly::*;
 pub use poll::*;
+pub use replica::{follow_loop, lease_loop, Held};
 pub use weekly::*;
 
 use crate::config::AlertsConfig;
@@ -46,6 +48,10 @@ pub trait Job: Send + Sync + 'static {
     fn at_start(&self) -> bool {
         false
     }
+    /// Runs it between ticks too, whenever this is notified.
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
     async fn run(&self, env: &JobEnv);
 }
 
@@ -57,12 +63,15 @@ pub fn register(
 ) -> Result<(), ScheduleError> {
     for job in jobs {
         let (name, schedule, at_start) = (job.name(), job.schedule(), job.at_start());
+        let wake = job.wake();
         let env = env.clone();
         let run = move || -> crate::scheduler::JobFuture {
             let (job, env) = (job.clone(), env.clone());
             Box::pin(async move { job.run(&env).await })
         };
-        if at_start {
+        if let Some(wake) = wake {
+            scheduler.add_waking(&name, &schedule, at_start, wake, run)?;
+        } else if at_start {
             scheduler.add_at_start(&name, &schedule, run)?;
         } else {
             scheduler.add(&name, &schedule, run)?;

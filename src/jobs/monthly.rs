@@ -62,17 +62,7 @@ pub async fn monthly_pass(
     if to.is_empty() {
         return Ok(0);
     }
-    if !super::first_polls_done(shared)
-        || !shared
-            .store
-            .lease(
-                "monthly_report",
-                &shared.holder,
-                now + Span::minutes(10),
-                now,
-            )
-            .await?
-    {
+    if !super::first_polls_done(shared) || !shared.hold("monthly_report", now).await?.ours() {
         return Ok(0);
     }
     let item = monthly_item(shared.store.as_ref(), &ctx, cfg, &period, now).await?;

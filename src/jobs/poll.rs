@@ -471,6 +471,8 @@ pub struct PollJob {
     pub runtime: Arc<SourceRuntime>,
     pub timeout: std::time::Duration,
     pub max_backoff: u64,
+    /// Notified when this replica takes the source's polling lease over.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 #[async_trait::async_trait]
@@ -484,7 +486,37 @@ impl super::Job for PollJob {
     fn at_start(&self) -> bool {
         true
     }
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.wake.clone())
+    }
     async fn run(&self, env: &super::JobEnv) {
-        poll_once(&env.shared, &self.runtime, self.timeout, self.max_backoff).await
+        let shared = &env.shared;
+        let name = self.runtime.config.name.as_str();
+        match shared
+            .hold(&super::replica::poll_lease(name), shared.now())
+            .await
+        {
+            Ok(super::Held::Kept) => {}
+            Ok(super::Held::Taken) => {
+                // Memory first catches up with what the last poller committed.
+                if let Err(e) = shared.follow(shared.now()).await {
+                    tracing::warn!(source = name, error = %e, "cannot follow the change feed before polling");
+                    return;
+                }
+                tracing::info!(source = name, holder = %shared.holder, "polling this source (lease taken)");
+            }
+            Ok(super::Held::Other) => {
+                tracing::debug!(source = name, "another replica polls this source");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(source = name, error = %e, "cannot take the polling lease");
+                return;
+            }
+        }
+        poll_once(shared, &self.runtime, self.timeout, self.max_backoff).await;
+        if let Err(e) = shared.share_health(name).await {
+            tracing::warn!(source = name, error = %e, "cannot store the source's health");
+        }
     }
 }

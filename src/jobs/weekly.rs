@@ -49,11 +49,7 @@ pub async fn weekly_pass(
         tracing::warn!("no unit tagged provincial_office with a head e-mail: no weekly report");
         return Ok(false);
     };
-    if !shared
-        .store
-        .lease("weekly", &shared.holder, now + Span::minutes(10), now)
-        .await?
-    {
+    if !shared.hold("weekly", now).await?.ours() {
         return Ok(false);
     }
     let context = weekly_context(shared, cfg, today).await?;

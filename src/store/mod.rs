@@ -235,6 +235,8 @@ pub struct Batch {
     pub cursor: Option<String>,
     /// Files read: `(path, sha256)`.
     pub files: Vec<(String, String)>,
+    /// The process committing it (its lease holder name), as the change feed records.
+    pub writer: String,
 }
 
 impl Batch {
@@ -244,6 +246,24 @@ impl Batch {
             at,
             ..Batch::default()
         }
+    }
+
+    /// Whether other replicas must hear of it: it touches cases or quarantine.
+    pub(crate) fn is_change(&self) -> bool {
+        !self.cases.is_empty()
+            || !self.quarantine.is_empty()
+            || !self.resolved.is_empty()
+            || !self.valid.is_empty()
+    }
+
+    /// The change feed's list of the batch's cases (JSON), each once.
+    pub(crate) fn change_ids(&self) -> String {
+        let ids: Vec<&str> = self
+            .dedup_cases()
+            .iter()
+            .map(|r| r.case.case_id.as_str())
+            .collect();
+        serde_json::to_string(&ids).expect("ids serialise")
     }
 
     /// Keeps the last row of each case: a key appears once per statement.
@@ -256,6 +276,17 @@ impl Batch {
         idx.sort_unstable();
         idx.into_iter().map(|i| &self.cases[i]).collect()
     }
+}
+
+/// One entry of the change feed: a committed batch's cases, numbered in commit order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    /// The process that committed it.
+    pub writer: String,
+    pub source: String,
+    pub case_ids: Vec<String>,
 }
 
 /// An evaluation update of a stored case.
@@ -518,6 +549,34 @@ pub trait Store: Send + Sync {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+    /// Lets go of a lease `holder` holds (a clean shutdown), so another takes it at once.
+    async fn lease_release(
+        &self,
+        name: &str,
+        holder: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Takes the lease `name` from `from` (a holder known to be dead), whatever its end;
+    /// false when `from` no longer holds it.
+    async fn lease_steal(
+        &self,
+        name: &str,
+        from: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Who holds the lease `name` at `now`, if anyone.
+    async fn lease_holder(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
+    /// The change feed after `after`, oldest first, at most `limit` entries.
+    async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError>;
+    /// The latest sequence number of the change feed (0 when empty).
+    async fn changes_latest(&self) -> Result<i64, StoreError>;
+    /// Deletes change-feed entries committed before `before`; returns how many.
+    async fn changes_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// The alerts fired and not resolved.
     async fn alerts_open(&self) -> Result<Vec<AlertKey>, StoreError>;
     /// In one transaction: records fired alerts (an alert already there is left as

@@ -64,7 +64,15 @@ const MIGRATIONS: Embedded = Embedded(&[
         "report columns",
         include_str!("../../migrations/postgres/0011_report_columns.sql"),
     ),
+    (
+        12,
+        "change feed",
+        include_str!("../../migrations/postgres/0012_changes.sql"),
+    ),
 ]);
+
+/// The advisory lock that orders the change feed's numbers (any constant of our own).
+const CHANGE_FEED_LOCK: i64 = 0x534c_4157_4348_4731;
 
 /// The statements this backend shares with the other ([`shared_sql!`]).
 mod q {
@@ -370,6 +378,24 @@ impl Store for PgStore {
             .bind(&batch.source)
             .bind(cursor)
             .bind(batch.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if batch.is_change() {
+            // Numbers are taken in commit order: the lock is held from here to the
+            // commit, so a replica reading the feed past a number never misses a
+            // smaller one committed later.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(CHANGE_FEED_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO changes (at, writer, source, case_ids) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(batch.at)
+            .bind(&batch.writer)
+            .bind(&batch.source)
+            .bind(batch.change_ids())
             .execute(&mut *tx)
             .await?;
         }
@@ -712,6 +738,45 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         q::lease(&self.pool, name, holder, until, now).await
+    }
+
+    async fn lease_release(
+        &self,
+        name: &str,
+        holder: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        q::lease_release(&self.pool, name, holder, at).await
+    }
+
+    async fn lease_steal(
+        &self,
+        name: &str,
+        from: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        q::lease_steal(&self.pool, name, from, holder, until).await
+    }
+
+    async fn lease_holder(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        q::lease_holder(&self.pool, name, now).await
+    }
+
+    async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
+        q::changes_after(&self.pool, after, limit).await
+    }
+
+    async fn changes_latest(&self) -> Result<i64, StoreError> {
+        q::changes_latest(&self.pool).await
+    }
+
+    async fn changes_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        q::changes_purge(&self.pool, before).await
     }
 
     async fn alerts_open(&self) -> Result<Vec<AlertKey>, StoreError> {

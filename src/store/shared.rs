@@ -181,6 +181,78 @@ macro_rules! shared_sql {
             )
         }
 
+        pub(super) async fn lease_release(pool: &Pool, name: &str, holder: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+            sqlx::query("UPDATE leases SET until = $3 WHERE name = $1 AND holder = $2")
+                .bind(name)
+                .bind(holder)
+                .bind(at)
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+
+        pub(super) async fn lease_steal(pool: &Pool, name: &str, from: &str, holder: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+            Ok(sqlx::query("UPDATE leases SET holder = $3, until = $4 WHERE name = $1 AND holder = $2")
+                .bind(name)
+                .bind(from)
+                .bind(holder)
+                .bind(until)
+                .execute(pool)
+                .await?
+                .rows_affected()
+                == 1)
+        }
+
+        pub(super) async fn lease_holder(pool: &Pool, name: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+            Ok(sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1 AND until >= $2")
+                .bind(name)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?)
+        }
+
+        pub(super) async fn changes_after(pool: &Pool, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT seq, at, writer, source, case_ids FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let seq: i64 = r.try_get("seq")?;
+                    let ids: String = r.try_get("case_ids")?;
+                    Ok(Change {
+                        seq,
+                        at: r.try_get("at")?,
+                        writer: r.try_get("writer")?,
+                        source: r.try_get("source")?,
+                        case_ids: serde_json::from_str(&ids).map_err(|e| StoreError::Corrupt {
+                            origin: "changes".into(),
+                            case_id: seq.to_string(),
+                            message: e.to_string(),
+                        })?,
+                    })
+                })
+                .collect()
+        }
+
+        pub(super) async fn changes_latest(pool: &Pool) -> Result<i64, StoreError> {
+            let n: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
+                .fetch_one(pool)
+                .await?;
+            Ok(n.unwrap_or(0))
+        }
+
+        pub(super) async fn changes_purge(pool: &Pool, before: DateTime<Utc>) -> Result<u64, StoreError> {
+            Ok(sqlx::query("DELETE FROM changes WHERE at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected())
+        }
+
         pub(super) async fn lease(pool: &Pool, name: &str, holder: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, StoreError> {
             let got: Option<String> = sqlx::query_scalar(
                 "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3) \

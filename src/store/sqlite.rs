@@ -64,6 +64,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "report columns",
         include_str!("../../migrations/sqlite/0011_report_columns.sql"),
     ),
+    (
+        12,
+        "change feed",
+        include_str!("../../migrations/sqlite/0012_changes.sql"),
+    ),
 ]);
 
 /// Rows per multi-row statement (25 columns: well under SQLite's 32,766 parameters).
@@ -174,6 +179,19 @@ impl Store for SqliteStore {
 
     async fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        if batch.is_change() {
+            // First, so the transaction writes from its first statement: one that read
+            // first could not become the writer while another commit is (SQLite
+            // answers "database is locked" rather than wait). One writer at a time
+            // also numbers the feed in commit order.
+            sqlx::query("INSERT INTO changes (at, writer, source, case_ids) VALUES (?, ?, ?, ?)")
+                .bind(batch.at)
+                .bind(&batch.writer)
+                .bind(&batch.source)
+                .bind(batch.change_ids())
+                .execute(&mut *tx)
+                .await?;
+        }
         let rows = batch.dedup_cases();
         for chunk in rows.chunks(CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -647,6 +665,45 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         q::lease(&self.pool, name, holder, until, now).await
+    }
+
+    async fn lease_release(
+        &self,
+        name: &str,
+        holder: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        q::lease_release(&self.pool, name, holder, at).await
+    }
+
+    async fn lease_steal(
+        &self,
+        name: &str,
+        from: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        q::lease_steal(&self.pool, name, from, holder, until).await
+    }
+
+    async fn lease_holder(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        q::lease_holder(&self.pool, name, now).await
+    }
+
+    async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
+        q::changes_after(&self.pool, after, limit).await
+    }
+
+    async fn changes_latest(&self) -> Result<i64, StoreError> {
+        q::changes_latest(&self.pool).await
+    }
+
+    async fn changes_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        q::changes_purge(&self.pool, before).await
     }
 
     async fn alerts_open(&self) -> Result<Vec<AlertKey>, StoreError> {

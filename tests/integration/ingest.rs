@@ -524,10 +524,12 @@ fn initial_cursor_and_backfill_reach_back_on_purpose() {
         "{text}"
     );
     assert_eq!(count(&dir, "SELECT COUNT(*) FROM cases"), 7);
-    let again = String::from_utf8_lossy(&run().stdout).to_string();
+    let out = run();
+    let again = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
-        again.contains("7 records, 0 inserted, 0 updated, 7 unchanged"),
-        "{again}"
+        out.status.success() && again.contains("7 records, 0 inserted, 0 updated, 7 unchanged"),
+        "{again}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     // A source that is not asked by change time, or a bad date: one clear line.
     let bad = crate::slawatch()

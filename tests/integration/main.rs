@@ -13,6 +13,7 @@ mod ingest;
 mod metrics;
 mod props;
 mod reload;
+mod replicas;
 mod report;
 mod sources;
 mod store;

@@ -1,0 +1,12 @@
+-- The change feed: one row per committed batch that touched cases or quarantine
+-- (a poll's page, a push, a quarantine retry), numbered in commit order, so every
+-- replica brings its memory up to what the others committed. `case_ids` is a JSON
+-- array of the batch's case ids; `writer` the process that committed it.
+CREATE TABLE changes (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        TEXT NOT NULL,
+    writer    TEXT NOT NULL,
+    source    TEXT NOT NULL,
+    case_ids  TEXT NOT NULL
+);
+CREATE INDEX changes_at ON changes (at);

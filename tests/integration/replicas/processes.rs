@@ -1,0 +1,1 @@
+//! Two real daemons on one PostgreSQL (see the tests below).
