@@ -19,7 +19,7 @@
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::Router;
-use chrono::{Duration as Span, Utc};
+use chrono::{Datelike, Duration as Span, Utc};
 use serde_json::{json, Value};
 use slawatch::config::Loaded;
 use slawatch::daemon::{poll_once, reevaluate, Context, Shared, SourceRuntime};
@@ -506,6 +506,11 @@ async fn main() {
         t.elapsed().as_secs_f64()
     );
 
+    let ours = t.elapsed().as_secs_f64();
+    // 4a. The peer a province would otherwise use, on the same PostgreSQL: a SQL
+    // exporter's collector query over a hand-kept working-day table.
+    peer_collector(&url, &shared, ours).await;
+
     // 4b. The worst case: 45 days later every open case has moved (all overdue), so
     // every evaluation is written.
     let t = Instant::now();
@@ -533,6 +538,64 @@ async fn main() {
     // SMTP server (aiosmtpd, when installed).
     digest_and_send(&shared).await;
     println!("resident memory at the end: {:.0} MB", rss_mb());
+}
+
+/// The `sql_exporter`-style collector a province would run instead (README, "what you
+/// would do instead"): a table of working days kept by hand, and per unit the open
+/// cases, the overdue ones and their working days past the due, day-granular, no
+/// pauses. Run three times on the same PostgreSQL as the store; the best time is
+/// compared with slawatch's full re-evaluation.
+async fn peer_collector(url: &str, shared: &Shared, ours: f64) {
+    if !url.starts_with("postgres") {
+        println!("peer collector query: runs on PostgreSQL only (SLAWATCH_BENCH_DATABASE_URL)");
+        return;
+    }
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    let cal = shared.context().calendar.clone();
+    sqlx::query("CREATE TABLE IF NOT EXISTS peer_workdays (d DATE PRIMARY KEY)")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let mut days = Vec::new();
+    let mut d = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    while d.year() <= 2028 {
+        if cal.is_workday(d) {
+            days.push(d);
+        }
+        d = d.succ_opt().unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO peer_workdays SELECT * FROM UNNEST($1::date[]) ON CONFLICT DO NOTHING",
+    )
+    .bind(&days)
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE peer_workdays")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let sql = "SELECT c.unit_code, COUNT(*) AS open, \
+               COUNT(*) FILTER (WHERE c.due_at < now()) AS overdue, \
+               COALESCE(SUM((SELECT COUNT(*) FROM peer_workdays w \
+                  WHERE w.d > (c.due_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date \
+                    AND w.d <= (now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)) \
+                  FILTER (WHERE c.due_at < now()), 0) AS overdue_workdays \
+               FROM cases c WHERE c.is_open GROUP BY c.unit_code";
+    let mut best = f64::MAX;
+    let mut units = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap();
+        best = best.min(t.elapsed().as_secs_f64());
+        units = rows.len();
+    }
+    println!(
+        "peer collector query (working-day table, per unit, {units} units): best of 3 {best:.2} s; \
+         slawatch's full re-evaluation {ours:.2} s = {:.1}x faster",
+        best / ours
+    );
 }
 
 /// Latencies of `n` GETs of the URLs `url(i)`, `conc` at a time: (p50, p99, max) in ms.

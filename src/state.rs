@@ -14,10 +14,10 @@ use crate::sla::model::Case;
 use crate::sla::policy::Policy;
 use crate::sla::ratio::on_time_until;
 use crate::sla::{evaluate, Evaluation, Lifecycle};
-use crate::store::{AlertKey, EvalSummary, FinishedGroup, PeriodStarts, Store, StoreError};
+use crate::store::{EvalSummary, FinishedGroup, PeriodStarts, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// What evaluation needs, swapped whole on a reload.
@@ -137,7 +137,7 @@ pub struct Shared {
     /// Unit summaries as of the last metrics refresh.
     pub(crate) units: RwLock<Arc<Vec<crate::metrics::UnitSummary>>>,
     /// The alerts fired and not resolved, once read from the store.
-    pub(crate) alerts: Mutex<Option<HashSet<AlertKey>>>,
+    pub(crate) alerts: Mutex<Option<crate::jobs::alerts::AlertMemory>>,
     /// This process, as the holder of leases.
     pub holder: String,
     /// Overdue counts recorded per (unit, week), to write only increases.

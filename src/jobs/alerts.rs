@@ -7,6 +7,7 @@ use crate::store::{AlertKey, NewAlert, OutboxNew, StoreError};
 use anyhow::Result;
 use chrono::{DateTime, Duration as Span, Utc};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// What one alert pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,10 +34,98 @@ pub(crate) fn message_id(key: &AlertKey, to: &str, domain: &str) -> String {
     )
 }
 
+/// One fired alert of a case, as the pass remembers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FiredPart {
+    rule: Box<str>,
+    level: i32,
+    due_key: Box<str>,
+}
+
+/// What the pass knows of one case: the alerts fired for it and a fingerprint of the
+/// inputs they were decided from (`None`: decide again).
+#[derive(Debug, Default)]
+struct CaseAlerts {
+    fingerprint: Option<u64>,
+    fired: Vec<FiredPart>,
+    /// The pass that last saw the case among the open ones.
+    seen: u64,
+}
+
+/// The fired alerts not resolved, by case, as the alert pass last left them (read
+/// from the store when a replica takes the alert lease), so a pass decides again only
+/// for the cases whose evaluation changed: it costs what changed, not what exists.
+#[derive(Debug, Default)]
+pub(crate) struct AlertMemory {
+    cases: HashMap<crate::sla::model::Text, HashMap<String, CaseAlerts>>,
+    /// Alerts about the system itself (`source_stale`), not about cases.
+    ops: HashSet<AlertKey>,
+    /// The context the fingerprints were taken under: a reload decides again.
+    context: Option<std::sync::Weak<crate::state::Context>>,
+    pass: u64,
+}
+
+impl AlertMemory {
+    fn from_keys(keys: Vec<AlertKey>) -> AlertMemory {
+        let mut m = AlertMemory::default();
+        for k in keys {
+            if k.source == "ops" {
+                m.ops.insert(k);
+                continue;
+            }
+            m.cases
+                .entry(crate::sla::model::Text::from(k.source.as_str()))
+                .or_default()
+                .entry(k.case_id)
+                .or_default()
+                .fired
+                .push(FiredPart {
+                    rule: k.rule.into(),
+                    level: k.level,
+                    due_key: k.due_key.into(),
+                });
+        }
+        m
+    }
+}
+
+/// What the alerts of an open case are decided from: its evaluation's state, flags,
+/// stuck mark, due and days overdue, and its unit and field (the recipients).
+fn fingerprint(case: &crate::sla::model::Case, ev: Option<&crate::store::EvalSummary>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    case.unit_code.hash(&mut h);
+    case.field_code.hash(&mut h);
+    if let Some(ev) = ev {
+        ev.state.hash(&mut h);
+        ev.flags.hash(&mut h);
+        ev.stuck.hash(&mut h);
+        ev.due.hash(&mut h);
+        ev.overdue_workdays.hash(&mut h);
+    } else {
+        u8::MAX.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn key_of(source: &str, case_id: &str, p: &FiredPart) -> AlertKey {
+    AlertKey {
+        source: source.to_string(),
+        case_id: case_id.to_string(),
+        rule: p.rule.to_string(),
+        level: p.level,
+        due_key: p.due_key.to_string(),
+    }
+}
+
 /// Compares the alerts the open cases want with those fired: fires the new ones
 /// (queueing immediate e-mail for the next sending window), resolves the ones no case
 /// wants any more. Cases of a failing source neither fire nor resolve: stale data
 /// never alarms, and its alerts do not fire twice when it recovers.
+///
+/// Only cases whose evaluation (or unit) changed since the last pass are decided
+/// again; the first pass after taking the lease, and the first after a reload of the
+/// directory, decide for every case.
 pub async fn alert_pass(
     shared: &Shared,
     cfg: &crate::config::AlertsConfig,
@@ -49,13 +138,26 @@ pub async fn alert_pass(
         return Ok(AlertPass::default());
     }
     let ctx = shared.context();
-    let open: HashSet<AlertKey> = {
-        let cached = shared.alerts.lock().expect("alerts lock").clone();
-        match cached {
-            Some(s) => s,
-            None => shared.store.alerts_open().await?.into_iter().collect(),
-        }
+    // Taken out while the pass runs; a pass that fails leaves none, and the next
+    // reads the fired set from the store again.
+    let taken = shared.alerts.lock().expect("alerts lock").take();
+    let mut memory = match taken {
+        Some(m) => m,
+        None => AlertMemory::from_keys(shared.store.alerts_open().await?),
     };
+    let reloaded = memory
+        .context
+        .as_ref()
+        .and_then(|w| w.upgrade())
+        .is_none_or(|c| !Arc::ptr_eq(&c, &ctx));
+    if reloaded {
+        for c in memory.cases.values_mut().flat_map(|m| m.values_mut()) {
+            c.fingerprint = None;
+        }
+        memory.context = Some(Arc::downgrade(&ctx));
+    }
+    memory.pass += 1;
+    let pass_no = memory.pass;
     let stale: HashSet<String> = shared
         .health()
         .into_iter()
@@ -80,8 +182,8 @@ pub async fn alert_pass(
     } else {
         crate::alert::next_window(&ctx.calendar, now)
     };
-    let mut wanted_keys: HashSet<AlertKey> = HashSet::new();
     let mut fire = Vec::new();
+    let mut resolve: Vec<AlertKey> = Vec::new();
     let mut outbox = Vec::new();
     let mut overdue_units: HashMap<String, i64> = HashMap::new();
     shared.refresh_acks().await?;
@@ -90,11 +192,20 @@ pub async fn alert_pass(
         let acks = shared.acks.lock().expect("acks lock");
         shared.with_open(|entries| {
             for e in entries {
-                if stale.contains(&*e.case.source) {
+                let source = &e.case.source;
+                let known = memory
+                    .cases
+                    .get_mut(&**source)
+                    .and_then(|m| m.get_mut(e.case.case_id.as_str()));
+                if stale.contains(&**source) {
+                    // Neither fired nor resolved; kept as it is.
+                    if let Some(c) = known {
+                        c.seen = pass_no;
+                    }
                     continue;
                 }
-                let Some(ev) = e.eval.as_ref() else { continue };
-                if ev.state == Some(crate::sla::State::Overdue) {
+                let ev = e.eval.as_ref();
+                if ev.and_then(|ev| ev.state) == Some(crate::sla::State::Overdue) {
                     let unit = e
                         .case
                         .unit_code
@@ -102,24 +213,51 @@ pub async fn alert_pass(
                         .unwrap_or(crate::metrics::UNKNOWN_UNIT);
                     *overdue_units.entry(unit.to_string()).or_default() += 1;
                 }
-                for w in crate::alert::wanted(&e.case, ev, &ladder, now) {
-                    let key = AlertKey {
-                        source: e.case.source.to_string(),
-                        case_id: e.case.case_id.clone(),
-                        rule: w.rule.to_string(),
-                        level: w.level as i32,
-                        due_key: w.due_key.clone(),
-                    };
-                    wanted_keys.insert(key.clone());
-                    if open.contains(&key) {
+                let fp = fingerprint(&e.case, ev);
+                if let Some(c) = known {
+                    c.seen = pass_no;
+                    if c.fingerprint == Some(fp) {
                         continue;
                     }
+                }
+                // Decide again for this case.
+                let wanted = match ev {
+                    Some(ev) => crate::alert::wanted(&e.case, ev, &ladder, now),
+                    None => Vec::new(),
+                };
+                let entry = memory
+                    .cases
+                    .entry(source.clone())
+                    .or_default()
+                    .entry(e.case.case_id.clone())
+                    .or_default();
+                entry.seen = pass_no;
+                entry.fingerprint = Some(fp);
+                let parts: Vec<FiredPart> = wanted
+                    .iter()
+                    .map(|w| FiredPart {
+                        rule: w.rule.into(),
+                        level: w.level as i32,
+                        due_key: w.due_key.as_str().into(),
+                    })
+                    .collect();
+                for old in &entry.fired {
+                    if !parts.contains(old) {
+                        resolve.push(key_of(source, &e.case.case_id, old));
+                    }
+                }
+                for (w, part) in wanted.iter().zip(&parts) {
+                    if entry.fired.contains(part) {
+                        continue;
+                    }
+                    let key = key_of(source, &e.case.case_id, part);
                     // An acknowledged (rule, due) fires without a message: the unit has
                     // answered it (SPEC §10).
                     let quiet = acks
                         .find(&key.source, &key.case_id, &key.rule, &key.due_key)
                         .is_some();
                     acked += quiet as usize;
+                    let ev = ev.expect("wanted only with an evaluation");
                     let immediate = !quiet
                         && w.mode == crate::alert::Mode::Immediate
                         && start_after.is_none_or(|s| now > s);
@@ -128,7 +266,7 @@ pub async fn alert_pass(
                         // the cases its reader answers for.
                         for (to, role) in w.recipients() {
                             let item =
-                                crate::alert::message::alert_item(&e.case, ev, &w, role, &ctx, cfg);
+                                crate::alert::message::alert_item(&e.case, ev, w, role, &ctx, cfg);
                             outbox.push(OutboxNew {
                                 message_id: message_id(&key, &to.email, &domain),
                                 channel: "email".into(),
@@ -151,10 +289,26 @@ pub async fn alert_pass(
                         unit: w.unit.clone(),
                     });
                 }
+                entry.fired = parts;
             }
         });
     }
+    // Cases no longer open (ended, or gone): their alerts resolve.
+    for (source, cases) in memory.cases.iter_mut() {
+        if stale.contains(&**source) {
+            continue;
+        }
+        cases.retain(|case_id, c| {
+            if c.seen == pass_no {
+                return true;
+            }
+            resolve.extend(c.fired.iter().map(|p| key_of(source, case_id, p)));
+            false
+        });
+    }
+    memory.cases.retain(|_, m| !m.is_empty());
     // Operational faults: a source without fresh data goes to IT staff at any hour.
+    let mut ops_wanted: HashSet<AlertKey> = HashSet::new();
     if !cfg.it_recipients.is_empty() {
         let limit = Span::minutes(cfg.stale_after_minutes as i64);
         for h in shared.health() {
@@ -175,8 +329,8 @@ pub async fn alert_pass(
                     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                     .unwrap_or_else(|| "never".into()),
             };
-            wanted_keys.insert(key.clone());
-            if open.contains(&key) {
+            ops_wanted.insert(key.clone());
+            if memory.ops.contains(&key) {
                 continue;
             }
             let item = crate::alert::mail::Item {
@@ -212,11 +366,12 @@ pub async fn alert_pass(
             fire.push(NewAlert { key, unit: None });
         }
     }
-    let resolve: Vec<AlertKey> = open
-        .iter()
-        .filter(|k| !wanted_keys.contains(*k) && !stale.contains(&k.source))
-        .cloned()
-        .collect();
+    for k in memory.ops.iter() {
+        if !ops_wanted.contains(k) {
+            resolve.push(k.clone());
+        }
+    }
+    memory.ops = ops_wanted;
     let pass = AlertPass {
         fired: fire.len(),
         resolved: resolve.len(),
@@ -246,12 +401,7 @@ pub async fn alert_pass(
             seen.insert((u, w), n);
         }
     }
-    let mut next = open;
-    for k in &resolve {
-        next.remove(k);
-    }
-    next.extend(fire.into_iter().map(|a| a.key));
-    *shared.alerts.lock().expect("alerts lock") = Some(next);
+    *shared.alerts.lock().expect("alerts lock") = Some(memory);
     Ok(pass)
 }
 

@@ -43,6 +43,17 @@ pub async fn backfill_period_facts(
     Ok(updates.len())
 }
 
+/// How many threads judge `n` open cases: one per core, none extra for a few.
+fn evaluation_threads(n: usize) -> usize {
+    if n < 20_000 {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map(|p| p.get())
+        .unwrap_or(1)
+        .clamp(1, 16)
+}
+
 /// Re-evaluates every open case at `now` and stores the evaluations that changed.
 pub async fn reevaluate(shared: &Shared, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let timer = shared
@@ -73,22 +84,42 @@ pub(crate) async fn reevaluate_inner(
     let ctx = shared.context();
     let updates: Vec<EvalUpdate> = {
         let open = shared.open.lock().expect("open lock");
-        open.values()
-            .filter_map(|entry| {
-                let c = &entry.case;
-                let e = ctx.evaluate(c, now).ok()?;
-                let summary = summarize(c, &ctx, &e, now);
-                if entry.eval.as_ref().is_some_and(|old| old.same_as(&summary)) {
-                    return None;
-                }
-                Some(EvalUpdate {
-                    source: c.source.to_string(),
-                    case_id: c.case_id.clone(),
-                    open: e.lifecycle == Lifecycle::Open,
-                    eval: summary,
+        let entries: Vec<&crate::state::Entry> = open.values().collect();
+        let judge = |part: &[&crate::state::Entry]| -> Vec<EvalUpdate> {
+            part.iter()
+                .filter_map(|entry| {
+                    let c = &entry.case;
+                    let e = ctx.evaluate(c, now).ok()?;
+                    let summary = summarize(c, &ctx, &e, now);
+                    if entry.eval.as_ref().is_some_and(|old| old.same_as(&summary)) {
+                        return None;
+                    }
+                    Some(EvalUpdate {
+                        source: c.source.to_string(),
+                        case_id: c.case_id.clone(),
+                        open: e.lifecycle == Lifecycle::Open,
+                        eval: summary,
+                    })
                 })
+                .collect()
+        };
+        // The engine is pure: the cases are judged on every core at once.
+        let threads = evaluation_threads(entries.len());
+        if threads <= 1 {
+            judge(&entries)
+        } else {
+            let size = entries.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = entries
+                    .chunks(size)
+                    .map(|part| scope.spawn(move || judge(part)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("an evaluation thread panicked"))
+                    .collect()
             })
-            .collect()
+        }
     };
     if updates.is_empty() {
         return Ok(0);
