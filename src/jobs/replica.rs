@@ -264,11 +264,13 @@ impl Shared {
             done.reloaded = true;
         }
         loop {
-            let changes = self.store.changes_after(feed.last_seq, FOLLOW_PAGE).await?;
-            let Some(last) = changes.last().map(|c| c.seq) else {
-                break;
-            };
+            let page = self.store.changes_after(feed.last_seq, FOLLOW_PAGE).await?;
+            let (changes, next) = (page.changes, page.next);
             let full = changes.len() as i64 == FOLLOW_PAGE;
+            if changes.is_empty() {
+                feed.last_seq = next;
+                break;
+            }
             let mut by_source: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             for c in changes {
                 if c.writer == self.holder {
@@ -280,7 +282,7 @@ impl Shared {
             for (source, ids) in by_source {
                 done.cases += self.reload_cases(&source, ids, now).await?;
             }
-            feed.last_seq = last;
+            feed.last_seq = next;
             if !full {
                 break;
             }

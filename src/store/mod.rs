@@ -289,6 +289,14 @@ pub struct Change {
     pub case_ids: Vec<String>,
 }
 
+/// A page of the change feed and where to read on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangePage {
+    pub changes: Vec<Change>,
+    /// The position to read on from.
+    pub next: i64,
+}
+
 /// An evaluation update of a stored case.
 #[derive(Clone, Debug)]
 pub struct EvalUpdate {
@@ -571,9 +579,11 @@ pub trait Store: Send + Sync {
         name: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<String>, StoreError>;
-    /// The change feed after `after`, oldest first, at most `limit` entries.
-    async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError>;
-    /// The latest sequence number of the change feed (0 when empty).
+    /// The change feed from the position `after` on, in commit order, at most `limit`
+    /// entries, with the position to read on from. Only finished transactions'
+    /// entries come, so reading on from the position never skips one.
+    async fn changes_after(&self, after: i64, limit: i64) -> Result<ChangePage, StoreError>;
+    /// The feed's position now: what is committed before it is behind.
     async fn changes_latest(&self) -> Result<i64, StoreError>;
     /// Deletes change-feed entries committed before `before`; returns how many.
     async fn changes_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;

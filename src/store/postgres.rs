@@ -71,9 +71,6 @@ const MIGRATIONS: Embedded = Embedded(&[
     ),
 ]);
 
-/// The advisory lock that orders the change feed's numbers (any constant of our own).
-const CHANGE_FEED_LOCK: i64 = 0x534c_4157_4348_4731;
-
 /// The statements this backend shares with the other ([`shared_sql!`]).
 mod q {
     use super::*;
@@ -382,13 +379,6 @@ impl Store for PgStore {
             .await?;
         }
         if batch.is_change() {
-            // Numbers are taken in commit order: the lock is held from here to the
-            // commit, so a replica reading the feed past a number never misses a
-            // smaller one committed later.
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(CHANGE_FEED_LOCK)
-                .execute(&mut *tx)
-                .await?;
             sqlx::query(
                 "INSERT INTO changes (at, writer, source, case_ids) VALUES ($1, $2, $3, $4)",
             )
@@ -767,12 +757,40 @@ impl Store for PgStore {
         q::lease_holder(&self.pool, name, now).await
     }
 
-    async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
-        q::changes_after(&self.pool, after, limit).await
+    async fn changes_after(&self, after: i64, limit: i64) -> Result<ChangePage, StoreError> {
+        // Numbers are taken as transactions write, not as they commit: the position
+        // is a transaction id. Every transaction older than the oldest still running
+        // has finished, so the entries below it are all there is below it.
+        let horizon = self.changes_latest().await?;
+        let rows = sqlx::query(
+            "SELECT seq, at, writer, source, case_ids, xid::text::bigint AS x FROM changes \
+             WHERE xid >= $1::text::xid8 AND xid < $2::text::xid8 ORDER BY xid, seq LIMIT $3",
+        )
+        .bind(after.to_string())
+        .bind(horizon.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let full = rows.len() as i64 == limit;
+        let last: Option<i64> = rows.last().map(|r| r.try_get("x")).transpose()?;
+        let changes = rows
+            .iter()
+            .map(q::change_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // One entry per transaction: a full page reads on after its last one.
+        let next = match (full, last) {
+            (true, Some(x)) => x + 1,
+            _ => horizon.max(after),
+        };
+        Ok(ChangePage { changes, next })
     }
 
     async fn changes_latest(&self) -> Result<i64, StoreError> {
-        q::changes_latest(&self.pool).await
+        let x: i64 =
+            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(x)
     }
 
     async fn changes_purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

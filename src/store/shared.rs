@@ -211,38 +211,20 @@ macro_rules! shared_sql {
                 .await?)
         }
 
-        pub(super) async fn changes_after(pool: &Pool, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
-            let rows = sqlx::query(
-                "SELECT seq, at, writer, source, case_ids FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
-            )
-            .bind(after)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    let seq: i64 = r.try_get("seq")?;
-                    let ids: String = r.try_get("case_ids")?;
-                    Ok(Change {
-                        seq,
-                        at: r.try_get("at")?,
-                        writer: r.try_get("writer")?,
-                        source: r.try_get("source")?,
-                        case_ids: serde_json::from_str(&ids).map_err(|e| StoreError::Corrupt {
-                            origin: "changes".into(),
-                            case_id: seq.to_string(),
-                            message: e.to_string(),
-                        })?,
-                    })
-                })
-                .collect()
-        }
-
-        pub(super) async fn changes_latest(pool: &Pool) -> Result<i64, StoreError> {
-            let n: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
-                .fetch_one(pool)
-                .await?;
-            Ok(n.unwrap_or(0))
+        pub(super) fn change_row(r: &DbRow) -> Result<Change, StoreError> {
+            let seq: i64 = r.try_get("seq")?;
+            let ids: String = r.try_get("case_ids")?;
+            Ok(Change {
+                seq,
+                at: r.try_get("at")?,
+                writer: r.try_get("writer")?,
+                source: r.try_get("source")?,
+                case_ids: serde_json::from_str(&ids).map_err(|e| StoreError::Corrupt {
+                    origin: "changes".into(),
+                    case_id: seq.to_string(),
+                    message: e.to_string(),
+                })?,
+            })
         }
 
         pub(super) async fn changes_purge(pool: &Pool, before: DateTime<Utc>) -> Result<u64, StoreError> {
