@@ -1303,3 +1303,56 @@ async fn notify_preview_shows_what_would_be_sent_and_records_nothing() {
     assert_eq!(sh.store.outbox_pending().await.unwrap(), 0);
     assert!(sh.store.alerts_open().await.unwrap().is_empty());
 }
+
+/// The alert pass remembers what decided each case's alerts: with nothing moved it
+/// fires and resolves nothing, a case that ends resolves exactly its own alerts, and
+/// a reload of the directory decides again for every case without firing twice.
+#[tokio::test]
+async fn an_alert_pass_decides_again_only_where_something_moved() {
+    let dir = scratch("alerts-incremental");
+    let sh = shared_with_cases(&dir, now()).await;
+    sh.touch_source("portal", now(), 6);
+    let cfg = AlertsConfig {
+        send_window: "always".into(),
+        ..AlertsConfig::default()
+    };
+    // M-OVERDUE wants overdue, escalated level 1 and stuck (see the first test).
+    let p = alert_pass(&sh, &cfg, now()).await.unwrap();
+    assert_eq!(p.fired, 3, "{p:?}");
+    let p = alert_pass(&sh, &cfg, now() + Duration::seconds(5))
+        .await
+        .unwrap();
+    assert_eq!((p.fired, p.resolved, p.queued), (0, 0, 0));
+    // A reload of the directory: every case decided again, nothing new.
+    sh.set_context((*sh.context()).clone());
+    let p = alert_pass(&sh, &cfg, now() + Duration::seconds(10))
+        .await
+        .unwrap();
+    assert_eq!((p.fired, p.resolved, p.queued), (0, 0, 0));
+    // M-OVERDUE is returned at 10:30: its three alerts resolve, no other.
+    let done = crate::metrics::dossier(
+        "M-OVERDUE",
+        "10",
+        "20240301080000",
+        "20240308170000",
+        "20240315103000",
+    );
+    slawatch::daemon::ingest(
+        &sh,
+        "portal",
+        &slawatch::source::normalize::Mapping::dvcqg(),
+        slawatch::daemon::Delivery::records(vec![slawatch::source::RawRecord::json(done, "t")]),
+        now() + Duration::minutes(30),
+    )
+    .await
+    .unwrap();
+    let p = alert_pass(&sh, &cfg, now() + Duration::minutes(31))
+        .await
+        .unwrap();
+    assert_eq!((p.fired, p.resolved, p.queued), (0, 3, 0), "{p:?}");
+    assert_eq!(sh.store.alerts_open().await.unwrap(), Vec::new());
+    let p = alert_pass(&sh, &cfg, now() + Duration::minutes(32))
+        .await
+        .unwrap();
+    assert_eq!((p.fired, p.resolved), (0, 0));
+}

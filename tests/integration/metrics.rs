@@ -14,7 +14,7 @@ use slawatch::store;
 use std::path::Path;
 use std::sync::Arc;
 
-fn dossier(id: &str, status: &str, received: &str, due: &str, finished: &str) -> Value {
+pub fn dossier(id: &str, status: &str, received: &str, due: &str, finished: &str) -> Value {
     json!({
         "MaHoSo": id, "MaTTHC": "9.999999", "TenTTHC": "Thủ tục thử", "DonViXuLy": "Sở Tư pháp",
         "KenhThucHien": "1", "TrangThaiHoSo": status, "NgayTiepNhan": received, "NgayHenTra": due,
