@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -393,69 +393,9 @@ fn a_real_prometheus_scrapes_the_daemon() {
         assert_eq!(r.status().as_u16(), 200);
     });
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let rules = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/slawatch.rules.yml"),
-    )
-    .unwrap()
-    .replace("interval: 1m", "interval: 1s");
-    std::fs::write(dir.join("slawatch.rules.yml"), rules).unwrap();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - slawatch.rules.yml\n\
-             scrape_configs:\n  - job_name: slawatch\n    static_configs:\n      - targets: [\"{}\"]\n",
-            d.addr
-        ),
-    )
-    .unwrap();
-    struct Killed(Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _prom = Killed(
-        Command::new("prometheus")
-            .args([
-                "--config.file=prometheus.yml",
-                "--storage.tsdb.path=tsdb",
-                &format!("--web.listen-address=127.0.0.1:{port}"),
-            ])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("prometheus starts"),
-    );
-    let query = |q: &str| -> Vec<Value> {
-        rt.block_on(async {
-            match c
-                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
-                .query(&[("query", q)])
-                .send()
-                .await
-            {
-                Ok(r) => r
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| v["data"]["result"].as_array().cloned()),
-                Err(_) => None,
-            }
-            .unwrap_or_default()
-        })
-    };
-    let scalar = |q: &str| -> Option<f64> {
-        query(q)
-            .first()
-            .and_then(|s| s["value"][1].as_str().and_then(|v| v.parse().ok()))
-    };
+    let prom = crate::support::Prometheus::start(&dir, &[&d.addr]);
+    let query = |q: &str| prom.query(q);
+    let scalar = |q: &str| prom.scalar(q);
     wait_until(
         Duration::from_secs(60),
         "a scrape holding the cases",

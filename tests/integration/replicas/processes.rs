@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,15 +63,6 @@ fn config(dir: &Path, store: &str, extra: &str) {
         ),
     )
     .unwrap();
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -225,55 +216,8 @@ fn a_killed_poller_is_taken_over_and_both_replicas_agree() {
     });
 
     // A real Prometheus scraping both, with the shipped rules.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let rules = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/slawatch.rules.yml"),
-    )
-    .unwrap()
-    .replace("interval: 1m", "interval: 1s");
-    std::fs::write(dir.join("slawatch.rules.yml"), rules).unwrap();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - slawatch.rules.yml\n\
-             scrape_configs:\n  - job_name: slawatch\n    static_configs:\n      - targets: [\"{}\", \"{}\"]\n",
-            a.addr, b.addr
-        ),
-    )
-    .unwrap();
-    let _prom = Killed(
-        Command::new("prometheus")
-            .args([
-                "--config.file=prometheus.yml",
-                "--storage.tsdb.path=tsdb",
-                &format!("--web.listen-address=127.0.0.1:{port}"),
-            ])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("prometheus starts"),
-    );
-    let scalar = |q: &str| -> Option<f64> {
-        let v: Value = block_on(async {
-            reqwest::Client::new()
-                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
-                .query(&[("query", q)])
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()
-        })?;
-        v["data"]["result"][0]["value"][1]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-    };
+    let prom = crate::support::Prometheus::start(&dir, &[&a.addr, &b.addr]);
+    let scalar = |q: &str| prom.scalar(q);
     wait_until(
         Duration::from_secs(60),
         "both replicas scraped and the rules evaluated",

@@ -3,10 +3,12 @@
 
 mod daemon;
 mod pg;
+mod prometheus;
 mod smtp;
 
 pub use daemon::*;
 pub use pg::*;
+pub use prometheus::*;
 pub use smtp::*;
 
 use chrono::{DateTime, Utc};
