@@ -10,6 +10,7 @@ use crate::catalogue::{Catalogue, Procedure};
 use crate::clock::Clock;
 use crate::directory::Directory;
 use crate::metrics::Metrics;
+use crate::sla::horizon::holds_until;
 use crate::sla::model::Case;
 use crate::sla::policy::Policy;
 use crate::sla::ratio::on_time_until;
@@ -56,6 +57,18 @@ impl Context {
         )
     }
 
+    /// The evaluation at `now`, its stored summary, and the instant until which that
+    /// summary holds (see [`crate::sla::horizon`]).
+    pub fn judge_holding(
+        &self,
+        case: &Case,
+        now: DateTime<Utc>,
+    ) -> Result<(Evaluation, EvalSummary, DateTime<Utc>), CalendarError> {
+        let (e, s) = self.judge(case, now)?;
+        let until = holds_until(case, &self.calendar, &self.policy, &e, now);
+        Ok((e, s, until))
+    }
+
     /// The evaluation at `now` with the summary that is stored of it.
     pub fn judge(
         &self,
@@ -73,6 +86,36 @@ impl Context {
 pub struct Entry {
     pub case: Case,
     pub eval: Option<EvalSummary>,
+    /// How long `eval` holds, when known: a re-evaluation judges the case again only
+    /// from then on (or under another configuration).
+    pub(crate) holds: Option<Holds>,
+}
+
+impl Entry {
+    /// A case with its evaluation, to be judged again at the next re-evaluation.
+    pub fn new(case: Case, eval: Option<EvalSummary>) -> Entry {
+        Entry {
+            case,
+            eval,
+            holds: None,
+        }
+    }
+}
+
+/// The span over which an entry's evaluation is known to stay the same, under the
+/// configuration of one generation ([`Shared::context_generation`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Holds {
+    pub(crate) generation: u64,
+    pub(crate) from: DateTime<Utc>,
+    pub(crate) until: DateTime<Utc>,
+}
+
+impl Holds {
+    /// Whether the evaluation holds at `now` under the configuration `generation`.
+    pub(crate) fn at(&self, generation: u64, now: DateTime<Utc>) -> bool {
+        self.generation == generation && self.from <= now && now < self.until
+    }
 }
 
 /// A source's health, for `/readyz` and the metrics; shared through the store with the
@@ -122,7 +165,8 @@ impl IngestStats {
 /// State shared by the jobs and the HTTP handlers.
 pub struct Shared {
     pub store: Arc<dyn Store>,
-    pub(crate) context: RwLock<Arc<Context>>,
+    /// The context with its generation (raised by every swap).
+    pub(crate) context: RwLock<(Arc<Context>, u64)>,
     pub(crate) open: Mutex<HashMap<(String, String), Entry>>,
     pub(crate) health: Mutex<Vec<SourceHealth>>,
     pub(crate) salt: String,
@@ -225,7 +269,7 @@ impl Shared {
     pub fn new(store: Arc<dyn Store>, context: Context, salt: String) -> Shared {
         Shared {
             store,
-            context: RwLock::new(Arc::new(context)),
+            context: RwLock::new((Arc::new(context), 0)),
             open: Mutex::new(HashMap::new()),
             health: Mutex::new(Vec::new()),
             salt,
@@ -334,11 +378,18 @@ impl Shared {
     }
 
     pub fn context(&self) -> Arc<Context> {
+        self.context.read().expect("context lock").0.clone()
+    }
+
+    /// The context with its generation: evaluations made under another generation
+    /// are judged again.
+    pub(crate) fn context_generation(&self) -> (Arc<Context>, u64) {
         self.context.read().expect("context lock").clone()
     }
 
     pub fn set_context(&self, c: Context) {
-        *self.context.write().expect("context lock") = Arc::new(c);
+        let mut w = self.context.write().expect("context lock");
+        *w = (Arc::new(c), w.1 + 1);
     }
 
     pub fn health(&self) -> Vec<SourceHealth> {
@@ -393,19 +444,26 @@ impl Shared {
     pub async fn load(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         // The feed's position first: what commits during the load is followed again.
         let seq = self.store.changes_latest().await?;
-        let ctx = self.context();
+        let (ctx, generation) = self.context_generation();
         let mut loaded: HashMap<(String, String), Entry> = HashMap::new();
         let mut interner = std::mem::take(&mut *self.interner.lock().expect("interner lock"));
         self.store
             .load_open_each(&mut |mut case| {
                 interner.case(&mut case);
-                let eval = ctx
-                    .evaluate(&case, now)
-                    .ok()
-                    .map(|e| summarize(&case, &ctx, &e, now));
+                let (eval, holds) = match ctx.judge_holding(&case, now) {
+                    Ok((_, s, until)) => (
+                        Some(s),
+                        Some(Holds {
+                            generation,
+                            from: now,
+                            until,
+                        }),
+                    ),
+                    Err(_) => (None, None),
+                };
                 loaded.insert(
                     (case.source.to_string(), case.case_id.clone()),
-                    Entry { case, eval },
+                    Entry { case, eval, holds },
                 );
             })
             .await?;

@@ -352,13 +352,7 @@ fn remember(shared: &Shared, batch: Batch) {
     for row in batch.cases {
         let key = (source.clone(), row.case.case_id.clone());
         if row.open {
-            open.insert(
-                key,
-                Entry {
-                    case: row.case,
-                    eval: row.eval,
-                },
-            );
+            open.insert(key, Entry::new(row.case, row.eval));
         } else {
             open.remove(&key);
         }

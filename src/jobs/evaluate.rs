@@ -5,7 +5,7 @@
 use crate::calendar::Calendar;
 use crate::sla::model::Case;
 use crate::sla::Lifecycle;
-use crate::state::{summarize, Shared};
+use crate::state::{summarize, Holds, Shared};
 use crate::store::{EvalUpdate, StoreError};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -54,8 +54,28 @@ fn evaluation_threads(n: usize) -> usize {
         .clamp(1, 16)
 }
 
-/// Re-evaluates every open case at `now` and stores the evaluations that changed.
+/// Re-evaluates every open case at `now` and stores the evaluations that changed: how
+/// many changed.
 pub async fn reevaluate(shared: &Shared, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    reevaluate_counted(shared, now).await.map(|r| r.changed)
+}
+
+/// What a re-evaluation did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reevaluated {
+    /// Open cases judged by the engine (their evaluation could have moved).
+    pub judged: usize,
+    /// Open cases whose evaluation was known to hold at `now` (not judged again).
+    pub held: usize,
+    /// Evaluations that changed, stored.
+    pub changed: usize,
+}
+
+/// [`reevaluate`], saying how many cases were judged, held and changed.
+pub async fn reevaluate_counted(
+    shared: &Shared,
+    now: DateTime<Utc>,
+) -> Result<Reevaluated, StoreError> {
     let timer = shared
         .metrics
         .evaluation_duration
@@ -63,11 +83,17 @@ pub async fn reevaluate(shared: &Shared, now: DateTime<Utc>) -> Result<usize, St
         .start_timer();
     let n = reevaluate_inner(shared, now).await;
     timer.observe_duration();
-    if n.is_ok() {
+    if let Ok(r) = &n {
         shared
             .metrics
             .last_evaluation
             .set(now.timestamp_millis() as f64 / 1000.0);
+        tracing::debug!(
+            judged = r.judged,
+            held = r.held,
+            changed = r.changed,
+            "re-evaluated"
+        );
     }
     shared.metrics_changed();
     n
@@ -76,29 +102,43 @@ pub async fn reevaluate(shared: &Shared, now: DateTime<Utc>) -> Result<usize, St
 pub(crate) async fn reevaluate_inner(
     shared: &Shared,
     now: DateTime<Utc>,
-) -> Result<usize, StoreError> {
+) -> Result<Reevaluated, StoreError> {
     // Alone from reading memory until memory and store hold the new evaluations: a
     // batch committed in between would otherwise be overwritten with an evaluation of
     // the case as it was (a returned case written back as open).
     let _gate = shared.write_gate.write().await;
-    let ctx = shared.context();
-    let updates: Vec<EvalUpdate> = {
+    let (ctx, generation) = shared.context_generation();
+    let mut counts = Reevaluated::default();
+    let judged: Vec<Judged> = {
         let open = shared.open.lock().expect("open lock");
-        let entries: Vec<&crate::state::Entry> = open.values().collect();
-        let judge = |part: &[&crate::state::Entry]| -> Vec<EvalUpdate> {
+        // Only the cases whose evaluation may have moved since it was made: the
+        // others' would come out the same (`sla::horizon`).
+        let entries: Vec<&crate::state::Entry> = open
+            .values()
+            .filter(|e| !e.holds.is_some_and(|h| h.at(generation, now)))
+            .collect();
+        counts.judged = entries.len();
+        counts.held = open.len() - entries.len();
+        let judge = |part: &[&crate::state::Entry]| -> Vec<Judged> {
             part.iter()
                 .filter_map(|entry| {
                     let c = &entry.case;
-                    let e = ctx.evaluate(c, now).ok()?;
-                    let summary = summarize(c, &ctx, &e, now);
-                    if entry.eval.as_ref().is_some_and(|old| old.same_as(&summary)) {
-                        return None;
-                    }
-                    Some(EvalUpdate {
-                        source: c.source.to_string(),
-                        case_id: c.case_id.clone(),
-                        open: e.lifecycle == Lifecycle::Open,
-                        eval: summary,
+                    let (e, summary, until) = ctx.judge_holding(c, now).ok()?;
+                    let holds = Holds {
+                        generation,
+                        from: now,
+                        until,
+                    };
+                    let changed = !entry.eval.as_ref().is_some_and(|old| old.same_as(&summary));
+                    Some(Judged {
+                        update: EvalUpdate {
+                            source: c.source.to_string(),
+                            case_id: c.case_id.clone(),
+                            open: e.lifecycle == Lifecycle::Open,
+                            eval: summary,
+                        },
+                        changed,
+                        holds,
                     })
                 })
                 .collect()
@@ -121,17 +161,31 @@ pub(crate) async fn reevaluate_inner(
             })
         }
     };
-    if updates.is_empty() {
-        return Ok(0);
+    let (changed, same): (Vec<Judged>, Vec<Judged>) = judged.into_iter().partition(|j| j.changed);
+    let updates: Vec<EvalUpdate> = changed.iter().map(|j| j.update.clone()).collect();
+    if !updates.is_empty() {
+        shared.store.save_evaluations(&updates).await?;
     }
-    shared.store.save_evaluations(&updates).await?;
     let mut open = shared.open.lock().expect("open lock");
-    for u in &updates {
-        if let Some(e) = open.get_mut(&(u.source.clone(), u.case_id.clone())) {
-            e.eval = Some(u.eval.clone());
+    for j in changed.into_iter().chain(same) {
+        let key = (j.update.source, j.update.case_id);
+        if let Some(e) = open.get_mut(&key) {
+            if j.changed {
+                e.eval = Some(j.update.eval);
+            }
+            e.holds = Some(j.holds);
         }
     }
-    Ok(updates.len())
+    counts.changed = updates.len();
+    Ok(counts)
+}
+
+/// One case judged again: its summary, whether it differs from the one stored, and
+/// how long it holds.
+struct Judged {
+    update: EvalUpdate,
+    changed: bool,
+    holds: Holds,
 }
 
 /// Every `evaluate_schedule` tick: re-evaluates the open cases, catches up on the

@@ -334,13 +334,7 @@ impl Shared {
                 seen.insert(case.case_id.as_str());
                 let key = (source.to_string(), case.case_id.clone());
                 if *is_open {
-                    open.insert(
-                        key,
-                        Entry {
-                            case: case.clone(),
-                            eval: eval.clone(),
-                        },
-                    );
+                    open.insert(key, Entry::new(case.clone(), eval.clone()));
                 } else {
                     open.remove(&key);
                     ended = true;

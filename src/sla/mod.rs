@@ -7,6 +7,7 @@ pub mod compare;
 pub mod duration;
 pub mod engine;
 pub mod explain;
+pub mod horizon;
 pub mod model;
 pub mod policy;
 pub mod ratio;

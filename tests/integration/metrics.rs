@@ -334,3 +334,93 @@ async fn reevaluation_racing_polls_never_reopens_a_returned_case() {
     .unwrap();
     assert_eq!(reopened, 0, "returned cases written back as open");
 }
+
+/// The timer judges again only the cases whose evaluation may have moved (`sla::horizon`),
+/// yet at every instant of two weeks, every 20 minutes, memory holds what judging each
+/// case afresh says; the thresholds fall where they were worked out by hand, and a
+/// reload that changes the rules is judged at once.
+#[tokio::test]
+async fn a_reevaluation_that_skips_what_holds_says_what_judging_afresh_says() {
+    let dir = scratch("holds");
+    let sh = shared_with_cases(&dir, now()).await;
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let state_of = |id: &str| {
+        let e = sh.select_open(|e| e.case.case_id == id);
+        let s = e[0].eval.as_ref().unwrap();
+        (s.state.unwrap().as_str(), s.overdue_workdays, s.stuck)
+    };
+    let mut t = now();
+    let mut seen = std::collections::HashMap::new();
+    let (mut judged, mut held) = (0, 0);
+    while t <= at("2024-03-29T10:00:00+07:00") {
+        let r = slawatch::daemon::reevaluate_counted(&sh, t).await.unwrap();
+        judged += r.judged;
+        held += r.held;
+        let ctx = sh.context();
+        for e in sh.select_open(|_| true) {
+            let (_, fresh) = ctx.judge(&e.case, t).unwrap();
+            let held = e.eval.as_ref().unwrap();
+            assert!(
+                held.same_as(&fresh),
+                "{} at {t}: memory {held:?}, afresh {fresh:?}",
+                e.case.case_id
+            );
+        }
+        seen.insert(t, (state_of("M-ONTRACK"), state_of("M-OVERDUE")));
+        t += chrono::Duration::minutes(20);
+    }
+    // 1,009 rounds over the open cases; a case is judged again only where it may have
+    // moved: a few dozen times, not thousands.
+    let open = sh.open_count();
+    eprintln!("open {open}: judged {judged}, held {held}");
+    assert_eq!(judged + held, 1009 * open, "{judged} + {held}");
+    assert!(judged < 20 * open, "judged {judged} times, held {held}");
+    // M-OVERDUE, due Fri 08/03 17:00: 4 whole workdays late on Friday 15/03 until
+    // 17:00, then 5 (Mon 11 … Fri 15 at 17:00).
+    assert_eq!(
+        seen[&at("2024-03-15T16:40:00+07:00")].1,
+        ("overdue", 4, true)
+    );
+    assert_eq!(
+        seen[&at("2024-03-15T17:00:00+07:00")].1,
+        ("overdue", 5, true)
+    );
+    // M-ONTRACK, received Thu 14/03 08:00, due Thu 28/03 17:00: stuck three workdays
+    // after its last change (Tue 19/03 08:00); due soon once now + 2 workdays reaches
+    // the due (Tue 26/03 17:00); overdue after Thu 28/03 17:00.
+    assert_eq!(
+        seen[&at("2024-03-19T07:40:00+07:00")].0,
+        ("on_track", 0, false)
+    );
+    assert_eq!(
+        seen[&at("2024-03-19T08:00:00+07:00")].0,
+        ("on_track", 0, true)
+    );
+    assert_eq!(
+        seen[&at("2024-03-26T16:40:00+07:00")].0,
+        ("on_track", 0, true)
+    );
+    assert_eq!(
+        seen[&at("2024-03-26T17:00:00+07:00")].0,
+        ("due_soon", 0, true)
+    );
+    assert_eq!(
+        seen[&at("2024-03-28T17:00:00+07:00")].0,
+        ("due_soon", 0, true)
+    );
+    assert_eq!(
+        seen[&at("2024-03-28T17:20:00+07:00")].0,
+        ("overdue", 0, true)
+    );
+
+    // A reload that widens `due_soon_within` to 10 workdays: at the same instant, on
+    // Mon 18/03 10:00 M-ONTRACK is due soon (18/03 + 10 workdays = Mon 01/04 ≥ 28/03).
+    let t = at("2024-03-18T10:00:00+07:00");
+    slawatch::daemon::reevaluate(&sh, t).await.unwrap();
+    assert_eq!(state_of("M-ONTRACK").0, "on_track");
+    let mut ctx = (*sh.context()).clone();
+    ctx.policy.base.due_soon_within = "10 workdays".parse().unwrap();
+    sh.set_context(ctx);
+    slawatch::daemon::reevaluate(&sh, t).await.unwrap();
+    assert_eq!(state_of("M-ONTRACK").0, "due_soon");
+}
