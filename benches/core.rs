@@ -13,6 +13,7 @@ use slawatch::calendar::{Calendar, CalendarSpec};
 use slawatch::catalogue::Procedure;
 use slawatch::sla::duration::Duration;
 use slawatch::sla::evaluate;
+use slawatch::sla::horizon::holds_until;
 use slawatch::sla::model::{Case, Kind, StatusChange, Step, Supplement};
 use slawatch::sla::policy::Policy;
 
@@ -179,6 +180,20 @@ fn bench_evaluate(c: &mut Criterion) {
                 black_box(
                     evaluate(black_box(case), Some(&procedure), &cal, &policy, *now).unwrap(),
                 );
+            }
+        })
+    });
+    // What the daemon adds once per judgement so that later re-evaluations can skip
+    // the case: how long the evaluation holds.
+    let evals: Vec<_> = cases
+        .iter()
+        .zip(&nows)
+        .map(|(case, now)| evaluate(case, Some(&procedure), &cal, &policy, *now).unwrap())
+        .collect();
+    g.bench_function("holds_until_typical_open_case", |b| {
+        b.iter(|| {
+            for ((case, now), e) in cases.iter().zip(&nows).zip(&evals) {
+                black_box(holds_until(black_box(case), &cal, &policy, e, *now));
             }
         })
     });
