@@ -536,6 +536,20 @@ async fn main() {
         r.judged, r.changed
     );
 
+    // The busiest minute of the day in this population, whose dues all fall at 17:00:
+    // at 17:01 today's dues pass, the dues two workdays on come due soon, and the
+    // overdue ages grow by a day.
+    let t = Instant::now();
+    let r = reevaluate_counted(&shared, t0 + Span::hours(8) + Span::minutes(1))
+        .await
+        .unwrap();
+    println!(
+        "full re-evaluation at 17:01, when the day's dues pass: {n} open cases in {:.3} s ({} judged again, {} changed and stored)",
+        t.elapsed().as_secs_f64(),
+        r.judged,
+        r.changed
+    );
+
     // 4a. The peer a province would otherwise use, on the same PostgreSQL: a SQL
     // exporter's collector query over a hand-kept working-day table.
     peer_collector(&url, &shared, ours, cold).await;

@@ -109,18 +109,21 @@ pub(crate) async fn reevaluate_inner(
     let _gate = shared.write_gate.write().await;
     let (ctx, generation) = shared.context_generation();
     let mut counts = Reevaluated::default();
-    let judged: Vec<Judged> = {
-        let open = shared.open.lock().expect("open lock");
+    let changed: Vec<(EvalUpdate, Holds)> = {
+        let mut open = shared.open.lock().expect("open lock");
+        let total = open.len();
         // Only the cases whose evaluation may have moved since it was made: the
         // others' would come out the same (`sla::horizon`).
-        let entries: Vec<&crate::state::Entry> = open
-            .values()
+        let mut entries: Vec<&mut crate::state::Entry> = open
+            .values_mut()
             .filter(|e| !e.holds.is_some_and(|h| h.at(generation, now)))
             .collect();
         counts.judged = entries.len();
-        counts.held = open.len() - entries.len();
-        let judge = |part: &[&crate::state::Entry]| -> Vec<Judged> {
-            part.iter()
+        counts.held = total - entries.len();
+        // A case found the same holds from now on at once; one that changed only once
+        // its evaluation is stored (below), so a failed write is judged again.
+        let judge = |part: &mut [&mut crate::state::Entry]| -> Vec<(EvalUpdate, Holds)> {
+            part.iter_mut()
                 .filter_map(|entry| {
                     let c = &entry.case;
                     let (e, summary, until) = ctx.judge_holding(c, now).ok()?;
@@ -129,29 +132,31 @@ pub(crate) async fn reevaluate_inner(
                         from: now,
                         until,
                     };
-                    let changed = !entry.eval.as_ref().is_some_and(|old| old.same_as(&summary));
-                    Some(Judged {
-                        update: EvalUpdate {
+                    if entry.eval.as_ref().is_some_and(|old| old.same_as(&summary)) {
+                        entry.holds = Some(holds);
+                        return None;
+                    }
+                    Some((
+                        EvalUpdate {
                             source: c.source.to_string(),
                             case_id: c.case_id.clone(),
                             open: e.lifecycle == Lifecycle::Open,
                             eval: summary,
                         },
-                        changed,
                         holds,
-                    })
+                    ))
                 })
                 .collect()
         };
         // The engine is pure: the cases are judged on every core at once.
         let threads = evaluation_threads(entries.len());
         if threads <= 1 {
-            judge(&entries)
+            judge(&mut entries)
         } else {
             let size = entries.len().div_ceil(threads);
             std::thread::scope(|scope| {
                 let handles: Vec<_> = entries
-                    .chunks(size)
+                    .chunks_mut(size)
                     .map(|part| scope.spawn(move || judge(part)))
                     .collect();
                 handles
@@ -161,31 +166,20 @@ pub(crate) async fn reevaluate_inner(
             })
         }
     };
-    let (changed, same): (Vec<Judged>, Vec<Judged>) = judged.into_iter().partition(|j| j.changed);
-    let updates: Vec<EvalUpdate> = changed.iter().map(|j| j.update.clone()).collect();
-    if !updates.is_empty() {
-        shared.store.save_evaluations(&updates).await?;
+    if changed.is_empty() {
+        return Ok(counts);
     }
+    let (updates, holds): (Vec<EvalUpdate>, Vec<Holds>) = changed.into_iter().unzip();
+    shared.store.save_evaluations(&updates).await?;
+    counts.changed = updates.len();
     let mut open = shared.open.lock().expect("open lock");
-    for j in changed.into_iter().chain(same) {
-        let key = (j.update.source, j.update.case_id);
-        if let Some(e) = open.get_mut(&key) {
-            if j.changed {
-                e.eval = Some(j.update.eval);
-            }
-            e.holds = Some(j.holds);
+    for (u, holds) in updates.into_iter().zip(holds) {
+        if let Some(e) = open.get_mut(&(u.source, u.case_id)) {
+            e.eval = Some(u.eval);
+            e.holds = Some(holds);
         }
     }
-    counts.changed = updates.len();
     Ok(counts)
-}
-
-/// One case judged again: its summary, whether it differs from the one stored, and
-/// how long it holds.
-struct Judged {
-    update: EvalUpdate,
-    changed: bool,
-    holds: Holds,
 }
 
 /// Every `evaluate_schedule` tick: re-evaluates the open cases, catches up on the
