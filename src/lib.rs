@@ -27,4 +27,6 @@ pub mod sla;
 pub mod source;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+mod testkit;
 pub mod timefmt;

@@ -4,22 +4,8 @@
 
 use super::*;
 use crate::sla::duration::Duration;
+use crate::testkit::{builtin, ha_tinh};
 use crate::timefmt::parse_instant;
-use std::sync::OnceLock;
-
-fn builtin() -> &'static Calendar {
-    static CAL: OnceLock<Calendar> = OnceLock::new();
-    CAL.get_or_init(Calendar::builtin)
-}
-
-fn ha_tinh() -> &'static Calendar {
-    static CAL: OnceLock<Calendar> = OnceLock::new();
-    CAL.get_or_init(|| {
-        let mut spec = CalendarSpec::builtin();
-        spec.hours = OfficeHours::ha_tinh();
-        Calendar::build(&spec)
-    })
-}
 
 fn at(cal: &Calendar, s: &str) -> DateTime<Utc> {
     parse_instant(s, cal).unwrap().unwrap()

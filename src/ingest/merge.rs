@@ -84,19 +84,7 @@ fn first_seen_time(case: &Case, observed_at: DateTime<Utc>) -> DateTime<Utc> {
             .map(|s| s.requested_at),
         _ => None,
     };
-    let latest = case
-        .steps
-        .iter()
-        .flat_map(|s| [s.started_at, s.acted_at])
-        .flatten()
-        .chain(
-            case.supplements
-                .iter()
-                .flat_map(|s| [Some(s.requested_at), s.resumed_at])
-                .flatten(),
-        )
-        .chain(case.received_at)
-        .max();
+    let latest = case.activity_instants().chain(case.received_at).max();
     implied.or(latest).unwrap_or(observed_at).min(observed_at)
 }
 

@@ -186,18 +186,7 @@ fn recorded_instants(case: &Case) -> impl Iterator<Item = DateTime<Utc>> + '_ {
     ]
     .into_iter()
     .flatten()
-    .chain(
-        case.supplements
-            .iter()
-            .flat_map(|s| [Some(s.requested_at), s.resumed_at])
-            .flatten(),
-    )
-    .chain(
-        case.steps
-            .iter()
-            .flat_map(|s| [s.started_at, s.acted_at])
-            .flatten(),
-    )
+    .chain(case.activity_instants())
     .chain(case.status_history.iter().map(|c| c.at))
     .chain(case.due_history.iter().map(|c| c.at))
 }

@@ -306,6 +306,20 @@ pub struct Case {
 }
 
 impl Case {
+    /// The instants its steps and supplements record: starts, actions, requests and
+    /// resumptions.
+    pub fn activity_instants(&self) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        self.steps
+            .iter()
+            .flat_map(|s| [s.started_at, s.acted_at])
+            .chain(
+                self.supplements
+                    .iter()
+                    .flat_map(|s| [Some(s.requested_at), s.resumed_at]),
+            )
+            .flatten()
+    }
+
     /// When the case entered its current run of statuses in `set`, from its history:
     /// `None` when the history does not end in one of them.
     pub fn since(&self, set: &[u8]) -> Option<DateTime<Utc>> {

@@ -6,22 +6,13 @@ use super::*;
 use crate::calendar::data::{parse_rows, DayRow};
 use crate::calendar::{Calendar, CalendarSpec};
 use crate::sla::model::StatusChange;
-use crate::timefmt::parse_instant;
+use crate::testkit::{builtin, t};
 use chrono::Datelike;
 
 fn cal(edit: impl FnOnce(&mut Vec<DayRow>)) -> Calendar {
     let mut spec = CalendarSpec::builtin();
     edit(&mut spec.official);
     Calendar::build(&spec)
-}
-
-fn builtin() -> &'static Calendar {
-    static CAL: std::sync::OnceLock<Calendar> = std::sync::OnceLock::new();
-    CAL.get_or_init(Calendar::builtin)
-}
-
-fn t(s: &str) -> DateTime<Utc> {
-    parse_instant(s, builtin()).unwrap().unwrap()
 }
 
 fn catalogue() -> Catalogue {

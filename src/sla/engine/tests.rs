@@ -3,66 +3,16 @@
 //! comment from those hours and the official days off.
 
 use super::*;
-use crate::calendar::hours::OfficeHours;
 use crate::calendar::CalendarSpec;
 use crate::sla::model::{Channel, DueChange, StatusChange, Step, Supplement};
 use crate::sla::policy::Rules;
+use crate::testkit::{builtin, ha_tinh, open_case, proc, t};
 use crate::timefmt::parse_instant;
 use chrono::{Datelike, NaiveDate};
-use std::sync::OnceLock;
-
-fn builtin() -> &'static Calendar {
-    static CAL: OnceLock<Calendar> = OnceLock::new();
-    CAL.get_or_init(Calendar::builtin)
-}
-
-fn ha_tinh() -> &'static Calendar {
-    static CAL: OnceLock<Calendar> = OnceLock::new();
-    CAL.get_or_init(|| {
-        let mut spec = CalendarSpec::builtin();
-        spec.hours = OfficeHours::ha_tinh();
-        Calendar::build(&spec)
-    })
-}
-
-fn t(s: &str) -> DateTime<Utc> {
-    parse_instant(s, builtin()).unwrap().unwrap()
-}
 
 fn show(x: Option<DateTime<Utc>>) -> String {
     x.map(|x| builtin().local(x).format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_else(|| "-".into())
-}
-
-fn proc(duration: &str) -> Procedure {
-    Procedure {
-        code: "1.004227".into(),
-        name: "Cấp giấy phép xây dựng".into(),
-        field: None,
-        kind: None,
-        duration: duration.parse().unwrap(),
-        online_duration: None,
-        steps: Vec::new(),
-    }
-}
-
-/// A case received Mon 18/09/2023 09:00, processing, no source due: with 15 workdays
-/// the computed due is Mon 09/10/2023 09:00 (19–22 Sep = 4, 25–29 = 9, 2–6 Oct = 14,
-/// 9 Oct = 15).
-fn open_case() -> Case {
-    Case {
-        source: "test".into(),
-        case_id: "000.00.12.H22-230918-0001".into(),
-        unit_code: Some("UBND-X".into()),
-        status: 4,
-        received_at: Some(t("2023-09-18 09:00")),
-        status_history: vec![StatusChange {
-            at: t("2023-09-18 09:00"),
-            status: 4,
-            approximate: false,
-        }],
-        ..Case::default()
-    }
 }
 
 fn eval(case: &Case, p: Option<&Procedure>, now: &str) -> Evaluation {

@@ -3,68 +3,18 @@
 //! every shape, judging again at any instant before the horizon gives the same summary.
 
 use super::*;
-use crate::calendar::hours::OfficeHours;
-use crate::calendar::CalendarSpec;
 use crate::catalogue::{Procedure, StepTemplate};
 use crate::sla::evaluate;
 use crate::sla::model::{StatusChange, Step, Supplement};
 use crate::sla::policy::Rules;
-use crate::timefmt::parse_instant;
+use crate::testkit::{builtin, ha_tinh, open_case, proc, t};
 use proptest::prelude::*;
-use std::sync::OnceLock;
-
-fn builtin() -> &'static Calendar {
-    static CAL: OnceLock<Calendar> = OnceLock::new();
-    CAL.get_or_init(Calendar::builtin)
-}
-
-fn ha_tinh() -> &'static Calendar {
-    static CAL: OnceLock<Calendar> = OnceLock::new();
-    CAL.get_or_init(|| {
-        let mut spec = CalendarSpec::builtin();
-        spec.hours = OfficeHours::ha_tinh();
-        Calendar::build(&spec)
-    })
-}
-
-fn t(s: &str) -> DateTime<Utc> {
-    parse_instant(s, builtin()).unwrap().unwrap()
-}
 
 fn local(x: DateTime<Utc>) -> String {
     if x == DateTime::<Utc>::MAX_UTC {
         return "never".into();
     }
     builtin().local(x).format("%d/%m/%Y %H:%M:%S").to_string()
-}
-
-fn proc(duration: &str) -> Procedure {
-    Procedure {
-        code: "1.004227".into(),
-        name: "Cấp giấy phép xây dựng".into(),
-        field: None,
-        kind: None,
-        duration: duration.parse().unwrap(),
-        online_duration: None,
-        steps: Vec::new(),
-    }
-}
-
-/// Received Mon 18/09/2023 09:00, processing; 15 workdays make the computed due Mon
-/// 09/10/2023 09:00 (19–22 Sep = 4, 25–29 = 9, 2–6 Oct = 14, 9 Oct = 15).
-fn open_case() -> Case {
-    Case {
-        source: "test".into(),
-        case_id: "000.00.12.H22-230918-0001".into(),
-        status: 4,
-        received_at: Some(t("2023-09-18 09:00")),
-        status_history: vec![StatusChange {
-            at: t("2023-09-18 09:00"),
-            status: 4,
-            approximate: false,
-        }],
-        ..Case::default()
-    }
 }
 
 /// The evaluation at `now` and how long it holds, as local time.
