@@ -524,8 +524,9 @@ async fn main() {
         r.judged,
         r.changed
     );
-    // After a reload every case is judged by the engine again, on both cores.
-    shared.set_context((*shared.context()).clone());
+    // After a reload of the calendar, rules or catalogue every case is judged by the
+    // engine again, on both cores.
+    shared.judge_all_again();
     let t = Instant::now();
     let r = reevaluate_counted(&shared, t0 + Span::hours(1) + Span::minutes(2))
         .await

@@ -66,7 +66,7 @@ impl Procedure {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Catalogue {
     by_code: HashMap<String, Procedure>,
 }

@@ -387,9 +387,21 @@ impl Shared {
         self.context.read().expect("context lock").clone()
     }
 
+    /// Swaps the context. Evaluations made under the old one are judged afresh at the
+    /// next pass when what evaluation reads changed (the calendar, the rules, the
+    /// catalogue); a reload of the directory alone keeps them.
     pub fn set_context(&self, c: Context) {
         let mut w = self.context.write().expect("context lock");
-        *w = (Arc::new(c), w.1 + 1);
+        let same = w.0.calendar.version() == c.calendar.version()
+            && w.0.policy == c.policy
+            && w.0.catalogue == c.catalogue;
+        *w = (Arc::new(c), w.1 + u64::from(!same));
+    }
+
+    /// Has every open case judged afresh at the next re-evaluation, whatever its
+    /// evaluation's horizon.
+    pub fn judge_all_again(&self) {
+        self.context.write().expect("context lock").1 += 1;
     }
 
     pub fn health(&self) -> Vec<SourceHealth> {

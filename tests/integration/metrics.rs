@@ -337,8 +337,8 @@ async fn reevaluation_racing_polls_never_reopens_a_returned_case() {
 
 /// The timer judges again only the cases whose evaluation may have moved (`sla::horizon`),
 /// yet at every instant of two weeks, every 20 minutes, memory holds what judging each
-/// case afresh says; the thresholds fall where they were worked out by hand, and a
-/// reload that changes the rules is judged at once.
+/// case afresh says; the thresholds fall where they were worked out by hand; a reload
+/// that changes the rules is judged at once, one that changes nothing it reads is not.
 #[tokio::test]
 async fn a_reevaluation_that_skips_what_holds_says_what_judging_afresh_says() {
     let dir = scratch("holds");
@@ -372,7 +372,6 @@ async fn a_reevaluation_that_skips_what_holds_says_what_judging_afresh_says() {
     // 1,009 rounds over the open cases; a case is judged again only where it may have
     // moved: a few dozen times, not thousands.
     let open = sh.open_count();
-    eprintln!("open {open}: judged {judged}, held {held}");
     assert_eq!(judged + held, 1009 * open, "{judged} + {held}");
     assert!(judged < 20 * open, "judged {judged} times, held {held}");
     // M-OVERDUE, due Fri 08/03 17:00: 4 whole workdays late on Friday 15/03 until
@@ -415,12 +414,18 @@ async fn a_reevaluation_that_skips_what_holds_says_what_judging_afresh_says() {
 
     // A reload that widens `due_soon_within` to 10 workdays: at the same instant, on
     // Mon 18/03 10:00 M-ONTRACK is due soon (18/03 + 10 workdays = Mon 01/04 ≥ 28/03).
+    // A reload of the same calendar, rules and catalogue (the directory's heads, say)
+    // keeps what holds.
     let t = at("2024-03-18T10:00:00+07:00");
     slawatch::daemon::reevaluate(&sh, t).await.unwrap();
     assert_eq!(state_of("M-ONTRACK").0, "on_track");
+    sh.set_context((*sh.context()).clone());
+    let r = slawatch::daemon::reevaluate_counted(&sh, t).await.unwrap();
+    assert_eq!((r.judged, r.held), (0, open));
     let mut ctx = (*sh.context()).clone();
     ctx.policy.base.due_soon_within = "10 workdays".parse().unwrap();
     sh.set_context(ctx);
-    slawatch::daemon::reevaluate(&sh, t).await.unwrap();
+    let r = slawatch::daemon::reevaluate_counted(&sh, t).await.unwrap();
+    assert_eq!((r.judged, r.held), (open, 0));
     assert_eq!(state_of("M-ONTRACK").0, "due_soon");
 }
