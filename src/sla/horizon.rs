@@ -45,7 +45,7 @@ pub fn holds_until(
     if e.lifecycle != Lifecycle::Open {
         return h.until;
     }
-    if pause_grows(case, rules, e, now) && e.due_basis == Some(super::DueBasis::Computed) {
+    if e.due_basis == Some(super::DueBasis::Computed) && pause_grows(case, rules, e, now) {
         // The computed due moves with every working second of the pause: it holds
         // only outside the sessions, until the next one opens.
         match cal.snap(now, None) {
