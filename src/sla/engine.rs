@@ -413,7 +413,7 @@ pub fn evaluate(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Evaluation, CalendarError> {
-    let rules = policy.rules_for(case.received_at.map(|r| cal.local(r).date()));
+    let rules = policy.rules_for_receipt(case.received_at, cal);
     let (lifecycle, end) = lifecycle_of(case, rules);
     let open = lifecycle == Lifecycle::Open;
     let horizon = end.unwrap_or(now);

@@ -321,7 +321,7 @@ pub fn explain_case(
     lang: Lang,
 ) -> Result<(Evaluation, Vec<String>), CalendarError> {
     let e = evaluate(case, procedure, cal, policy, now)?;
-    let rules = policy.rules_for(case.received_at.map(|r| cal.local(r).date()));
+    let rules = policy.rules_for_receipt(case.received_at, cal);
     let f = Fmt { cal };
     let mut out = Vec::new();
     match (case.received_at, e.start) {

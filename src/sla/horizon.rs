@@ -26,7 +26,7 @@ pub fn holds_until(
     e: &Evaluation,
     now: DateTime<Utc>,
 ) -> DateTime<Utc> {
-    let rules = policy.rules_for(case.received_at.map(|r| cal.local(r).date()));
+    let rules = policy.rules_for_receipt(case.received_at, cal);
     let mut h = Horizon {
         now,
         until: DateTime::<Utc>::MAX_UTC,

@@ -121,6 +121,19 @@ impl Policy {
         }
     }
 
+    /// The rules a case received at `received` is judged by (the latest without a
+    /// receipt); the local date is read only when the rules are dated.
+    pub fn rules_for_receipt(
+        &self,
+        received: Option<chrono::DateTime<chrono::Utc>>,
+        cal: &crate::calendar::Calendar,
+    ) -> &Rules {
+        if self.versions.is_empty() {
+            return &self.base;
+        }
+        self.rules_for(received.map(|r| cal.local(r).date()))
+    }
+
     /// The rules in force on a date.
     pub fn rules_for(&self, date: Option<NaiveDate>) -> &Rules {
         let Some(date) = date else {
@@ -157,6 +170,24 @@ mod tests {
         assert_eq!(policy.rules_for(Some(d("2025-06-30"))), &decree61);
         assert_eq!(policy.rules_for(Some(d("2025-07-01"))), &decree118);
         assert_eq!(policy.rules_for(None), &decree118);
+        // By the receipt's local date: 30/06/2025 23:30 in Hà Nội is 16:30 UTC, and
+        // 01/07/2025 00:30 local still 30/06 17:30 UTC.
+        let cal = crate::testkit::builtin();
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        let by = |s: &str| policy.rules_for_receipt(Some(at(s)), cal);
+        assert_eq!(by("2025-06-30T23:30:00+07:00"), &decree61);
+        assert_eq!(by("2025-07-01T00:30:00+07:00"), &decree118);
+        assert_eq!(policy.rules_for_receipt(None, cal), &decree118);
+        // Undated rules hold for every receipt.
+        let single = Policy::single(decree118.clone());
+        assert_eq!(
+            single.rules_for_receipt(Some(at("2020-01-01T08:00:00+07:00")), cal),
+            &decree118
+        );
     }
 
     #[test]
