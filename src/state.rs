@@ -165,7 +165,8 @@ impl IngestStats {
 /// State shared by the jobs and the HTTP handlers.
 pub struct Shared {
     pub store: Arc<dyn Store>,
-    /// The context with its generation (raised by every swap).
+    /// The context with its generation (raised by a swap that changes what evaluation
+    /// reads, and by `judge_all_again`).
     pub(crate) context: RwLock<(Arc<Context>, u64)>,
     pub(crate) open: Mutex<HashMap<(String, String), Entry>>,
     pub(crate) health: Mutex<Vec<SourceHealth>>,
